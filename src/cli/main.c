@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * vsrv: the command-line entry point.  Subcommands live in their own files.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vsrv: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void cli_warn_cb(void *opaque, const char *msg)
+{
+	fprintf(stderr, "vsrv: warning: %s\n", msg);
+}
+
+int cli_usage(const char *usage)
+{
+	fprintf(stderr, "usage: %s\n", usage);
+	return EXIT_USAGE;
+}
+
+int cli_parse_size(const char *what, const char *s, uint64_t *out)
+{
+	int r = vhd_parse_size(s, out);
+
+	if (r < 0) {
+		cli_err("%s: '%s' is not a size (a number with an optional K, M, G or T suffix)",
+			what, s);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_vhd_fail(const char *path, int r, const struct vhd_error *err)
+{
+	if (err && err->code && err->msg[0])
+		cli_err("%s", err->msg);
+	else
+		cli_err("%s: %s", path, strerror(-r));
+	return 1;
+}
+
+int cli_dispatch(const char *prog, const struct cli_cmd *cmds, int argc,
+		 char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "-h")) {
+		FILE *o = argc < 2 ? stderr : stdout;
+
+		fprintf(o, "usage: %s COMMAND [ARGS]\n\ncommands:\n", prog);
+		for (const struct cli_cmd *c = cmds; c->name; c++)
+			fprintf(o, "  %-10s %s\n", c->name, c->summary);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	for (const struct cli_cmd *c = cmds; c->name; c++)
+		if (!strcmp(argv[1], c->name))
+			return c->fn(argc - 1, argv + 1);
+	cli_err("unknown command '%s' (see '%s help')", argv[1], prog);
+	return EXIT_USAGE;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+	printf("vsrv %s\n", VSRV_VERSION);
+	return 0;
+}
+
+static const struct cli_cmd commands[] = {
+	{ "disk", cmd_disk, "create, inspect, check, convert and serve VHD disks" },
+	{ "version", cmd_version, "print the version" },
+	{ NULL, NULL, NULL },
+};
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && !strcmp(argv[1], "--version"))
+		return cmd_version(argc, argv);
+	return cli_dispatch("vsrv", commands, argc, argv);
+}
