@@ -1,0 +1,87 @@
+"""Shared helpers for vsrv's integration tests (stdlib only).
+
+Each test file is a unittest module run by meson as its own test, with
+VSRV_BIN pointing at the built vsrv and VSRV_SHARED at the shared/ folder
+(test data from other programs)."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+VSRV = os.environ.get("VSRV_BIN", "vsrv")
+SRCDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED = os.environ.get("VSRV_SHARED", os.path.join(os.path.dirname(SRCDIR), "shared"))
+TESTDATA = os.path.join(SHARED, "testdata", "vhd")
+
+
+def run(*args, check=True, input=None, timeout=300):
+    """Runs a command; returns CompletedProcess with text stdout/stderr."""
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True,
+                       input=input, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} exited {p.returncode}:\n"
+                             f"stdout: {p.stdout}\nstderr: {p.stderr}")
+    return p
+
+
+def vsrv(*args, **kw):
+    return run(VSRV, *args, **kw)
+
+
+def vsrv_json(*args):
+    return json.loads(vsrv(*args, "--json").stdout)
+
+
+def sha256_file(path, length=None):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        left = length
+        while True:
+            n = 1 << 20 if left is None else min(1 << 20, left)
+            if n == 0:
+                break
+            b = f.read(n)
+            if not b:
+                break
+            h.update(b)
+            if left is not None:
+                left -= len(b)
+    return h.hexdigest()
+
+
+def need(*tools):
+    """Fails (never skips) when a peer tool is missing: install-deps
+    installs them all."""
+    for t in tools:
+        if shutil.which(t) is None:
+            raise AssertionError(f"{t} not found: run scripts/install-deps")
+
+
+def pattern(seed, length):
+    """Deterministic, incompressible bytes."""
+    out = bytearray()
+    counter = 0
+    while len(out) < length:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:length])
+
+
+class TmpDirTest(unittest.TestCase):
+    """A test case with a fresh temporary directory in self.dir."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="vsrv-it-")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def p(self, name):
+        return os.path.join(self.dir, name)
+
+
+def main():
+    unittest.main(verbosity=2)
