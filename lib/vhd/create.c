@@ -46,7 +46,7 @@ static void footer_init(struct vhd_footer *f, enum vhd_type type,
 
 /* The parent's path relative to the child's directory, in the Windows
  * form the W2ru locator holds (".\base.vhd", "..\images\base.vhd"). */
-static void relative_path(const char *child_dir, const char *parent_abs,
+void vhd_relative_path(const char *child_dir, const char *parent_abs,
 			  char *out, size_t len)
 {
 	char cd[PATH_MAX];
@@ -143,7 +143,8 @@ int vhd_create_file(struct vhd_file *f, const char *name,
 	if (o->type == VHD_TYPE_DIFF) {
 		struct vhd_open_opts po = {
 			.flags = (o->open_flags & (VHD_OPEN_IGNORE_CHECKSUMS |
-						   VHD_OPEN_IGNORE_PARENT_ID)),
+						   VHD_OPEN_IGNORE_PARENT_ID |
+						   VHD_OPEN_NO_LOCK)),
 			.warn = o->warn, .warn_opaque = o->warn_opaque,
 		};
 
@@ -208,7 +209,7 @@ int vhd_create_file(struct vhd_file *f, const char *name,
 					  strerror(errno));
 			goto out;
 		}
-		relative_path(dir, abs, rel, sizeof(rel));
+		vhd_relative_path(dir, abs, rel, sizeof(rel));
 		free(dir);
 		memcpy(h.parent_uuid, parent->footer.uuid, 16);
 		h.parent_timestamp = parent->footer.timestamp;

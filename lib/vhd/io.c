@@ -296,6 +296,20 @@ static int alloc_block(struct vhd *v, uint32_t b)
 	return 0;
 }
 
+/* Forgets block b: its BAT entry goes at the next flush, its space becomes
+ * unused.  The caller knows nothing there is needed. */
+void vhd_unmap_block(struct vhd *v, uint32_t b)
+{
+	if (v->bitmaps[b]) {
+		if (v->bitmaps[b]->dirty)
+			v->nr_dirty_bitmaps--;
+		free_bitmap(v, b);
+	}
+	v->full[b >> 3] &= (uint8_t)~(1u << (b & 7));
+	v->bat[b] = VHD_BAT_UNUSED;
+	mark_bat_dirty(v, b);
+}
+
 /* Records sectors [s, s + n) of block b as present in this layer. */
 static int mark_written(struct vhd *v, uint32_t b, uint32_t s, uint32_t n)
 {
@@ -471,13 +485,20 @@ static int write_bat(struct vhd *v)
 	return 0;
 }
 
+static int sync_file(struct vhd *v)
+{
+	if (v->flags & VHD_OPEN_NO_SYNC)
+		return 0;
+	return v->file->ops->flush(v->file);
+}
+
 int vhd_flush(struct vhd *v)
 {
 	int r;
 
 	if (!vhd_is_writable(v))
 		return 0;
-	r = v->file->ops->flush(v->file);
+	r = sync_file(v);
 	if (r < 0)
 		return r;
 	v->data_dirty = false;
@@ -502,7 +523,7 @@ int vhd_flush(struct vhd *v)
 	r = write_bat(v);
 	if (r < 0)
 		return r;
-	r = v->file->ops->flush(v->file);
+	r = sync_file(v);
 	if (r < 0)
 		return r;
 	v->meta_dirty = false;

@@ -240,11 +240,38 @@ uint64_t vhd_meta_end(const struct vhd *v)
 	return end;
 }
 
+/* When [off, off + len) overlaps a metadata structure (footer copy,
+ * header, BAT, locator data), the end of that structure; else 0. */
+uint64_t vhd_meta_overlap(const struct vhd *v, uint64_t off, uint64_t len)
+{
+	uint64_t r[3 + VHD_NR_LOCATORS][2] = {
+		{ 0, VHD_FOOTER_SIZE },
+		{ v->footer.data_offset, v->footer.data_offset + VHD_HEADER_SIZE },
+		{ v->header.table_offset, v->header.table_offset +
+		  vhd_round_up((uint64_t)v->max_entries * 4, VHD_SECTOR_SIZE) },
+	};
+	int n = 3;
+
+	for (int i = 0; i < VHD_NR_LOCATORS; i++) {
+		const struct vhd_locator *l = &v->header.loc[i];
+
+		if (l->code == VHD_PLAT_NONE || !l->data_len)
+			continue;
+		r[n][0] = l->data_off;
+		r[n][1] = l->data_off + vhd_locator_space_bytes(l);
+		n++;
+	}
+	for (int i = 0; i < n; i++)
+		if (off < r[i][1] && r[i][0] < off + len)
+			return r[i][1];
+	return 0;
+}
+
 static int load_bat(struct vhd *v, struct vhd_error *err)
 {
 	uint64_t bytes = vhd_round_up((uint64_t)v->max_entries * 4, VHD_SECTOR_SIZE);
 	uint64_t block_bytes = (uint64_t)v->bitmap_size + v->block_size;
-	uint64_t meta = vhd_meta_end(v), end = meta;
+	uint64_t end = vhd_meta_end(v);
 	bool repair = v->flags & VHD_OPEN_FOR_REPAIR;
 	int r;
 
@@ -275,7 +302,7 @@ static int load_bat(struct vhd *v, struct vhd_error *err)
 					     "%s: BAT entry %u points past the end of the file (offset %llu, file %llu bytes)",
 					     v->name, i, (unsigned long long)off,
 					     (unsigned long long)v->file_size);
-		if (off < meta && !repair)
+		if (vhd_meta_overlap(v, off, block_bytes) && !repair)
 			return vhd_set_error(err, -EINVAL,
 					     "%s: BAT entry %u (offset %llu) overlaps the disk's metadata",
 					     v->name, i, (unsigned long long)off);

@@ -159,6 +159,7 @@ int vhd_write_footer(struct vhd *v, uint64_t off, bool copy);
 /* io.c */
 int vhd_load_bitmap(struct vhd *v, uint32_t block, struct vhd_bitmap **out);
 void vhd_drop_bitmaps(struct vhd *v);
+void vhd_unmap_block(struct vhd *v, uint32_t b);
 static inline bool vhd_block_full(const struct vhd *v, uint32_t b)
 {
 	return v->full[b >> 3] & (1u << (b & 7));
@@ -167,8 +168,18 @@ static inline uint64_t vhd_block_off(const struct vhd *v, uint32_t b)
 {
 	return (uint64_t)v->bat[b] * VHD_SECTOR_SIZE;
 }
-/* The end of the metadata (header, BAT, locator data): blocks start here. */
+/* The end of the metadata (header, BAT, locator data), wherever it lies. */
 uint64_t vhd_meta_end(const struct vhd *v);
+/* The end of a metadata structure [off, off + len) overlaps, else 0. */
+uint64_t vhd_meta_overlap(const struct vhd *v, uint64_t off, uint64_t len);
+
+/* create.c: the W2ru form of parent_abs relative to child_dir. */
+void vhd_relative_path(const char *child_dir, const char *parent_abs,
+		       char *out, size_t len);
+/* ops.c */
+int vhd_report(const struct vhd_progress *p, uint64_t done, uint64_t total);
+int vhd_write_header(struct vhd *v);
+int vhd_update_footer(struct vhd *v);
 
 /* open.c */
 void vhd_locator_text(struct vhd *v, int i, char *out, size_t len);

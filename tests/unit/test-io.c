@@ -2,61 +2,11 @@
 /* Reading and writing through libvhd against an in-memory model: fixed,
  * dynamic and differencing disks, odd block sizes, partial bitmaps that
  * pass reads through to the parent, reopening, and the error paths. */
-#include <errno.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-#include <cmocka.h>
-
-#include "vhd-private.h"
-
-static char dir[] = "/tmp/vhd-test-io-XXXXXX";
-
-static char *path(const char *name)
-{
-	static char buf[4][256];
-	static int i;
-
-	i = (i + 1) % 4;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
-	return buf[i];
-}
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
+#include "util.h"
 
 static struct vhd *open_rw(const char *p)
 {
-	struct vhd_open_opts o = { .flags = VHD_OPEN_RDWR };
-	struct vhd_error err = { 0 };
-	struct vhd *v = NULL;
-
-	if (vhd_open(p, &o, &v, &err) < 0)
-		fail_msg("%s", err.msg);
-	return v;
-}
-
-static void create(const char *p, enum vhd_type t, uint64_t size, uint32_t bs,
-		   const char *parent)
-{
-	struct vhd_create_opts o = { .type = t, .size = size, .block_size = bs,
-				     .parent = parent };
-	struct vhd_error err = { 0 };
-
-	unlink(p);
-	if (vhd_create(p, &o, &err) < 0)
-		fail_msg("%s", err.msg);
+	return topen(p, VHD_OPEN_RDWR);
 }
 
 /* Random sector-aligned writes into v and model; then every read matches. */
@@ -66,21 +16,21 @@ static void exercise(struct vhd *v, uint8_t *model, uint64_t size, int rounds)
 
 	for (int i = 0; i < rounds; i++) {
 		uint64_t sectors = size / 512;
-		uint64_t s = rnd() % sectors;
-		uint64_t n = 1 + rnd() % (rnd() % 4 ? 16 : 2048);
+		uint64_t s = trand() % sectors;
+		uint64_t n = 1 + trand() % (trand() % 4 ? 16 : 2048);
 
 		if (s + n > sectors)
 			n = sectors - s;
 		for (uint64_t k = 0; k < n * 512; k++)
-			buf[k] = (uint8_t)rnd();
-		if (rnd() % 8 == 0)
+			buf[k] = (uint8_t)trand();
+		if (trand() % 8 == 0)
 			memset(buf, 0, n * 512);	/* zeros: the sparse path */
 		assert_int_equal(vhd_pwrite(v, buf, n * 512, s * 512), (ssize_t)(n * 512));
 		memcpy(model + s * 512, buf, n * 512);
-		if (rnd() % 16 == 0)
+		if (trand() % 16 == 0)
 			assert_int_equal(vhd_flush(v), 0);
-		s = rnd() % sectors;
-		n = 1 + rnd() % 2048;
+		s = trand() % sectors;
+		n = 1 + trand() % 2048;
 		if (s + n > sectors)
 			n = sectors - s;
 		assert_int_equal(vhd_pread(v, buf, n * 512, s * 512), (ssize_t)(n * 512));
@@ -103,18 +53,18 @@ static void roundtrip(enum vhd_type t, uint64_t size, uint32_t bs)
 	uint8_t *model = calloc(1, size);
 	struct vhd *v;
 
-	create(path("a.vhd"), t, size, bs, NULL);
-	v = open_rw(path("a.vhd"));
+	tcreate(tpath("a.vhd"), t, size, bs, NULL);
+	v = open_rw(tpath("a.vhd"));
 	assert_int_equal(vhd_size(v), size);
 	verify_all(v, model, size);
 	exercise(v, model, size, 300);
 	verify_all(v, model, size);
 	assert_int_equal(vhd_close(v), 0);
-	v = open_rw(path("a.vhd"));
+	v = open_rw(tpath("a.vhd"));
 	verify_all(v, model, size);
 	exercise(v, model, size, 100);
 	assert_int_equal(vhd_close(v), 0);
-	v = open_rw(path("a.vhd"));
+	v = open_rw(tpath("a.vhd"));
 	verify_all(v, model, size);
 	vhd_close(v);
 	free(model);
@@ -134,23 +84,23 @@ static void test_chain(void **s)
 	uint8_t *model = calloc(1, size);
 	struct vhd *v;
 
-	create(path("base.vhd"), VHD_TYPE_DYNAMIC, size, 1 << 20, NULL);
-	v = open_rw(path("base.vhd"));
+	tcreate(tpath("base.vhd"), VHD_TYPE_DYNAMIC, size, 1 << 20, NULL);
+	v = open_rw(tpath("base.vhd"));
 	exercise(v, model, size, 200);
 	vhd_close(v);
-	create(path("mid.vhd"), VHD_TYPE_DIFF, 0, 0, path("base.vhd"));
-	v = open_rw(path("mid.vhd"));
+	tcreate(tpath("mid.vhd"), VHD_TYPE_DIFF, 0, 0, tpath("base.vhd"));
+	v = open_rw(tpath("mid.vhd"));
 	assert_non_null(vhd_parent(v));
 	assert_int_equal(vhd_size(v), size);
 	verify_all(v, model, size);
 	exercise(v, model, size, 200);
 	vhd_close(v);
-	create(path("top.vhd"), VHD_TYPE_DIFF, 0, 0, path("mid.vhd"));
-	v = open_rw(path("top.vhd"));
+	tcreate(tpath("top.vhd"), VHD_TYPE_DIFF, 0, 0, tpath("mid.vhd"));
+	v = open_rw(tpath("top.vhd"));
 	verify_all(v, model, size);
 	exercise(v, model, size, 200);
 	vhd_close(v);
-	v = open_rw(path("top.vhd"));
+	v = open_rw(tpath("top.vhd"));
 	verify_all(v, model, size);
 	/* vhd_map agrees with the data: every DATA extent's bytes are in its
 	 * layer's file at file_off. */
@@ -179,17 +129,17 @@ static void test_partial_bitmap(void **s)
 	uint8_t buf[4096], pat[512];
 	struct vhd *v;
 
-	create(path("p.vhd"), VHD_TYPE_DYNAMIC, 4 << 20, 0, NULL);
-	v = open_rw(path("p.vhd"));
+	tcreate(tpath("p.vhd"), VHD_TYPE_DYNAMIC, 4 << 20, 0, NULL);
+	v = open_rw(tpath("p.vhd"));
 	memset(buf, 'P', sizeof(buf));
 	assert_int_equal(vhd_pwrite(v, buf, 4096, 0), 4096);
 	vhd_close(v);
-	create(path("c.vhd"), VHD_TYPE_DIFF, 0, 0, path("p.vhd"));
-	v = open_rw(path("c.vhd"));
+	tcreate(tpath("c.vhd"), VHD_TYPE_DIFF, 0, 0, tpath("p.vhd"));
+	v = open_rw(tpath("c.vhd"));
 	memset(pat, 'C', sizeof(pat));
 	assert_int_equal(vhd_pwrite(v, pat, 512, 1024), 512);
 	assert_int_equal(vhd_close(v), 0);
-	v = open_rw(path("c.vhd"));
+	v = open_rw(tpath("c.vhd"));
 	assert_int_equal(vhd_pread(v, buf, 4096, 0), 4096);
 	for (int i = 0; i < 4096; i++)
 		assert_int_equal(buf[i], i >= 1024 && i < 1536 ? 'C' : 'P');
@@ -211,15 +161,15 @@ static void test_bad_ranges(void **s)
 	struct vhd_error err = { 0 };
 	struct vhd *v;
 
-	create(path("r.vhd"), VHD_TYPE_DYNAMIC, 1 << 20, 0, NULL);
-	v = open_rw(path("r.vhd"));
+	tcreate(tpath("r.vhd"), VHD_TYPE_DYNAMIC, 1 << 20, 0, NULL);
+	v = open_rw(tpath("r.vhd"));
 	assert_int_equal(vhd_pread(v, buf, 512, 1 << 20), -ERANGE);
 	assert_int_equal(vhd_pread(v, buf, 1024, (1 << 20) - 512), -ERANGE);
 	assert_int_equal(vhd_pwrite(v, buf, 100, 0), -EINVAL);
 	assert_int_equal(vhd_pwrite(v, buf, 512, 3), -EINVAL);
 	assert_int_equal(vhd_pread(v, buf, 512, UINT64_MAX - 511), -ERANGE);
 	vhd_close(v);
-	assert_int_equal(vhd_open(path("r.vhd"), &ro, &v, &err), 0);
+	assert_int_equal(vhd_open(tpath("r.vhd"), &ro, &v, &err), 0);
 	assert_int_equal(vhd_pwrite(v, buf, 512, 0), -EROFS);
 	vhd_close(v);
 }
@@ -231,8 +181,8 @@ static void test_zero_writes_stay_sparse(void **s)
 	struct vhd_info in;
 	struct vhd *v;
 
-	create(path("z.vhd"), VHD_TYPE_DYNAMIC, 8 << 20, 0, NULL);
-	v = open_rw(path("z.vhd"));
+	tcreate(tpath("z.vhd"), VHD_TYPE_DYNAMIC, 8 << 20, 0, NULL);
+	v = open_rw(tpath("z.vhd"));
 	assert_int_equal(vhd_pwrite(v, zero, sizeof(zero), 0), sizeof(zero));
 	assert_int_equal(vhd_pwrite_zeroes(v, 0, 8 << 20, true), 0);
 	vhd_get_info(v, &in);
@@ -247,21 +197,21 @@ static void test_locking(void **s)
 	struct vhd_error err = { 0 };
 	struct vhd *a, *b, *c;
 
-	create(path("l.vhd"), VHD_TYPE_DYNAMIC, 1 << 20, 0, NULL);
-	assert_int_equal(vhd_open(path("l.vhd"), &rw, &a, &err), 0);
-	assert_int_equal(vhd_open(path("l.vhd"), &rw, &b, &err), -EBUSY);
+	tcreate(tpath("l.vhd"), VHD_TYPE_DYNAMIC, 1 << 20, 0, NULL);
+	assert_int_equal(vhd_open(tpath("l.vhd"), &rw, &a, &err), 0);
+	assert_int_equal(vhd_open(tpath("l.vhd"), &rw, &b, &err), -EBUSY);
 	assert_non_null(strstr(err.msg, "l.vhd: in use by pid "));
 	char want[64];
 
 	snprintf(want, sizeof(want), "pid %d (", (int)getpid());
 	assert_non_null(strstr(err.msg, want));
 	memset(&err, 0, sizeof(err));
-	assert_int_equal(vhd_open(path("l.vhd"), &ro, &b, &err), -EBUSY);
+	assert_int_equal(vhd_open(tpath("l.vhd"), &ro, &b, &err), -EBUSY);
 	vhd_close(a);
 	memset(&err, 0, sizeof(err));
-	assert_int_equal(vhd_open(path("l.vhd"), &ro, &b, &err), 0);
-	assert_int_equal(vhd_open(path("l.vhd"), &ro, &c, &err), 0);
-	assert_int_equal(vhd_open(path("l.vhd"), &rw, &a, &err), -EBUSY);
+	assert_int_equal(vhd_open(tpath("l.vhd"), &ro, &b, &err), 0);
+	assert_int_equal(vhd_open(tpath("l.vhd"), &ro, &c, &err), 0);
+	assert_int_equal(vhd_open(tpath("l.vhd"), &rw, &a, &err), -EBUSY);
 	vhd_close(b);
 	vhd_close(c);
 }
@@ -273,11 +223,11 @@ static void expect_create_error(struct vhd_create_opts *o, int code,
 	char want[512];
 
 	/* msg names the file as "%s" at its start. */
-	snprintf(want, sizeof(want), "%s%s", path("e.vhd"), msg + 2);
-	unlink(path("e.vhd"));
-	assert_int_equal(vhd_create(path("e.vhd"), o, &err), code);
+	snprintf(want, sizeof(want), "%s%s", tpath("e.vhd"), msg + 2);
+	unlink(tpath("e.vhd"));
+	assert_int_equal(vhd_create(tpath("e.vhd"), o, &err), code);
 	assert_string_equal(err.msg, want);
-	assert_int_equal(access(path("e.vhd"), F_OK), -1);
+	assert_int_equal(access(tpath("e.vhd"), F_OK), -1);
 }
 
 static void test_create_errors(void **s)
@@ -302,8 +252,8 @@ static void test_create_errors(void **s)
 	expect_create_error(&o, -EINVAL, "%s: a differencing disk needs a parent");
 	o.parent = "/nonexistent/p.vhd";
 	memset(&err, 0, sizeof(err));
-	unlink(path("e.vhd"));
-	assert_int_equal(vhd_create(path("e.vhd"), &o, &err), -ENOENT);
+	unlink(tpath("e.vhd"));
+	assert_int_equal(vhd_create(tpath("e.vhd"), &o, &err), -ENOENT);
 	assert_string_equal(err.msg, "/nonexistent/p.vhd: No such file or directory");
 	(void)s;
 }
@@ -316,9 +266,9 @@ static void test_create_azure(void **s)
 	struct vhd_error err = { 0 };
 	struct vhd *v;
 
-	unlink(path("az.vhd"));
-	assert_int_equal(vhd_create(path("az.vhd"), &o, &err), 0);
-	v = open_rw(path("az.vhd"));
+	unlink(tpath("az.vhd"));
+	assert_int_equal(vhd_create(tpath("az.vhd"), &o, &err), 0);
+	v = open_rw(tpath("az.vhd"));
 	assert_int_equal(vhd_size(v), 2 << 20);
 	vhd_close(v);
 }
@@ -339,17 +289,5 @@ int main(void)
 		cmocka_unit_test(test_create_errors),
 		cmocka_unit_test(test_create_azure),
 	};
-	int r;
-
-	if (!mkdtemp(dir))
-		return 1;
-	r = cmocka_run_group_tests(tests, NULL, NULL);
-	if (r == 0) {
-		char cmd[300];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-		if (system(cmd) != 0)
-			return 1;
-	}
-	return r;
+	return TRUN(tests);
 }

@@ -92,6 +92,10 @@ int vhd_file_create_posix(const char *path, struct vhd_file **out,
 #define VHD_OPEN_NO_LOCK		(1u << 4)
 /* Open even when a structure is damaged, for check --repair. */
 #define VHD_OPEN_FOR_REPAIR		(1u << 5)
+/* Flushes write metadata in order but do not wait for the disk (no
+ * fdatasync): for files whose loss in a power failure is acceptable, such
+ * as a conversion's output, and for the VMM's cache=unsafe. */
+#define VHD_OPEN_NO_SYNC		(1u << 6)
 
 struct vhd_open_opts {
 	unsigned flags;
@@ -262,6 +266,7 @@ enum vhd_convert_target {
 struct vhd_convert_opts {
 	enum vhd_convert_target to;
 	uint32_t block_size;		/* dynamic; 0: default */
+	bool sync;			/* fsync the output at the end */
 	unsigned open_flags;		/* for the source chain */
 	const struct vhd_progress *progress;
 	vhd_warn_fn warn;
@@ -272,8 +277,11 @@ int vhd_convert(const char *src, const char *dst,
 		const struct vhd_convert_opts *opts, struct vhd_error *err);
 
 /* Merges a differencing disk into its parent; the child stays valid until
- * the parent holds every sector, then is removed unless keep_child. */
+ * the parent holds every sector, then is removed unless keep_child.
+ * Other differencing disks beside the parent that name it as their parent
+ * would be invalidated: refused unless force (and warned about). */
 int vhd_commit(const char *child, unsigned open_flags, bool keep_child,
+	       bool force, vhd_warn_fn warn, void *warn_opaque,
 	       const struct vhd_progress *progress, struct vhd_error *err);
 /* Points a child at new_parent, first copying into the child every
  * sector the child does not hold whose content differs between the old
