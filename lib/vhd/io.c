@@ -13,6 +13,17 @@
  * A crash before the second sync leaves at worst unreferenced space at the
  * end (check reports it as leaked and repair truncates it) and loses only
  * writes that were never flushed.
+ *
+ * One sync is enough when no bitmap of a referenced block changed, which
+ * is always the case for vsrv's own dynamic disks (a new block's bitmap is
+ * all ones from the start): then the BAT is written before the single
+ * sync.  If a BAT entry is durable and the block's bitmap or data is not,
+ * the block reads what lies there: a new block never starts on the old
+ * footer's sector, so that is either the all-ones bitmap over zeros or
+ * never-written space, which reads as zeros.  Either way the unflushed
+ * sectors read as they did before, which a crash is allowed to show.  A
+ * differencing disk cannot do this: its bitmap bits say "here, not in the
+ * parent", and must not become durable before the data they cover.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -248,7 +259,10 @@ static void mark_bat_dirty(struct vhd *v, uint32_t b)
 static int alloc_block(struct vhd *v, uint32_t b)
 {
 	uint64_t align = v->block_size >= 4096 ? 4096 : VHD_SECTOR_SIZE;
-	uint64_t p = vhd_round_up(v->data_end + v->bitmap_size, align) - v->bitmap_size;
+	/* Clear of the footer's sector: see the top of the file. */
+	uint64_t from = v->data_end > v->footer_off + VHD_FOOTER_SIZE ?
+			v->data_end : v->footer_off + VHD_FOOTER_SIZE;
+	uint64_t p = vhd_round_up(from + v->bitmap_size, align) - v->bitmap_size;
 	uint64_t end = p + v->bitmap_size + v->block_size;
 	struct vhd_bitmap *bm;
 	int r;
@@ -498,13 +512,22 @@ int vhd_flush(struct vhd *v)
 
 	if (!vhd_is_writable(v))
 		return 0;
+	if (v->meta_dirty && !v->nr_dirty_bitmaps) {
+		/* Only new blocks: their BAT entries may go with the data. */
+		r = write_bat(v);
+		if (r >= 0)
+			r = sync_file(v);
+		if (r >= 0)
+			v->meta_dirty = v->data_dirty = false;
+		return r;
+	}
 	r = sync_file(v);
 	if (r < 0)
 		return r;
 	v->data_dirty = false;
 	if (!v->meta_dirty)
 		return 0;
-	for (uint32_t b = 0; b < v->max_entries; b++) {
+	for (uint32_t b = 0; b < v->max_entries && v->nr_dirty_bitmaps; b++) {
 		struct vhd_bitmap *bm = v->bitmaps[b];
 
 		if (!bm || !bm->dirty)
