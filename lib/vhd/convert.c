@@ -353,6 +353,8 @@ int vhd_convert(const char *src, const char *dst,
 				break;
 		}
 	}
+	if (r >= 0)
+		r = report(o->progress, s.size, s.size);
 	if (r == -ECANCELED)
 		vhd_set_error(err, r, "%s: conversion cancelled", dst);
 	if (r >= 0 && out) {

@@ -239,7 +239,11 @@ int vhd_commit(const char *child, unsigned open_flags, bool keep_child,
 	if (r >= 0) {
 		/* The parent changed: its time stamp says so, and children
 		 * made before see the mismatch. */
-		p->footer.timestamp = vhd_now();
+		uint32_t now = vhd_now();
+
+		/* Strictly later, even within the second it was made in. */
+		p->footer.timestamp = now > p->footer.timestamp ? now
+								: p->footer.timestamp + 1;
 		r = vhd_update_footer(p);
 	}
 	if (r < 0) {

@@ -241,10 +241,21 @@ int disk_resize(int argc, char **argv)
 	const char *s;
 	int r;
 
+	/* "-1G" is a size, not options: take it out before getopt sees it. */
+	s = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (argv[i][0] == '-' && argv[i][1] >= '0' && argv[i][1] <= '9' && !s) {
+			s = argv[i];
+			memmove(argv + i, argv + i + 1, (size_t)(argc - i) * sizeof(*argv));
+			argc--;
+			break;
+		}
+	}
 	if (parse(argc, argv, NULL, NULL, NULL, &flags, &progress, usage) < 0 ||
-	    optind != argc - 2)
+	    optind != argc - (s ? 1 : 2))
 		return cli_usage(usage);
-	s = argv[optind + 1];
+	if (!s)
+		s = argv[optind + 1];
 	if (*s == '+' || *s == '-') {
 		struct vhd_open_opts oo = { .flags = flags | VHD_OPEN_NO_PARENT };
 		uint64_t delta, cur;
