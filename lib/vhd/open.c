@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vhd-private.h"
@@ -350,6 +351,10 @@ static int check_overlap(struct vhd *v, struct vhd_error *err)
 struct parent_try {
 	char tried[1536];
 	size_t used;
+	/* Files already opened as candidates: locators and the name often
+	 * name the same file, and a deep failure must not be retried. */
+	struct { dev_t dev; ino_t ino; } seen[VHD_NR_LOCATORS + 1];
+	unsigned nr_seen;
 };
 
 static void note_try(struct parent_try *t, const char *what, const char *path,
@@ -432,18 +437,27 @@ void vhd_locator_text(struct vhd *v, int i, char *out, size_t len)
 	read_locator(v, &v->header.loc[i], out, len);
 }
 
-static int try_parent(struct vhd *v, const char *path,
+static int try_parent(struct vhd *v, struct parent_try *t, const char *path,
 		      const struct vhd_open_opts *opts, struct vhd **out,
 		      struct vhd_error *perr, bool *exists)
 {
 	struct vhd_open_opts o = *opts;
+	struct stat st;
 
-	*exists = access(path, F_OK) == 0;
+	*exists = stat(path, &st) == 0;
 	if (!*exists)
 		return -ENOENT;
+	for (unsigned i = 0; i < t->nr_seen; i++)
+		if (t->seen[i].dev == st.st_dev && t->seen[i].ino == st.st_ino)
+			return -EALREADY;
+	if (t->nr_seen < sizeof(t->seen) / sizeof(t->seen[0])) {
+		t->seen[t->nr_seen].dev = st.st_dev;
+		t->seen[t->nr_seen].ino = st.st_ino;
+		t->nr_seen++;
+	}
 	o.flags &= ~(VHD_OPEN_RDWR | VHD_OPEN_FOR_REPAIR | VHD_OPEN_NO_PARENT);
 	o.parent_search_dir = NULL;
-	return vhd_open_layer(NULL, path, &o, v->depth + 1, out, perr);
+	return vhd_open_layer(NULL, path, &o, v, out, perr);
 }
 
 static int open_parent(struct vhd *v, const struct vhd_open_opts *opts,
@@ -489,7 +503,11 @@ static int open_parent(struct vhd *v, const struct vhd_open_opts *opts,
 				note_try(&t, code, q, "not a path on this host");
 				continue;
 			}
-			r = try_parent(v, path, opts, &p, &e, &exists);
+			r = try_parent(v, &t, path, opts, &p, &e, &exists);
+			if (r == -EALREADY) {
+				p = NULL;
+				continue;
+			}
 			if (r < 0) {
 				note_try(&t, code, path, exists ? e.msg : "no such file");
 				if (exists && !first.code)
@@ -507,8 +525,8 @@ static int open_parent(struct vhd *v, const struct vhd_open_opts *opts,
 			if (*c == '\\' || *c == '/')
 				base = c + 1;
 		snprintf(path, sizeof(path), "%s/%s", dir, base);
-		r = try_parent(v, path, opts, &p, &e, &exists);
-		if (r < 0) {
+		r = try_parent(v, &t, path, opts, &p, &e, &exists);
+		if (r < 0 && r != -EALREADY) {
 			note_try(&t, "name", path, exists ? e.msg : "no such file");
 			if (exists && !first.code)
 				first = e;
@@ -516,22 +534,14 @@ static int open_parent(struct vhd *v, const struct vhd_open_opts *opts,
 		}
 	}
 	if (!p) {
-		if (first.code && t.used == 0)
+		/* A file that is there but failed says more than the list. */
+		if (first.code)
 			return vhd_set_error(err, first.code, "%s", first.msg);
 		return vhd_set_error(err, first.code ? first.code : -ENOENT,
 				     "%s: parent '%s' not found (tried %s)",
 				     v->name, name, t.used ? t.tried : "nothing: no locators and no name");
 	}
 
-	/* A loop would show as this layer's own uuid further down. */
-	for (struct vhd *q = p; q; q = q->parent) {
-		if (memcmp(q->footer.uuid, v->footer.uuid, 16) == 0 && !(v->flags & VHD_OPEN_IGNORE_PARENT_ID)) {
-			vhd_set_error(err, -ELOOP, "%s: parent chain loops back to %s",
-				      v->name, q->name);
-			vhd_close(p);
-			return -ELOOP;
-		}
-	}
 	if (memcmp(p->footer.uuid, v->header.parent_uuid, 16) != 0) {
 		char want[37], have[37];
 
@@ -553,6 +563,7 @@ static int open_parent(struct vhd *v, const struct vhd_open_opts *opts,
 			  "%s: parent %s was modified after this disk was made (time stamp %u, expected %u)",
 			  v->name, p->name, p->footer.timestamp,
 			  v->header.parent_timestamp);
+	p->below = NULL;
 	v->parent = p;
 	v->parent_path = strdup(p->name);
 	return 0;
@@ -582,8 +593,29 @@ void vhd_free(struct vhd *v)
 	free(v);
 }
 
+/* True when v is the same file as a layer below it in the chain being
+ * opened: the same inode where both have one, else the same unique id. */
+static const struct vhd *seen_below(const struct vhd *v)
+{
+	struct stat a, b;
+	int fa = v->file->ops->get_fd ? v->file->ops->get_fd(v->file) : -1;
+	bool have_a = fa >= 0 && fstat(fa, &a) == 0;
+
+	for (const struct vhd *q = v->below; q; q = q->below) {
+		int fb = q->file->ops->get_fd ? q->file->ops->get_fd(q->file) : -1;
+
+		if (have_a && fb >= 0 && fstat(fb, &b) == 0) {
+			if (a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+				return q;
+		} else if (!memcmp(v->footer.uuid, q->footer.uuid, 16)) {
+			return q;
+		}
+	}
+	return NULL;
+}
+
 int vhd_open_layer(struct vhd_file *f, const char *name,
-		   const struct vhd_open_opts *opts, unsigned depth,
+		   const struct vhd_open_opts *opts, const struct vhd *below,
 		   struct vhd **out, struct vhd_error *err)
 {
 	struct vhd *v = calloc(1, sizeof(*v));
@@ -599,7 +631,8 @@ int vhd_open_layer(struct vhd_file *f, const char *name,
 	v->flags = opts->flags;
 	v->warn = opts->warn;
 	v->warn_opaque = opts->warn_opaque;
-	v->depth = depth;
+	v->below = below;
+	v->depth = below ? below->depth + 1 : 0;
 	if (!v->name || !v->dir) {
 		r = vhd_set_error(err, -ENOMEM, "%s: out of memory", name);
 		goto fail;
@@ -620,6 +653,15 @@ int vhd_open_layer(struct vhd_file *f, const char *name,
 	if (repair_footer < 0) {
 		r = repair_footer;
 		goto fail;
+	}
+	if (below) {
+		const struct vhd *q = seen_below(v);
+
+		if (q) {
+			r = vhd_set_error(err, -ELOOP, "%s: parent chain loops back to %s",
+					  below->name, name);
+			goto fail;
+		}
 	}
 	v->type = (enum vhd_type)v->footer.type;
 	v->size = footer_size(&v->footer);
@@ -697,7 +739,7 @@ int vhd_open(const char *path, const struct vhd_open_opts *opts,
 {
 	static const struct vhd_open_opts none = { 0 };
 
-	return vhd_open_layer(NULL, path, opts ? opts : &none, 0, out, err);
+	return vhd_open_layer(NULL, path, opts ? opts : &none, NULL, out, err);
 }
 
 int vhd_open_file(struct vhd_file *f, const char *name,
@@ -706,5 +748,5 @@ int vhd_open_file(struct vhd_file *f, const char *name,
 {
 	static const struct vhd_open_opts none = { 0 };
 
-	return vhd_open_layer(f, name, opts ? opts : &none, 0, out, err);
+	return vhd_open_layer(f, name, opts ? opts : &none, NULL, out, err);
 }

@@ -139,6 +139,9 @@ struct vhd {
 	uint32_t nr_dirty_bitmaps;
 
 	struct vhd *parent;
+	/* While this layer is being opened as a parent: the layer that asked
+	 * for it, so that a loop is seen before it is followed. */
+	const struct vhd *below;
 	unsigned depth;
 	char *parent_path;
 };
@@ -184,7 +187,7 @@ int vhd_update_footer(struct vhd *v);
 /* open.c */
 void vhd_locator_text(struct vhd *v, int i, char *out, size_t len);
 int vhd_open_layer(struct vhd_file *f, const char *name,
-		   const struct vhd_open_opts *opts, unsigned depth,
+		   const struct vhd_open_opts *opts, const struct vhd *below,
 		   struct vhd **out, struct vhd_error *err);
 void vhd_free(struct vhd *v);
 

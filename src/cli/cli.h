@@ -22,6 +22,8 @@ struct cli_cmd {
 
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn_cb(void *opaque, const char *msg);
+/* Prints the warnings held so far (main does at a successful exit). */
+void cli_flush_warnings(void);
 int cli_usage(const char *usage);
 int cli_dispatch(const char *prog, const struct cli_cmd *cmds, int argc,
 		 char **argv);

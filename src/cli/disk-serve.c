@@ -254,6 +254,7 @@ int disk_serve(int argc, char **argv)
 		printf("serving %s on nbd://%s:%s/\n", file,
 		       bind_addr ? bind_addr : "127.0.0.1", port);
 	fflush(stdout);
+	cli_flush_warnings();
 	execvp(args[0], (char **)args);
 	cli_err("cannot run nbdkit: %s (see scripts/install-deps)", strerror(errno));
 	return 1;

@@ -21,9 +21,34 @@ void cli_err(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/*
+ * Warnings are held until the command has succeeded: a command that fails
+ * says so in exactly one line, and what led up to it (a footer read from
+ * its copy, say) is in that line's problem or irrelevant to it.
+ */
+static struct {
+	char *text;
+	size_t len;
+} warnings;
+
 void cli_warn_cb(void *opaque, const char *msg)
 {
-	fprintf(stderr, "vsrv: warning: %s\n", msg);
+	size_t n = strlen(msg) + sizeof("vsrv: warning: \n");
+	char *t = realloc(warnings.text, warnings.len + n);
+
+	if (!t)
+		return;
+	warnings.text = t;
+	warnings.len += (size_t)snprintf(t + warnings.len, n, "vsrv: warning: %s\n", msg);
+}
+
+void cli_flush_warnings(void)
+{
+	if (warnings.len)
+		fwrite(warnings.text, 1, warnings.len, stderr);
+	free(warnings.text);
+	warnings.text = NULL;
+	warnings.len = 0;
 }
 
 int cli_usage(const char *usage)
@@ -86,7 +111,13 @@ static const struct cli_cmd commands[] = {
 
 int main(int argc, char **argv)
 {
+	int r;
+
 	if (argc == 2 && !strcmp(argv[1], "--version"))
 		return cmd_version(argc, argv);
-	return cli_dispatch("vsrv", commands, argc, argv);
+	r = cli_dispatch("vsrv", commands, argc, argv);
+	if (r == 0)
+		cli_flush_warnings();
+	free(warnings.text);
+	return r;
 }
