@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,19 +13,60 @@
 
 #include "cli.h"
 
+/*
+ * Ctrl-C or SIGTERM during a long operation cancels it through the progress
+ * callback, so that libvhd leaves every file consistent (and removes a
+ * half-written conversion) instead of dying mid-write.
+ */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+static void catch_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+struct progress {
+	bool show;
+	int last;
+};
+
 /* --progress: a percentage on stderr, redrawn in place on a terminal. */
 static int show_progress(void *opaque, uint64_t done, uint64_t total)
 {
-	int *last = opaque;
+	struct progress *p = opaque;
 	int pct = total ? (int)(done * 100 / total) : 100;
 
-	if (pct != *last) {
-		*last = pct;
+	if (interrupted)
+		return 1;
+	if (p->show && pct != p->last) {
+		p->last = pct;
 		fprintf(stderr, isatty(2) ? "\r    (%3d%%)" : "    (%3d%%)\n", pct);
 		if (pct == 100 && isatty(2))
 			fputc('\n', stderr);
 	}
 	return 0;
+}
+
+/* The progress callback every long operation gets. */
+static const struct vhd_progress *progress_init(struct vhd_progress *pr,
+						struct progress *p, bool show)
+{
+	p->show = show;
+	p->last = -1;
+	pr->fn = show_progress;
+	pr->opaque = p;
+	catch_signals();
+	return pr;
 }
 
 enum { OPT_TO = 1, OPT_BS, OPT_PROGRESS, OPT_FORCE, OPT_KEEP, OPT_SYNC };
@@ -109,7 +151,8 @@ int disk_convert(int argc, char **argv)
 	struct vhd_error err = { 0 };
 	struct vhd_progress pr;
 	bool progress = false;
-	int last = -1, r;
+	struct progress prog;
+	int r;
 
 	if (parse(argc, argv, extra, take_convert, &a, &o.open_flags, &progress, usage) < 0)
 		return a.bad ? EXIT_USAGE : cli_usage(usage);
@@ -133,11 +176,7 @@ int disk_convert(int argc, char **argv)
 	}
 	o.block_size = (uint32_t)a.bs;
 	o.sync = a.sync;
-	if (progress) {
-		pr.fn = show_progress;
-		pr.opaque = &last;
-		o.progress = &pr;
-	}
+	o.progress = progress_init(&pr, &prog, progress);
 	r = vhd_convert(argv[optind], argv[optind + 1], &o, &err);
 	return r < 0 ? cli_vhd_fail(argv[optind + 1], r, &err) : 0;
 }
@@ -176,15 +215,14 @@ int disk_commit(int argc, char **argv)
 	struct vhd_progress pr;
 	unsigned flags = 0;
 	bool progress = false;
-	int last = -1, r;
+	struct progress prog;
+	int r;
 
 	if (parse(argc, argv, extra, take_commit, &a, &flags, &progress, usage) < 0 ||
 	    optind != argc - 1)
 		return cli_usage(usage);
-	pr.fn = show_progress;
-	pr.opaque = &last;
 	r = vhd_commit(argv[optind], flags, a.keep, a.force, cli_warn_cb, NULL,
-		       progress ? &pr : NULL, &err);
+		       progress_init(&pr, &prog, progress), &err);
 	return r < 0 ? cli_vhd_fail(argv[optind], r, &err) : 0;
 }
 
@@ -198,14 +236,14 @@ int disk_rebase(int argc, char **argv)
 	struct vhd_progress pr;
 	unsigned flags = 0;
 	bool progress = false;
-	int last = -1, r;
+	struct progress prog;
+	int r;
 
 	if (parse(argc, argv, NULL, NULL, NULL, &flags, &progress, usage) < 0 ||
 	    optind != argc - 2)
 		return cli_usage(usage);
-	pr.fn = show_progress;
-	pr.opaque = &last;
-	r = vhd_rebase(argv[optind], argv[optind + 1], flags, progress ? &pr : NULL, &err);
+	r = vhd_rebase(argv[optind], argv[optind + 1], flags,
+		       progress_init(&pr, &prog, progress), &err);
 	return r < 0 ? cli_vhd_fail(argv[optind], r, &err) : 0;
 }
 
@@ -217,14 +255,14 @@ int disk_compact(int argc, char **argv)
 	unsigned flags = 0;
 	bool progress = false;
 	uint64_t freed = 0;
-	int last = -1, r;
+	struct progress prog;
+	int r;
 
 	if (parse(argc, argv, NULL, NULL, NULL, &flags, &progress, usage) < 0 ||
 	    optind != argc - 1)
 		return cli_usage(usage);
-	pr.fn = show_progress;
-	pr.opaque = &last;
-	r = vhd_compact(argv[optind], flags, progress ? &pr : NULL, &freed, &err);
+	r = vhd_compact(argv[optind], flags, progress_init(&pr, &prog, progress),
+			&freed, &err);
 	if (r < 0)
 		return cli_vhd_fail(argv[optind], r, &err);
 	printf("%s: %" PRIu64 " bytes freed\n", argv[optind], freed);

@@ -3,9 +3,11 @@ line, with qemu-img and qemu-io as the peers that read and write the same
 files."""
 import json
 import os
+import signal
+import subprocess
 
 from test_serve import ServeTest
-from vsrvtest import main, pattern, run, vsrv, vsrv_json
+from vsrvtest import VSRV, main, pattern, run, vsrv, vsrv_json
 
 MiB = 1 << 20
 
@@ -175,6 +177,21 @@ class OpsTest(ServeTest):
         self.assertEqual(len(data), 10 << 30)
         self.assertEqual(data[60 * MiB:61 * MiB], b"\x77" * MiB)
         self.assertEqual(data[-512:], b"\x78" * 512)
+
+    def test_interrupt_cancels_cleanly(self):
+        """SIGINT mid-conversion: one line, exit 1, no output file left."""
+        raw = self.make_raw("big.raw", 256 * MiB,
+                            [(i * MiB, os.urandom(MiB)) for i in range(0, 256, 2)])
+        out = self.p("big.vhd")
+        proc = subprocess.Popen([VSRV, "disk", "convert", "--progress", "--sync", raw, out],
+                                stderr=subprocess.PIPE, text=True)
+        first = proc.stderr.readline()
+        self.assertEqual(first, "    (  0%)\n")
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        self.assertEqual(proc.wait(60), 1)
+        self.assertTrue(rest.endswith(f"vsrv: {out}: conversion cancelled\n"), rest)
+        self.assertFalse(os.path.exists(out))
 
     def test_bad_input(self):
         raw = self.make_raw("x.raw", MiB, [])
