@@ -171,6 +171,9 @@ static inline uint64_t vhd_block_off(const struct vhd *v, uint32_t b)
 uint64_t vhd_meta_end(const struct vhd *v);
 
 /* open.c */
+/* The virtual size a footer describes (current_size, or the CHS product
+ * for old Virtual PC disks); check validates the BAT against it. */
+uint64_t vhd_footer_size(const struct vhd_footer *f);
 void vhd_locator_text(struct vhd *v, int i, char *out, size_t len);
 int vhd_open_layer(struct vhd_file *f, const char *name,
 		   const struct vhd_open_opts *opts, unsigned depth,
