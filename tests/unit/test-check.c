@@ -569,6 +569,67 @@ static void test_check_file_in_memory(void **s)
 	memfile_free(m);
 }
 
+/* Random damage to the structures of a differencing disk (its header,
+ * BAT, locators, footers and tail): check never fails to finish, and a
+ * disk it calls repaired checks clean afterwards and opens. */
+static void test_random_damage(void **s)
+{
+	struct vhd_create_opts o = { .type = VHD_TYPE_DIFF, .block_size = 4096,
+				     .parent = path("rp.vhd") };
+	struct vhd_open_opts ro = { .flags = VHD_OPEN_RDWR | VHD_OPEN_NO_LOCK };
+	struct memfile *good = memfile_new(NULL, 0), *m = memfile_new(NULL, 0);
+	struct vhd_error err = { 0 };
+	uint64_t rng = 88172645463325252ull, meta_end;
+	unsigned counts[3] = { 0 };
+	uint8_t buf[4096];
+	struct vhd *v;
+
+	create(path("rp.vhd"), VHD_TYPE_DYNAMIC, 1 << 20, 0, NULL);
+	assert_int_equal(vhd_create_file(&good->base, path("r.vhd"), &o, &err), 0);
+	meta_end = good->size - 512;
+	assert_int_equal(vhd_open_file(&good->base, path("r.vhd"), &ro, &v, &err), 0);
+	memset(buf, 'd', sizeof(buf));
+	for (int i = 0; i < 40; i += 3)
+		assert_int_equal(vhd_pwrite(v, buf, 4096, (uint64_t)i * 4096), 4096);
+	assert_int_equal(vhd_close(v), 0);
+	for (int i = 0; i < 3000; i++) {
+		struct vhd_check_report rep = { 0 };
+		struct vhd_open_opts co = { .flags = VHD_OPEN_NO_LOCK };
+		int flips = 1 + (int)(rng % 4), r;
+
+		memfile_reset(m, good->data, good->size);
+		for (int k = 0; k < flips; k++) {
+			uint64_t off;
+
+			rng ^= rng << 13;
+			rng ^= rng >> 7;
+			rng ^= rng << 17;
+			/* Mostly metadata; now and then the end of the file. */
+			off = rng % 8 ? (rng >> 8) % meta_end
+				      : m->size - 1 - (rng >> 8) % 1024;
+			m->data[off] ^= (uint8_t)(1u << (rng >> 40) % 8);
+			if (rng % 16 == 0)
+				m->size -= (rng >> 20) % 70000 % m->size;
+		}
+		r = vhd_check_file(&m->base, path("r.vhd"), &co, true, &rep, &err);
+		counts[r < 0 ? 0 : rep.result == VHD_CHECK_CORRUPT ? 1 : 2]++;
+		if (r < 0 || rep.result == VHD_CHECK_CORRUPT)
+			continue;
+		assert_int_equal(vhd_check_file(&m->base, path("r.vhd"), &co, false,
+						&rep, &err), 0);
+		assert_int_equal(rep.result, VHD_CHECK_CLEAN);
+		if (vhd_open_file(&m->base, path("r.vhd"), &co, &v, &err) < 0)
+			fail_msg("%s", err.msg);
+		vhd_close(v);
+	}
+	print_message("random damage: %u errors, %u corrupt, %u clean or repaired\n",
+		      counts[0], counts[1], counts[2]);
+	/* Each outcome happens. */
+	assert_true(counts[0] && counts[1] && counts[2]);
+	memfile_free(good);
+	memfile_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -585,6 +646,7 @@ int main(void)
 		cmocka_unit_test(test_not_a_vhd),
 		cmocka_unit_test(test_parent_link),
 		cmocka_unit_test(test_check_file_in_memory),
+		cmocka_unit_test(test_random_damage),
 	};
 
 	return TESTDIR_RUN(dir, tests);
