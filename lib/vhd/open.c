@@ -42,7 +42,7 @@ static bool footer_sane(const struct vhd_footer *f)
  * Virtual PC ("vpc ") sized its disks by the geometry, and only when the
  * geometry is not the saturated maximum.
  */
-static uint64_t footer_size(const struct vhd_footer *f)
+uint64_t vhd_footer_size(const struct vhd_footer *f)
 {
 	uint64_t chs = (uint64_t)f->cylinders * f->heads * f->sectors;
 
@@ -664,7 +664,7 @@ int vhd_open_layer(struct vhd_file *f, const char *name,
 		}
 	}
 	v->type = (enum vhd_type)v->footer.type;
-	v->size = footer_size(&v->footer);
+	v->size = vhd_footer_size(&v->footer);
 	if (v->size % VHD_SECTOR_SIZE) {
 		r = vhd_set_error(err, -EINVAL,
 				  "%s: virtual size %llu is not a whole number of sectors",

@@ -185,6 +185,9 @@ int vhd_write_header(struct vhd *v);
 int vhd_update_footer(struct vhd *v);
 
 /* open.c */
+/* The virtual size a footer describes (current_size, or the CHS product
+ * for old Virtual PC disks); check validates the BAT against it. */
+uint64_t vhd_footer_size(const struct vhd_footer *f);
 void vhd_locator_text(struct vhd *v, int i, char *out, size_t len);
 int vhd_open_layer(struct vhd_file *f, const char *name,
 		   const struct vhd_open_opts *opts, const struct vhd *below,

@@ -250,7 +250,10 @@ struct vhd_check_report {
 	void (*problem)(void *opaque, const char *msg, bool repaired);
 	void *opaque;
 };
-/* Checks one file (its parent only for the uuid/timestamp link). */
+/* Checks one file (its parent only for the uuid/timestamp link).  Returns
+ * 0 once the check ran, whatever it found (see rep->result); negative
+ * errno when the file could not be checked.  vhd_check_file leaves f open
+ * (the caller's), and needs it writable only to repair. */
 int vhd_check(const char *path, const struct vhd_open_opts *opts, bool repair,
 	      struct vhd_check_report *rep, struct vhd_error *err);
 int vhd_check_file(struct vhd_file *f, const char *name,
