@@ -137,11 +137,21 @@ static int read_footer(struct vhd *v, struct vhd_error *err)
 			return vhd_set_error(err, -EINVAL,
 					     "%s: unknown disk type %u in the footer",
 					     v->name, v->footer.type);
+		/* A fixed disk has no copy: its first sector is data, and
+		 * writing it would leave no footer at all (found by fuzzing). */
+		if (!end_cookie && v->footer.type == VHD_TYPE_FIXED)
+			return vhd_set_error(err, -EINVAL,
+					     "%s: not a VHD file (no footer at its end; a fixed disk has no copy at offset 0)",
+					     v->name);
 		vhd_warnf(v->warn, v->warn_opaque,
 			  "%s: footer checksum is wrong (stored 0x%08x, computed 0x%08x); read anyway as asked",
 			  v->name, v->footer.checksum,
 			  vhd_footer_checksum(end_cookie ? end : copy));
-		return 0;
+		/* Only the copy at 0: the footer's place is unknown, so it is
+		 * put after the last structure as for a torn end.  (Found by
+		 * fuzzing: footer_off VHD_NO_OFFSET became data_end, and the
+		 * next block was allocated at a wrapped offset over block 0.) */
+		return end_cookie ? 0 : 1;
 	}
 	if (end_cookie || footer_cookie(copy)) {
 		const uint8_t *b = end_cookie ? end : copy;
@@ -652,6 +662,21 @@ int vhd_open_layer(struct vhd_file *f, const char *name,
 		 * bytes (a crash after a block was appended): new blocks go
 		 * after it, so that their data areas read as zeros. */
 		v->data_end = v->footer_off;
+	} else if (v->footer_off < v->data_end && (v->flags & VHD_OPEN_RDWR)) {
+		/* The last block runs past the footer's start (its writer did
+		 * not round it): a write to the block's tail would overwrite
+		 * the footer, so the footer moves after the block first.
+		 * (Found by fuzzing: the file then lost its footer.) */
+		v->footer_off = v->data_end;
+		r = vhd_write_footer(v, v->footer_off, false);
+		if (r >= 0)
+			r = f->ops->flush(f);
+		if (r < 0) {
+			vhd_set_error(err, r, "%s: moving the footer: %s", name,
+				      strerror(-r));
+			goto fail;
+		}
+		v->file_size = v->footer_off + VHD_FOOTER_SIZE;
 	}
 	if (v->type == VHD_TYPE_DIFF && !(opts->flags & VHD_OPEN_NO_PARENT)) {
 		r = open_parent(v, opts, err);
