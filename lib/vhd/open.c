@@ -229,7 +229,24 @@ static int read_header(struct vhd *v, struct vhd_error *err)
 	return 0;
 }
 
-uint64_t vhd_meta_end(const struct vhd *v)
+/*
+ * The end of the metadata.  `reserved` counts each locator's declared space
+ * where the file holds it, so that new blocks go after it; without it only
+ * the bytes a locator uses count, which is what a block must not overlap.
+ * Only the second is independent of the file's size: with the first, a file
+ * that grows (a block appended) could bring a declared space into the file
+ * over a block that was allowed before.  (Found by fuzzing: a locator whose
+ * declared space ran past the end was ignored, a block was allocated over
+ * its path, and the file written was refused when reopened.)
+ */
+static bool known_plat(uint32_t code)
+{
+	return code == VHD_PLAT_W2KU || code == VHD_PLAT_W2RU ||
+	       code == VHD_PLAT_WI2K || code == VHD_PLAT_WI2R ||
+	       code == VHD_PLAT_MAC || code == VHD_PLAT_MACX;
+}
+
+static uint64_t meta_end(const struct vhd *v, bool reserved)
 {
 	uint64_t end = v->footer.data_offset + VHD_HEADER_SIZE;
 	uint64_t bat_end = v->header.table_offset +
@@ -241,7 +258,16 @@ uint64_t vhd_meta_end(const struct vhd *v)
 		const struct vhd_locator *l = &v->header.loc[i];
 		uint64_t e;
 
-		if (l->code == VHD_PLAT_NONE || !l->data_len)
+		/* A code no reader knows holds nothing to keep (found by
+		 * fuzzing: such a "locator" reaching past the end counted once
+		 * a block had grown the file, over that block). */
+		if (!known_plat(l->code) || !l->data_len ||
+		    l->data_off > v->file_size)
+			continue;
+		if (l->data_len <= v->file_size - l->data_off &&
+		    l->data_off + l->data_len > end)
+			end = l->data_off + l->data_len;
+		if (!reserved)
 			continue;
 		e = l->data_off + vhd_locator_space_bytes(l);
 		if (e > end && e <= v->file_size)
@@ -250,11 +276,16 @@ uint64_t vhd_meta_end(const struct vhd *v)
 	return end;
 }
 
+uint64_t vhd_meta_end(const struct vhd *v)
+{
+	return meta_end(v, true);
+}
+
 static int load_bat(struct vhd *v, struct vhd_error *err)
 {
 	uint64_t bytes = vhd_round_up((uint64_t)v->max_entries * 4, VHD_SECTOR_SIZE);
 	uint64_t block_bytes = (uint64_t)v->bitmap_size + v->block_size;
-	uint64_t meta = vhd_meta_end(v), end = meta;
+	uint64_t meta = meta_end(v, false), end = vhd_meta_end(v);
 	bool repair = v->flags & VHD_OPEN_FOR_REPAIR;
 	int r;
 
