@@ -59,6 +59,7 @@ enum check_fix {
 	FIX_FOOTER_SUM,		/* recompute the footer checksum */
 	FIX_HEADER_SUM,		/* recompute the header checksum */
 	FIX_DROP,		/* mark BAT entries unused */
+	FIX_LOCATOR,		/* clear damaged parent locators */
 	FIX_NR
 };
 
@@ -104,6 +105,7 @@ struct check {
 	uint8_t *bat_dirty;	/* per BAT sector, for FIX_DROP */
 	uint32_t bat_sectors;
 	struct meta_range meta[3 + VHD_NR_LOCATORS];
+	bool clear_locator[VHD_NR_LOCATORS];	/* for FIX_LOCATOR */
 	unsigned nr_meta;
 	/* End of the last structure in use: the footer belongs here. */
 	uint64_t data_end;
@@ -321,49 +323,53 @@ static const struct meta_range *meta_hit(const struct check *c, uint64_t off,
 	return NULL;
 }
 
-/* Locators' data must lie in the file, clear of the other metadata.  Not
- * repaired: which of two overlapping structures is wrong is unknowable.
- * Returns the number of bad locators. */
-static unsigned check_locators(struct check *c)
+/*
+ * Locators' data must lie in the file, clear of the other metadata, by the
+ * one definition open uses (vhd_locator_range).  A damaged one is repaired
+ * by clearing it, when the header is otherwise sound (its checksum good):
+ * the parent could not be found through it anyway, and what it overlaps
+ * matters more.  Returns the number of damaged locators.
+ */
+static unsigned check_locators(struct check *c, bool header_sound)
 {
+	enum check_fix fix = header_sound ? FIX_LOCATOR : FIX_NONE;
 	unsigned bad = 0;
 
 	for (int i = 0; i < VHD_NR_LOCATORS; i++) {
 		const struct vhd_locator *l = &c->header.loc[i];
-		uint64_t space = vhd_locator_space_bytes(l);
 		const struct meta_range *m;
+		uint64_t off, len;
 		char code[5], what[32];
 
-		if (l->code == VHD_PLAT_NONE || !l->data_len)
+		if (!vhd_plat_known(l->code) || !l->data_len)
 			continue;
 		vhd_plat_name(l->code, code);
-		if (l->data_off > c->file_size ||
-		    space > c->file_size - l->data_off) {
-			add_problem(c, K_LOCATOR, FIX_NONE,
+		if (!vhd_locator_range(l, c->file_size, &off, &len)) {
+			add_problem(c, K_LOCATOR, fix,
 				    "%s: parent locator %d (%s) data lies outside the file (offset %llu, %llu bytes, file %llu bytes)",
-				    c->name, i, code,
-				    (unsigned long long)l->data_off,
-				    (unsigned long long)space,
+				    c->name, i, code, (unsigned long long)l->data_off,
+				    (unsigned long long)(vhd_locator_space_bytes(l) > l->data_len ?
+							 vhd_locator_space_bytes(l) : l->data_len),
 				    (unsigned long long)c->file_size);
+			c->clear_locator[i] = true;
 			bad++;
 			continue;
 		}
-		m = meta_hit(c, l->data_off, space);
+		m = meta_hit(c, off, len);
 		if (!m && c->footer_pos != VHD_NO_OFFSET &&
-		    ranges_overlap(l->data_off, space, c->footer_pos,
-				   VHD_FOOTER_SIZE))
+		    ranges_overlap(off, len, c->footer_pos, VHD_FOOTER_SIZE))
 			m = &(struct meta_range){ .what = "footer" };
 		if (m) {
-			add_problem(c, K_LOCATOR, FIX_NONE,
+			add_problem(c, K_LOCATOR, fix,
 				    "%s: parent locator %d (%s) data (offset %llu, %llu bytes) overlaps the %s",
-				    c->name, i, code,
-				    (unsigned long long)l->data_off,
-				    (unsigned long long)space, m->what);
+				    c->name, i, code, (unsigned long long)off,
+				    (unsigned long long)len, m->what);
+			c->clear_locator[i] = true;
 			bad++;
 			continue;
 		}
 		snprintf(what, sizeof(what), "parent locator %d data", i);
-		add_meta(c, l->data_off, space, what);
+		add_meta(c, off, len, what);
 	}
 	return bad;
 }
@@ -447,7 +453,7 @@ static int check_header(struct check *c)
 	add_meta(c, 0, VHD_FOOTER_SIZE, "footer copy");
 	add_meta(c, off, VHD_HEADER_SIZE, "dynamic header");
 	add_meta(c, h->table_offset, bat_bytes, "BAT");
-	bad = check_locators(c);
+	bad = check_locators(c, sum == h->checksum || (c->flags & VHD_OPEN_IGNORE_CHECKSUMS));
 	if (sum != h->checksum && !(c->flags & VHD_OPEN_IGNORE_CHECKSUMS))
 		add_problem(c, K_HEADER, bad ? FIX_NONE : FIX_HEADER_SUM,
 			    "%s: dynamic header checksum mismatch (stored 0x%08x, computed 0x%08x)",
@@ -606,14 +612,18 @@ static int repair(struct check *c)
 	bool fixed = c->footer.type == VHD_TYPE_FIXED;
 	int r = 0;
 
-	if (c->need[FIX_HEADER_SUM]) {
+	if (c->need[FIX_LOCATOR])
+		for (int i = 0; i < VHD_NR_LOCATORS; i++)
+			if (c->clear_locator[i])
+				memset(c->header_raw + 576 + 24 * i, 0, 24);
+	if (c->need[FIX_HEADER_SUM] || c->need[FIX_LOCATOR]) {
 		put_be32(c->header_raw + 36, vhd_header_checksum(c->header_raw));
 		r = vhd_write_exact(c->f, c->header_raw, VHD_HEADER_SIZE,
 				    c->footer.data_offset);
 	}
 	if (r >= 0 && c->need[FIX_DROP])
 		r = write_bat_fixes(c);
-	if (r >= 0 && (c->need[FIX_HEADER_SUM] || c->need[FIX_DROP]))
+	if (r >= 0 && (c->need[FIX_HEADER_SUM] || c->need[FIX_DROP] || c->need[FIX_LOCATOR]))
 		r = c->f->ops->flush(c->f);
 	if (r < 0)
 		return r;

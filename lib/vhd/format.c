@@ -235,6 +235,25 @@ uint64_t vhd_locator_space_bytes(const struct vhd_locator *l)
 	return (uint64_t)l->data_space * VHD_SECTOR_SIZE;
 }
 
+bool vhd_plat_known(uint32_t code)
+{
+	return code == VHD_PLAT_W2KU || code == VHD_PLAT_W2RU ||
+	       code == VHD_PLAT_WI2K || code == VHD_PLAT_WI2R ||
+	       code == VHD_PLAT_MAC || code == VHD_PLAT_MACX;
+}
+
+bool vhd_locator_range(const struct vhd_locator *l, uint64_t file_size,
+		       uint64_t *off, uint64_t *len)
+{
+	uint64_t space = vhd_locator_space_bytes(l);
+
+	if (!vhd_plat_known(l->code) || !l->data_len)
+		return false;
+	*off = l->data_off;
+	*len = space > l->data_len ? space : l->data_len;
+	return l->data_off <= file_size && *len <= file_size - l->data_off;
+}
+
 const char *vhd_type_name(enum vhd_type t)
 {
 	switch (t) {

@@ -31,10 +31,25 @@
 
 #include "vhd-private.h"
 
-/* Clean bitmaps kept in memory, beyond which clean ones are dropped. */
-#define VHD_BITMAP_CACHE	16384
-/* Dirty bitmaps beyond which a write flushes, to bound memory. */
-#define VHD_DIRTY_BITMAP_LIMIT	4096
+/* Bytes of bitmaps kept in memory, beyond which clean ones are dropped:
+ * bounded in bytes, not entries, since a block's bitmap is 512 bytes for
+ * 2 MiB blocks but 64 KiB for 256 MiB ones (and a hostile file may claim
+ * thousands of those). */
+#define VHD_BITMAP_CACHE_BYTES	(32u << 20)
+/* Bytes of dirty bitmaps beyond which a write flushes first. */
+#define VHD_DIRTY_BITMAP_BYTES	(8u << 20)
+
+static uint32_t cache_limit(const struct vhd *v)
+{
+	return VHD_BITMAP_CACHE_BYTES / v->bitmap_size;
+}
+
+static uint32_t dirty_limit(const struct vhd *v)
+{
+	uint32_t n = VHD_DIRTY_BITMAP_BYTES / v->bitmap_size;
+
+	return n ? n : 1;
+}
 
 static bool bit_get(const uint8_t *bm, uint32_t s)
 {
@@ -96,7 +111,7 @@ static struct vhd_bitmap *new_bitmap(struct vhd *v, uint32_t b)
 {
 	struct vhd_bitmap *bm;
 
-	if (v->nr_cached >= VHD_BITMAP_CACHE)
+	if (v->nr_cached >= cache_limit(v))
 		vhd_drop_bitmaps(v);
 	bm = calloc(1, sizeof(*bm));
 	if (!bm)
@@ -263,13 +278,19 @@ static int alloc_block(struct vhd *v, uint32_t b)
 	uint64_t from = v->data_end > v->footer_off + VHD_FOOTER_SIZE ?
 			v->data_end : v->footer_off + VHD_FOOTER_SIZE;
 	uint64_t p = vhd_round_up(from + v->bitmap_size, align) - v->bitmap_size;
-	uint64_t end = p + v->bitmap_size + v->block_size;
+	uint64_t end, skip;
+
+	/* Never over metadata, even a locator a damaged header places past
+	 * the end of the file. */
+	while ((skip = vhd_meta_overlap(v, p, v->bitmap_size + v->block_size)))
+		p = vhd_round_up(skip + v->bitmap_size, align) - v->bitmap_size;
+	end = p + v->bitmap_size + v->block_size;
 	struct vhd_bitmap *bm;
 	int r;
 
 	if (p / VHD_SECTOR_SIZE >= VHD_BAT_UNUSED)
 		return -EFBIG;
-	if (v->nr_dirty_bitmaps >= VHD_DIRTY_BITMAP_LIMIT) {
+	if (v->nr_dirty_bitmaps >= dirty_limit(v)) {
 		r = vhd_flush(v);
 		if (r < 0)
 			return r;
@@ -328,8 +349,16 @@ void vhd_unmap_block(struct vhd *v, uint32_t b)
 static int mark_written(struct vhd *v, uint32_t b, uint32_t s, uint32_t n)
 {
 	struct vhd_bitmap *bm;
-	int r = vhd_load_bitmap(v, b, &bm);
+	int r;
 
+	/* Dirty bitmaps are pinned until a flush: bound them. */
+	if (v->nr_dirty_bitmaps >= dirty_limit(v) &&
+	    !(v->bitmaps[b] && v->bitmaps[b]->dirty)) {
+		r = vhd_flush(v);
+		if (r < 0)
+			return r;
+	}
+	r = vhd_load_bitmap(v, b, &bm);
 	if (r < 0 || !bm)
 		return r;
 	bits_set(bm->bits, s, n);

@@ -138,11 +138,21 @@ static int read_footer(struct vhd *v, struct vhd_error *err)
 			return vhd_set_error(err, -EINVAL,
 					     "%s: unknown disk type %u in the footer",
 					     v->name, v->footer.type);
+		/* A fixed disk has no copy: its first sector is data, and
+		 * writing it would leave no footer at all (found by fuzzing). */
+		if (!end_cookie && v->footer.type == VHD_TYPE_FIXED)
+			return vhd_set_error(err, -EINVAL,
+					     "%s: not a VHD file (no footer at its end; a fixed disk has no copy at offset 0)",
+					     v->name);
 		vhd_warnf(v->warn, v->warn_opaque,
 			  "%s: footer checksum is wrong (stored 0x%08x, computed 0x%08x); read anyway as asked",
 			  v->name, v->footer.checksum,
 			  vhd_footer_checksum(end_cookie ? end : copy));
-		return 0;
+		/* Only the copy at 0: the footer's place is unknown, so it is
+		 * put after the last structure as for a torn end.  (Found by
+		 * fuzzing: footer_off VHD_NO_OFFSET became data_end, and the
+		 * next block was allocated at a wrapped offset over block 0.) */
+		return end_cookie ? 0 : 1;
 	}
 	if (end_cookie || footer_cookie(copy)) {
 		const uint8_t *b = end_cookie ? end : copy;
@@ -220,6 +230,14 @@ static int read_header(struct vhd *v, struct vhd_error *err)
 	return 0;
 }
 
+/*
+ * The end of the metadata: header, BAT and the locators that are metadata
+ * (vhd_locator_range).  A locator wholly inside the file stays so as the
+ * file grows, so this never moves under a block that was allowed before.
+ * (A locator whose space ran past the end was once ignored here, a block
+ * was allocated over its path, and the file was refused when reopened:
+ * found by fuzzing.)
+ */
 uint64_t vhd_meta_end(const struct vhd *v)
 {
 	uint64_t end = v->footer.data_offset + VHD_HEADER_SIZE;
@@ -229,20 +247,17 @@ uint64_t vhd_meta_end(const struct vhd *v)
 	if (bat_end > end)
 		end = bat_end;
 	for (int i = 0; i < VHD_NR_LOCATORS; i++) {
-		const struct vhd_locator *l = &v->header.loc[i];
-		uint64_t e;
+		uint64_t off, len;
 
-		if (l->code == VHD_PLAT_NONE || !l->data_len)
-			continue;
-		e = l->data_off + vhd_locator_space_bytes(l);
-		if (e > end && e <= v->file_size)
-			end = e;
+		if (vhd_locator_range(&v->header.loc[i], v->file_size, &off, &len) &&
+		    off + len > end)
+			end = off + len;
 	}
 	return end;
 }
 
 /* When [off, off + len) overlaps a metadata structure (footer copy,
- * header, BAT, locator data), the end of that structure; else 0. */
+ * header, BAT, a locator's range), the end of that structure; else 0. */
 uint64_t vhd_meta_overlap(const struct vhd *v, uint64_t off, uint64_t len)
 {
 	uint64_t r[3 + VHD_NR_LOCATORS][2] = {
@@ -254,17 +269,36 @@ uint64_t vhd_meta_overlap(const struct vhd *v, uint64_t off, uint64_t len)
 	int n = 3;
 
 	for (int i = 0; i < VHD_NR_LOCATORS; i++) {
-		const struct vhd_locator *l = &v->header.loc[i];
+		uint64_t lo, ll;
 
-		if (l->code == VHD_PLAT_NONE || !l->data_len)
+		if (!vhd_locator_range(&v->header.loc[i], v->file_size, &lo, &ll))
 			continue;
-		r[n][0] = l->data_off;
-		r[n][1] = l->data_off + vhd_locator_space_bytes(l);
+		r[n][0] = lo;
+		r[n][1] = lo + ll;
 		n++;
 	}
 	for (int i = 0; i < n; i++)
 		if (off < r[i][1] && r[i][0] < off + len)
 			return r[i][1];
+	return 0;
+}
+
+/* A writer must not meet a damaged locator: one that is not metadata now
+ * could become so as the file grows, under a block. */
+static int check_locators_for_writing(struct vhd *v, struct vhd_error *err)
+{
+	for (int i = 0; i < VHD_NR_LOCATORS; i++) {
+		const struct vhd_locator *l = &v->header.loc[i];
+		uint64_t off, len;
+		char code[5];
+
+		if (!vhd_plat_known(l->code) || !l->data_len ||
+		    vhd_locator_range(l, v->file_size, &off, &len))
+			continue;
+		return vhd_set_error(err, -EINVAL,
+				     "%s: parent locator %d (%s) data lies outside the file; run check --repair",
+				     v->name, i, vhd_plat_name(l->code, code));
+	}
 	return 0;
 }
 
@@ -695,7 +729,9 @@ int vhd_open_layer(struct vhd_file *f, const char *name,
 	if (r < 0)
 		goto fail;
 	if ((v->flags & VHD_OPEN_RDWR) && !(v->flags & VHD_OPEN_FOR_REPAIR)) {
-		r = check_overlap(v, err);
+		r = check_locators_for_writing(v, err);
+		if (r >= 0)
+			r = check_overlap(v, err);
 		if (r < 0)
 			goto fail;
 	}
@@ -721,6 +757,21 @@ int vhd_open_layer(struct vhd_file *f, const char *name,
 		 * bytes (a crash after a block was appended): new blocks go
 		 * after it, so that their data areas read as zeros. */
 		v->data_end = v->footer_off;
+	} else if (v->footer_off < v->data_end && (v->flags & VHD_OPEN_RDWR)) {
+		/* The last block runs past the footer's start (its writer did
+		 * not round it): a write to the block's tail would overwrite
+		 * the footer, so the footer moves after the block first.
+		 * (Found by fuzzing: the file then lost its footer.) */
+		v->footer_off = v->data_end;
+		r = vhd_write_footer(v, v->footer_off, false);
+		if (r >= 0)
+			r = f->ops->flush(f);
+		if (r < 0) {
+			vhd_set_error(err, r, "%s: moving the footer: %s", name,
+				      strerror(-r));
+			goto fail;
+		}
+		v->file_size = v->footer_off + VHD_FOOTER_SIZE;
 	}
 	if (v->type == VHD_TYPE_DIFF && !(opts->flags & VHD_OPEN_NO_PARENT)) {
 		r = open_parent(v, opts, err);

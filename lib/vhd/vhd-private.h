@@ -91,6 +91,14 @@ const char *vhd_plat_name(uint32_t code, char out[5]);
 /* Bytes a locator's data occupies: the stored space is in sectors in the
  * 2006 specification and in bytes in files Windows writes. */
 uint64_t vhd_locator_space_bytes(const struct vhd_locator *l);
+/* The bytes a parent locator occupies, [*off, *off + *len): its declared
+ * space, or its data if longer.  False when no reader would use it (an
+ * unknown code, no data) or it does not lie wholly inside the file: such a
+ * locator is not metadata.  open and check share this one definition. */
+bool vhd_locator_range(const struct vhd_locator *l, uint64_t file_size,
+		       uint64_t *off, uint64_t *len);
+/* True for the platform codes a reader knows. */
+bool vhd_plat_known(uint32_t code);
 
 /* utf.c: conversions for parent names and locator paths (iconv). */
 int vhd_utf16_to_utf8(const uint8_t *in, size_t in_len, bool big_endian,
