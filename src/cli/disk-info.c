@@ -123,15 +123,39 @@ static void print_human(json_t *o, int depth)
 	}
 }
 
+/*
+ * Describing a disk must not depend on its parent being reachable (a disk
+ * copied from another host, its parent left behind): when the chain does
+ * not open but the disk alone does, it is shown alone and the parent's
+ * problem becomes a warning.  Reading it still fails, with that problem.
+ */
 static int open_for_reading(const char *path, unsigned flags, struct vhd **v)
 {
 	struct vhd_open_opts oo = { .flags = flags, .warn = cli_warn_cb };
-	struct vhd_error err = { 0 };
+	struct vhd_error err = { 0 }, alone_err = { 0 };
 	int r = vhd_open(path, &oo, v, &err);
 
-	if (r < 0)
-		return cli_vhd_fail(path, r, &err);
-	return 0;
+	if (r >= 0)
+		return 0;
+	if (!(flags & VHD_OPEN_NO_PARENT)) {
+		oo.flags |= VHD_OPEN_NO_PARENT;
+		if (vhd_open(path, &oo, v, &alone_err) >= 0) {
+			if (vhd_get_type(*v) == VHD_TYPE_DIFF) {
+				cli_warn_cb(NULL, err.msg);
+				cli_warn_cb(NULL, "showing the disk without its parent");
+				return 0;
+			}
+			vhd_close(*v);
+		}
+	}
+	return cli_vhd_fail(path, r, &err);
+}
+
+/* A differencing disk shown without its parent: what it does not hold
+ * is in the parent, not zeros. */
+static bool parent_missing(struct vhd *v)
+{
+	return vhd_get_type(v) == VHD_TYPE_DIFF && !vhd_parent(v);
 }
 
 static int parse_common(int argc, char **argv, const char *usage,
@@ -207,6 +231,7 @@ int disk_map(int argc, char **argv)
 	struct vhd *v;
 	json_t *arr = NULL;
 	uint64_t off = 0, size;
+	bool below;
 	int r = 0;
 
 	if (parse_common(argc, argv, usage, &flags, &json) < 0)
@@ -214,6 +239,7 @@ int disk_map(int argc, char **argv)
 	if (open_for_reading(argv[optind], flags, &v))
 		return 1;
 	size = vhd_size(v);
+	below = parent_missing(v);
 	if (json)
 		arr = json_array();
 	else
@@ -233,7 +259,8 @@ int disk_map(int argc, char **argv)
 			json_t *x = json_pack("{s:I, s:I, s:s}",
 					      "offset", (json_int_t)off,
 					      "length", (json_int_t)e.len,
-					      "kind", e.kind == VHD_EXT_DATA ? "data" : "zero");
+					      "kind", e.kind == VHD_EXT_DATA ? "data" :
+						      below ? "parent" : "zero");
 
 			if (e.kind == VHD_EXT_DATA) {
 				json_object_set_new(x, "depth", json_integer(e.depth));
@@ -246,7 +273,8 @@ int disk_map(int argc, char **argv)
 			printf("%-20" PRIu64 " %-20" PRIu64 " %-6s %-5u %" PRIu64 " %s\n",
 			       off, e.len, "data", e.depth, e.file_off, vhd_name(e.layer));
 		} else {
-			printf("%-20" PRIu64 " %-20" PRIu64 " %-6s\n", off, e.len, "zero");
+			printf("%-20" PRIu64 " %-20" PRIu64 " %-6s\n", off, e.len,
+			       below ? "parent" : "zero");
 		}
 		off += e.len;
 	}

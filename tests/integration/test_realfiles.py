@@ -140,6 +140,7 @@ class RealFilesTest(TmpDirTest):
         ])
         m = json.loads(vsrv("disk", "map", "--json", "--no-parent", f).stdout)
         self.assertEqual(sum(e["length"] for e in m), 4194304)
+        self.assertEqual({e["kind"] for e in m}, {"data", "parent"})
         self.assertEqual([e["offset"] for e in m[1:]],
                          [e["offset"] + e["length"] for e in m[:-1]])
         data = [(e["offset"], e["length"], e["file_offset"]) for e in m if e["kind"] == "data"]
@@ -156,8 +157,20 @@ class RealFilesTest(TmpDirTest):
                f"on this host, name {self.p('fat-parent.vhd')}: no such file)\n")
         p = vhdtool("dump", f, self.p("x.raw"), check=False)
         self.assertEqual((p.returncode, p.stderr), (1, "vhdtool: " + msg))
-        p = vsrv("disk", "map", f, check=False)
+        p = vsrv("disk", "convert", f, self.p("x.raw"), check=False)
         self.assertEqual((p.returncode, p.stdout, p.stderr), (1, "", "vsrv: " + msg))
+        # Describing it needs no parent: info and map show the disk alone,
+        # the missing parent as a warning.
+        warning = ("vsrv: warning: " + msg +
+                   "vsrv: warning: showing the disk without its parent\n")
+        p = vsrv("disk", "info", "--json", f)
+        self.assertEqual(p.stderr, warning)
+        self.assertEqual(json.loads(p.stdout)["parent_uuid"],
+                         "5fa21a55-f394-aa4d-9958-1951a67d5540")
+        p = vsrv("disk", "map", "--json", f)
+        self.assertEqual(p.stderr, warning)
+        self.assertEqual(json.loads(p.stdout),
+                         json.loads(vsrv("disk", "map", "--json", "--no-parent", f).stdout))
 
 
 if __name__ == "__main__":
