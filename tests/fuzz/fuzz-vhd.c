@@ -478,7 +478,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vhd_open_opts oo = { .flags = ro };
 	struct vhd_error err = { 0 };
 	struct mem_file view, *m;
-	struct written w[4];
+	struct written w[4] = { 0 };
 	struct vhd *v;
 	int n;
 
