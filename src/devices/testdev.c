@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The test device micro-guests report through (vsrv run --test-device):
+ * bytes written to port 0xe9 go to standard output as they come (QEMU's
+ * debugcon port), and a 32-bit value written to port 0xf4 ends the VM with
+ * that value as the process's exit status.  Port 0x80 (POST codes, and
+ * Linux's I/O delay) is accepted and ignored, as on a PC.
+ */
+#include <unistd.h>
+
+#include "devices.h"
+
+#define TESTDEV_DEBUG_PORT	0xe9
+#define TESTDEV_EXIT_PORT	0xf4
+
+static void debug_write(void *opaque, uint64_t addr, const void *data, unsigned len)
+{
+	/* One write per access keeps the output in order across vCPUs. */
+	if (write(STDOUT_FILENO, data, len) < 0)
+		return;
+}
+
+static const struct io_ops debug_ops = { .write = debug_write };
+
+static void exit_write(void *opaque, uint64_t addr, const void *data, unsigned len)
+{
+	struct vm *vm = opaque;
+	uint32_t v = 0;
+
+	for (unsigned i = 0; i < len && i < 4; i++)
+		v |= (uint32_t)((const uint8_t *)data)[i] << (8 * i);
+	vm_request_exit(vm, VM_EXIT_TEST, (int)v, NULL);
+}
+
+static const struct io_ops exit_ops = { .write = exit_write };
+static const struct io_ops sink_ops = { 0 };
+
+int testdev_init(struct vm *vm)
+{
+	int r = vm_register_pio(vm, TESTDEV_DEBUG_PORT, 1, &debug_ops, vm, "debugcon");
+
+	if (r >= 0)
+		r = vm_register_pio(vm, TESTDEV_EXIT_PORT, 4, &exit_ops, vm, "test-exit");
+	return r;
+}
+
+int port80_init(struct vm *vm)
+{
+	return vm_register_pio(vm, 0x80, 1, &sink_ops, NULL, "post");
+}

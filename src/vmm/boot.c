@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * What every way of entering Linux shares: the zero page (boot_params)
+ * with its e820 map and command line, the initrd, the identity-mapped page
+ * tables and the GDT the boot protocol asks for, and the boot CPU's
+ * registers.  Documentation/x86/boot.rst and zero-page.rst are the text.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <asm/bootparam.h>
+
+#include "boot.h"
+
+#define E820_RAM	1
+#define E820_RESERVED	2
+/* Files larger than this are not a kernel or initrd anyone boots. */
+#define BOOT_FILE_MAX	(1ull << 31)
+
+int boot_read_file(const char *path, uint8_t **data, size_t *len, char *err,
+		   size_t errlen)
+{
+	struct stat st;
+	size_t done = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > BOOT_FILE_MAX) {
+		snprintf(err, errlen, "%s: %s", path, S_ISREG(st.st_mode) ?
+			 "larger than 2 GiB" : "not a regular file");
+		close(fd);
+		return -EINVAL;
+	}
+	*len = (size_t)st.st_size;
+	*data = malloc(*len ? *len : 1);
+	if (!*data) {
+		close(fd);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	while (done < *len) {
+		ssize_t n = read(fd, *data + done, *len - done);
+
+		if (n <= 0) {
+			snprintf(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "short read");
+			free(*data);
+			close(fd);
+			return n < 0 ? -errno : -EIO;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	return 0;
+}
+
+int boot_copy(struct vm *vm, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *dst = vm_gpa(vm, gpa, len);
+
+	if (!dst)
+		return -ERANGE;
+	memcpy(dst, src, len);
+	return 0;
+}
+
+static void e820_add(struct boot_params *bp, uint64_t addr, uint64_t size,
+		     uint32_t type)
+{
+	struct boot_e820_entry *e = &bp->e820_table[bp->e820_entries++];
+
+	e->addr = addr;
+	e->size = size;
+	e->type = type;
+}
+
+/* Places the initrd as high as the kernel allows, below the hole. */
+static int load_initrd(struct vm *vm, const struct boot_opts *o,
+		       struct boot_info *bi, struct boot_params *bp,
+		       char *err, size_t errlen)
+{
+	uint64_t top = vm->ram_below_4g, addr;
+	uint8_t *data;
+	size_t len;
+	int r;
+
+	if (!o->initrd)
+		return 0;
+	r = boot_read_file(o->initrd, &data, &len, err, errlen);
+	if (r < 0)
+		return r;
+	if (bi->initrd_addr_max && top > bi->initrd_addr_max + 1)
+		top = bi->initrd_addr_max + 1;
+	addr = (top - len) & ~0xfffull;
+	if (len > top || addr < bi->kernel_end || addr < BOOT_HIGH_START) {
+		free(data);
+		snprintf(err, errlen,
+			 "%s: %zu bytes do not fit in guest memory above the kernel (raise --memory)",
+			 o->initrd, len);
+		return -ENOSPC;
+	}
+	boot_copy(vm, addr, data, len);
+	free(data);
+	bp->hdr.ramdisk_image = (uint32_t)addr;
+	bp->hdr.ramdisk_size = (uint32_t)len;
+	return 0;
+}
+
+int boot_zero_page(struct vm *vm, const struct boot_opts *o,
+		   struct boot_info *bi, char *err, size_t errlen)
+{
+	struct boot_params *bp = vm_gpa(vm, BOOT_ZERO_PAGE, sizeof(*bp));
+	const char *q = quirks_cmdline(vm);
+	char *cmd = vm_gpa(vm, BOOT_CMDLINE, BOOT_CMDLINE_MAX);
+	size_t max = bp->hdr.cmdline_size ? bp->hdr.cmdline_size : 2048;
+	int n;
+
+	if (max > BOOT_CMDLINE_MAX - 1)
+		max = BOOT_CMDLINE_MAX - 1;
+	n = snprintf(cmd, max + 1, "%s%s%s", o->cmdline ? o->cmdline : "",
+		     o->cmdline && o->cmdline[0] && q[0] ? " " : "", q);
+	if (n < 0 || (size_t)n > max) {
+		snprintf(err, errlen, "--append: the command line is %d bytes; this kernel takes at most %zu",
+			 n, max);
+		return -E2BIG;
+	}
+	bp->hdr.cmd_line_ptr = (uint32_t)BOOT_CMDLINE;
+	bp->ext_cmd_line_ptr = 0;
+	bp->hdr.type_of_loader = 0xff;		/* undefined loader */
+	bp->e820_entries = 0;
+	e820_add(bp, 0, BOOT_EBDA_START, E820_RAM);
+	e820_add(bp, BOOT_EBDA_START, 0xa0000 - BOOT_EBDA_START, E820_RESERVED);
+	e820_add(bp, BOOT_BIOS_START, BOOT_HIGH_START - BOOT_BIOS_START, E820_RESERVED);
+	e820_add(bp, BOOT_HIGH_START, vm->ram_below_4g - BOOT_HIGH_START, E820_RAM);
+	if (vm->ram_above_4g)
+		e820_add(bp, VM_HIGH_RAM_START, vm->ram_above_4g, E820_RAM);
+	return load_initrd(vm, o, bi, bp, err, errlen);
+}
+
+/* The boot GDT: null, null, code (0x10), data (0x18), as boot.rst asks. */
+static void write_gdt(struct vm *vm, bool long_mode)
+{
+	uint64_t gdt[4] = {
+		0, 0,
+		long_mode ? 0x00af9b000000ffffull : 0x00cf9b000000ffffull,
+		0x00cf93000000ffffull,
+	};
+
+	boot_copy(vm, BOOT_GDT_ADDR, gdt, sizeof(gdt));
+}
+
+/* Identity map of the first 4 GiB in 2 MiB pages. */
+static void write_page_tables(struct vm *vm)
+{
+	uint64_t *pml4 = vm_gpa(vm, BOOT_PML4, 4096);
+	uint64_t *pdpt = vm_gpa(vm, BOOT_PDPT, 4096);
+	uint64_t *pd = vm_gpa(vm, BOOT_PD, 4 * 4096);
+
+	memset(pml4, 0, 4096);
+	memset(pdpt, 0, 4096);
+	pml4[0] = BOOT_PDPT | 0x3;			/* present, writable */
+	for (int i = 0; i < 4; i++)
+		pdpt[i] = (BOOT_PD + 4096ull * (uint64_t)i) | 0x3;
+	for (uint64_t i = 0; i < 4 * 512; i++)
+		pd[i] = (i << 21) | 0x83;		/* present, writable, 2 MiB */
+}
+
+static void seg(struct kvm_segment *s, uint16_t sel, bool code, bool l)
+{
+	*s = (struct kvm_segment){
+		.base = 0, .limit = 0xffffffff, .selector = sel,
+		.type = code ? 0xb : 0x3, .present = 1, .dpl = 0,
+		.db = l ? 0 : 1, .s = 1, .l = l, .g = 1,
+	};
+}
+
+int boot_setup_bsp(struct vcpu *c, const struct boot_info *bi, char *err,
+		   size_t errlen)
+{
+	bool lm = bi->mode == BOOT_LONG;
+	struct kvm_sregs s;
+	struct kvm_regs r = { .rflags = 0x2, .rip = bi->entry };
+
+	if (ioctl(c->fd, KVM_GET_SREGS, &s) < 0) {
+		snprintf(err, errlen, "KVM_GET_SREGS: %s", strerror(errno));
+		return -errno;
+	}
+	write_gdt(c->vm, lm);
+	s.gdt.base = BOOT_GDT_ADDR;
+	s.gdt.limit = 4 * 8 - 1;
+	seg(&s.cs, 0x10, true, lm);
+	seg(&s.ds, 0x18, false, false);
+	s.es = s.fs = s.gs = s.ss = s.ds;
+	s.cr0 = 0x1 | 0x10;				/* PE, ET */
+	if (lm) {
+		write_page_tables(c->vm);
+		s.cr3 = BOOT_PML4;
+		s.cr4 = 0x20;				/* PAE */
+		s.cr0 |= 0x80000000u;			/* PG */
+		s.efer = 0x500;				/* LME, LMA */
+	} else {
+		s.cr4 = 0;
+		s.efer = 0;
+	}
+	if (bi->pvh)
+		r.rbx = BOOT_PVH_START_INFO;
+	else
+		r.rsi = BOOT_ZERO_PAGE;
+	if (ioctl(c->fd, KVM_SET_SREGS, &s) < 0 || ioctl(c->fd, KVM_SET_REGS, &r) < 0) {
+		snprintf(err, errlen, "setting the boot CPU's registers: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int boot_load(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
+	      char *err, size_t errlen)
+{
+	uint8_t *data;
+	size_t len;
+	int r;
+
+	memset(bi, 0, sizeof(*bi));
+	r = boot_read_file(o->kernel, &data, &len, err, errlen);
+	if (r < 0)
+		return r;
+	if (boot_is_elf(data, len)) {
+		r = boot_load_elf(vm, data, len, bi, err, errlen);
+	} else {
+		snprintf(err, errlen, "%s: not a kernel (neither an ELF vmlinux nor a bzImage)",
+			 o->kernel);
+		r = -ENOEXEC;
+	}
+	free(data);
+	if (r < 0)
+		return r;
+	if (!bi->pvh)
+		r = boot_zero_page(vm, o, bi, err, errlen);
+	return r;
+}

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The virtual machine: KVM fds, guest memory, vCPUs, and the buses devices
+ * hang on.  One struct vm per process (vsrv run runs one VM).
+ *
+ * Threads: one per vCPU, running vcpu_run_loop(); device callbacks run on
+ * the vCPU thread that exited (port and MMIO accesses).  The bus tables
+ * are filled before the first KVM_RUN and read without locks afterwards.
+ * A device with state shared between vCPUs locks it itself.
+ */
+#ifndef VSRV_VM_H
+#define VSRV_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include <linux/kvm.h>
+
+#define VM_MAX_CPUS		16
+/* Guest-physical layout: RAM from 0, a hole below 4 GiB for devices
+ * (PCI MMIO, IOAPIC at 0xfec00000, LAPIC at 0xfee00000), the rest of RAM
+ * from 4 GiB. */
+#define VM_MMIO_HOLE_START	0xc0000000ull	/* 3 GiB */
+#define VM_MMIO_HOLE_END	0x100000000ull
+#define VM_HIGH_RAM_START	0x100000000ull
+/* KVM's TSS and identity map pages (Intel), in the hole. */
+#define VM_TSS_ADDR		0xfffbd000ull
+#define VM_IDENTITY_MAP_ADDR	0xfffbc000ull
+
+/* How a VM ended; vsrv run turns these into exit statuses. */
+enum vm_exit_kind {
+	VM_RUNNING = 0,
+	VM_EXIT_POWEROFF,	/* status 0 */
+	VM_EXIT_REBOOT,		/* status 3 with --on-reboot exit */
+	VM_EXIT_CRASH,		/* status 4: the guest did what cannot run */
+	VM_EXIT_ERROR,		/* status 1: the VMM failed */
+	VM_EXIT_TEST,		/* the test device's exit port: its value */
+};
+
+#define VM_STATUS_POWEROFF	0
+#define VM_STATUS_ERROR		1
+#define VM_STATUS_USAGE		2
+#define VM_STATUS_REBOOT	3
+#define VM_STATUS_CRASH		4
+
+/* Device access callbacks.  `addr` is the offset from the region's base;
+ * len is 1, 2, 4 or 8.  A read fills data (the bus zero-fills first). */
+struct io_ops {
+	void (*read)(void *opaque, uint64_t addr, void *data, unsigned len);
+	void (*write)(void *opaque, uint64_t addr, const void *data, unsigned len);
+};
+
+struct io_region {
+	uint64_t base, len;
+	const struct io_ops *ops;
+	void *opaque;
+	const char *name;
+};
+
+struct io_bus {
+	struct io_region *r;	/* sorted by base, not overlapping */
+	unsigned nr, cap;
+};
+
+struct mem_region {
+	uint64_t gpa, size;
+	void *hva;
+};
+
+struct vcpu;
+struct vm;
+
+/* Host quirks: see quirks.c.  AUTO detects a host without hardware
+ * virtualization (kvm_pvm) and turns them on there only. */
+enum quirks_mode { QUIRKS_AUTO, QUIRKS_ON, QUIRKS_OFF };
+
+struct vm_opts {
+	unsigned nr_cpus;
+	uint64_t mem_size;
+	bool hugepages;
+	bool memfd;
+	enum quirks_mode quirks;
+	bool test_device;	/* micro-guest debug (0xe9) and exit (0xf4) ports */
+};
+
+struct vcpu {
+	struct vm *vm;
+	unsigned id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+	/* Counters, written by this vCPU's thread only. */
+	uint64_t exits[64];
+	uint64_t exits_total;
+};
+
+struct vm {
+	int kvm_fd, vm_fd;
+	int run_size;		/* mmap size of struct kvm_run */
+	struct vm_opts opts;
+	bool quirks;		/* host quirks active */
+	struct mem_region mem[2];
+	unsigned nr_mem;
+	uint64_t ram_below_4g;	/* bytes of RAM from 0 */
+	uint64_t ram_above_4g;	/* bytes of RAM from 4 GiB */
+	struct io_bus pio, mmio;
+	struct vcpu vcpus[VM_MAX_CPUS];
+	struct kvm_cpuid2 *supported_cpuid;
+
+	/* Ending: the first vCPU to see an exit condition records it and
+	 * kicks the others. */
+	atomic_int exit_kind;
+	int exit_value;		/* VM_EXIT_TEST's value */
+	char exit_msg[512];	/* for CRASH and ERROR: one line */
+};
+
+/* kvm.c */
+int vm_create(struct vm *vm, const struct vm_opts *opts, char *err, size_t errlen);
+void vm_destroy(struct vm *vm);
+/* Host pointer for [gpa, gpa + len) when it is wholly inside one RAM
+ * region, else NULL.  The guest is untrusted: check every pointer. */
+void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len);
+int vm_irq_line(struct vm *vm, unsigned gsi, bool level);
+/* Records how the VM ends (first caller wins) and stops every vCPU. */
+void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int value,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* iobus.c: registration is for set-up time, before vcpu threads start. */
+int vm_register_pio(struct vm *vm, uint16_t base, uint16_t len,
+		    const struct io_ops *ops, void *opaque, const char *name);
+int vm_register_mmio(struct vm *vm, uint64_t base, uint64_t len,
+		     const struct io_ops *ops, void *opaque, const char *name);
+/* Returns false when nothing is there (reads then see all ones). */
+bool io_bus_access(struct io_bus *bus, uint64_t addr, void *data,
+		   unsigned len, bool write);
+
+/* vcpu.c */
+int vcpu_create(struct vm *vm, unsigned id, char *err, size_t errlen);
+int vcpus_start(struct vm *vm, char *err, size_t errlen);
+/* Waits for every vCPU thread to end. */
+void vcpus_join(struct vm *vm);
+/* Dumps registers and, for emulation failures, the instruction bytes. */
+void vcpu_dump(struct vcpu *c, char *out, size_t len);
+
+/* cpuid.c */
+int cpuid_setup(struct vcpu *c, char *err, size_t errlen);
+
+/* quirks.c */
+bool quirks_detect(void);
+/* Handles an emulation failure the host cannot run (INT3, FWAIT): true
+ * when the vCPU can continue. */
+bool quirks_emulation_failure(struct vcpu *c);
+/* The kernel parameters that keep Linux off what the host cannot emulate;
+ * "" when quirks are off. */
+const char *quirks_cmdline(struct vm *vm);
+/* Clears the KVM paravirtual features whose hypercalls hang on the host. */
+void quirks_cpuid(struct vm *vm, struct kvm_cpuid2 *cpuid);
+
+#endif
