@@ -14,13 +14,13 @@
 static const char usage[] =
 	"vsrv run --kernel FILE [--initrd FILE] [--append STR] [--cpus N] [--memory SIZE]\n"
 	"         [--on-reboot restart|exit] [--host-quirks auto|on|off]\n"
-	"         [--hugepages] [--memfd] [--test-device]\n"
+	"         [--hugepages] [--memfd] [--test-device] [--stats]\n"
 	"exit status: 0 the guest powered off; 3 it rebooted (--on-reboot exit);\n"
 	"             4 it crashed; 1 the VMM failed; 2 usage.";
 
 enum {
 	OPT_KERNEL = 1, OPT_INITRD, OPT_APPEND, OPT_CPUS, OPT_MEMORY,
-	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV,
+	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV, OPT_STATS,
 };
 
 int cmd_run(int argc, char **argv)
@@ -36,6 +36,7 @@ int cmd_run(int argc, char **argv)
 		{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
 		{ "memfd", no_argument, NULL, OPT_MEMFD },
 		{ "test-device", no_argument, NULL, OPT_TESTDEV },
+		{ "stats", no_argument, NULL, OPT_STATS },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -109,6 +110,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_TESTDEV:
 			cfg.vm.test_device = true;
+			break;
+		case OPT_STATS:
+			cfg.stats = true;
 			break;
 		case OPT_HELP:
 			printf("usage: %s\n", usage);

@@ -62,11 +62,36 @@ static void patch(struct kvm_cpuid_entry2 *e, unsigned id, unsigned n)
 	}
 }
 
+/*
+ * KVM lists only the sub-leaves of leaf 0xB the host has: one (0xB.0) on
+ * AMD hosts.  A guest reading level 1 (cores) would see zeros and count
+ * one CPU, so levels 1 and 2 (the terminator) are added when missing;
+ * patch() fills them in.
+ */
+static void add_topology_levels(struct kvm_cpuid2 *cpuid)
+{
+	bool has_b = false, has[3] = { false };
+
+	for (uint32_t i = 0; i < cpuid->nent; i++)
+		if (cpuid->entries[i].function == 0xb) {
+			has_b = true;
+			if (cpuid->entries[i].index < 3)
+				has[cpuid->entries[i].index] = true;
+		}
+	for (uint32_t level = 1; has_b && level < 3; level++)
+		if (!has[level])
+			cpuid->entries[cpuid->nent++] = (struct kvm_cpuid_entry2){
+				.function = 0xb, .index = level,
+				.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+			};
+}
+
 int cpuid_setup(struct vcpu *c, char *err, size_t errlen)
 {
 	struct kvm_cpuid2 *sup = c->vm->supported_cpuid;
 	size_t bytes = sizeof(*sup) + sup->nent * sizeof(sup->entries[0]);
-	struct kvm_cpuid2 *cpuid = malloc(bytes);
+	/* Room for the topology levels add_topology_levels() may add. */
+	struct kvm_cpuid2 *cpuid = malloc(bytes + 2 * sizeof(sup->entries[0]));
 	int r = 0;
 
 	if (!cpuid) {
@@ -74,6 +99,7 @@ int cpuid_setup(struct vcpu *c, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	memcpy(cpuid, sup, bytes);
+	add_topology_levels(cpuid);
 	for (uint32_t i = 0; i < cpuid->nent; i++)
 		patch(&cpuid->entries[i], c->id, c->vm->opts.nr_cpus);
 	if (c->vm->quirks)

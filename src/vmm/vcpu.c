@@ -110,18 +110,23 @@ static void handle_mmio(struct vcpu *c)
 		      run->mmio.len, run->mmio.is_write);
 }
 
-static const char *exit_name(uint32_t reason)
+const char *vcpu_exit_name(uint32_t reason)
 {
 	static const char *names[] = {
 		[KVM_EXIT_UNKNOWN] = "UNKNOWN", [KVM_EXIT_EXCEPTION] = "EXCEPTION",
-		[KVM_EXIT_HYPERCALL] = "HYPERCALL", [KVM_EXIT_DEBUG] = "DEBUG",
-		[KVM_EXIT_HLT] = "HLT", [KVM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
+		[KVM_EXIT_IO] = "IO", [KVM_EXIT_HYPERCALL] = "HYPERCALL",
+		[KVM_EXIT_DEBUG] = "DEBUG", [KVM_EXIT_HLT] = "HLT", [KVM_EXIT_MMIO] = "MMIO",
+		[KVM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
 		[KVM_EXIT_SHUTDOWN] = "SHUTDOWN", [KVM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY",
 		[KVM_EXIT_INTR] = "INTR", [KVM_EXIT_SET_TPR] = "SET_TPR",
 		[KVM_EXIT_TPR_ACCESS] = "TPR_ACCESS", [KVM_EXIT_NMI] = "NMI",
 		[KVM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR", [KVM_EXIT_OSI] = "OSI",
 		[KVM_EXIT_WATCHDOG] = "WATCHDOG", [KVM_EXIT_EPR] = "EPR",
-		[KVM_EXIT_SYSTEM_EVENT] = "SYSTEM_EVENT",
+		[KVM_EXIT_SYSTEM_EVENT] = "SYSTEM_EVENT", [KVM_EXIT_IOAPIC_EOI] = "IOAPIC_EOI",
+		[KVM_EXIT_HYPERV] = "HYPERV", [KVM_EXIT_X86_RDMSR] = "X86_RDMSR",
+		[KVM_EXIT_X86_WRMSR] = "X86_WRMSR", [KVM_EXIT_DIRTY_RING_FULL] = "DIRTY_RING_FULL",
+		[KVM_EXIT_AP_RESET_HOLD] = "AP_RESET_HOLD", [KVM_EXIT_X86_BUS_LOCK] = "X86_BUS_LOCK",
+		[KVM_EXIT_XEN] = "XEN", [KVM_EXIT_NOTIFY] = "NOTIFY",
 	};
 
 	if (reason < sizeof(names) / sizeof(names[0]) && names[reason])
@@ -189,7 +194,7 @@ static bool handle_exit(struct vcpu *c)
 	default:
 		vcpu_dump(c, regs, sizeof(regs));
 		vm_request_exit(vm, VM_EXIT_CRASH, 0, "unhandled exit %s (%u): %s",
-				exit_name(run->exit_reason), run->exit_reason, regs);
+				vcpu_exit_name(run->exit_reason), run->exit_reason, regs);
 		return false;
 	}
 }
@@ -201,10 +206,15 @@ static void *vcpu_thread(void *arg)
 	sigset_t set;
 
 	/* Only the kick reaches vCPU threads; everything else the main
-	 * thread handles. */
+	 * thread handles.  Except SIGSYS: the sandbox's report of a forbidden
+	 * call comes on the thread that made it, and a blocked SIGSYS would
+	 * kill the process without a word. */
 	sigfillset(&set);
 	sigdelset(&set, SIGUSR1);
+	sigdelset(&set, SIGSYS);
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	if (c->id == 0)
+		sandbox_test_hook(true);
 	while (atomic_load(&vm->exit_kind) == VM_RUNNING) {
 		if (ioctl(c->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

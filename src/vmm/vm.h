@@ -93,7 +93,8 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
-	/* Counters, written by this vCPU's thread only. */
+	/* Counters, written by this vCPU's thread only: exits to user space
+	 * by KVM_EXIT_* reason (63 and up share the last). */
 	uint64_t exits[64];
 	uint64_t exits_total;
 };
@@ -145,6 +146,15 @@ int vcpus_start(struct vm *vm, char *err, size_t errlen);
 void vcpus_join(struct vm *vm);
 /* Dumps registers and, for emulation failures, the instruction bytes. */
 void vcpu_dump(struct vcpu *c, char *out, size_t len);
+/* KVM_EXIT_* as text ("IO", "MMIO", ...); "?" for one vsrv does not know. */
+const char *vcpu_exit_name(uint32_t reason);
+
+/* sandbox.c: no_new_privs and the seccomp allow-list, for every thread
+ * (called once set-up is done, before the first KVM_RUN). */
+int sandbox_enter(char *err, size_t errlen);
+/* With VSRV_TEST_FORBIDDEN_SYSCALL=main or vcpu, makes a forbidden call in
+ * the main thread (at sandbox_enter) or vCPU 0's thread (here). */
+void sandbox_test_hook(bool vcpu);
 
 /* cpuid.c */
 int cpuid_setup(struct vcpu *c, char *err, size_t errlen);

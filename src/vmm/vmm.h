@@ -12,6 +12,7 @@ struct vmm_config {
 	struct vm_opts vm;
 	struct boot_opts boot;
 	enum on_reboot on_reboot;
+	bool stats;		/* print exit counts when the VM ends */
 };
 
 /* Runs the VM until it ends; returns the process exit status and prints

@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Confinement: once a VM is set up, before its first KVM_RUN, the VMM
+ * gives up every system call it no longer needs.  The guest is untrusted
+ * and the device code that parses what it writes is the VMM's largest
+ * attack surface; a bug there must not become a shell, a socket or a
+ * write to the host's files.
+ *
+ * no_new_privs, then a seccomp allow-list (libseccomp).  A call outside it
+ * raises SIGSYS (SECCOMP_RET_TRAP) and the handler prints one line naming
+ * the call, "vsrv: seccomp: forbidden system call 41 (socket)", with
+ * async-signal-safe calls only, and ends the process with status 1.
+ * (Killing outright would say nothing unless audit is configured.)
+ *
+ * Adding a device that needs a call at run time: add it to run_calls
+ * with why; an ioctl, to kvm_ioctls or its own table.
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZER_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZER_BUILD 1
+#endif
+#endif
+
+/* What the VMM does after set-up, and why each is needed. */
+static const int run_calls[] = {
+	SCMP_SYS(read), SCMP_SYS(write),	/* debug port, console, stderr */
+	SCMP_SYS(readv), SCMP_SYS(writev),
+	SCMP_SYS(close),			/* tearing the VM down */
+	SCMP_SYS(poll), SCMP_SYS(ppoll),	/* the console */
+	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
+	SCMP_SYS(accept4),			/* the console's listening socket */
+	SCMP_SYS(futex),			/* locks, pthread_join */
+	SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep),
+	SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday),
+	SCMP_SYS(sched_yield), SCMP_SYS(restart_syscall),
+	SCMP_SYS(mmap), SCMP_SYS(munmap),	/* malloc, thread stacks, teardown */
+	SCMP_SYS(mprotect), SCMP_SYS(madvise), SCMP_SYS(mremap), SCMP_SYS(brk),
+	SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
+	SCMP_SYS(getpid), SCMP_SYS(gettid),
+	SCMP_SYS(tgkill),			/* kicking vCPUs out of KVM_RUN */
+	SCMP_SYS(set_robust_list), SCMP_SYS(rseq),	/* a new thread's start */
+	SCMP_SYS(exit), SCMP_SYS(exit_group),
+};
+
+/* The KVM ioctls the running VMM issues (vcpu.c, quirks.c, kvm.c). */
+static const unsigned long kvm_ioctls[] = {
+	KVM_RUN,
+	KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS,	/* reports, quirks */
+	KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS,	/* INT3 quirk */
+	KVM_IRQ_LINE,					/* devices' interrupts */
+};
+
+#ifdef SANITIZER_BUILD
+/*
+ * AddressSanitizer and LeakSanitizer at run time and at exit: alternate
+ * signal stacks for new threads, and the leak check, which stops the
+ * world with a ptrace()ing helper and reads /proc/self.
+ */
+static const int sanitizer_calls[] = {
+	SCMP_SYS(sigaltstack), SCMP_SYS(rt_sigaction), SCMP_SYS(prctl),
+	SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(waitid),
+	SCMP_SYS(openat), SCMP_SYS(getdents64), SCMP_SYS(lseek),
+	SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(readlink), SCMP_SYS(getppid),
+	SCMP_SYS(sched_getaffinity), SCMP_SYS(kill), SCMP_SYS(pipe2),
+	SCMP_SYS(process_vm_readv), SCMP_SYS(unshare),
+};
+#endif
+
+/* Names by number, copied from libseccomp before the filter goes in: the
+ * SIGSYS handler may not allocate. */
+#define NAMES_MAX	512
+static char names[NAMES_MAX][24];
+static int test_hook;	/* VSRV_TEST_FORBIDDEN_SYSCALL: 1 main, 2 vCPU */
+
+static size_t put_str(char *buf, size_t n, const char *s)
+{
+	while (*s && n < 160)
+		buf[n++] = *s++;
+	return n;
+}
+
+static size_t put_num(char *buf, size_t n, unsigned long v, unsigned base)
+{
+	char tmp[24];
+	int k = 0;
+
+	do {
+		tmp[k++] = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v);
+	while (k)
+		buf[n++] = tmp[--k];
+	return n;
+}
+
+static void on_sigsys(int sig, siginfo_t *si, void *uc_)
+{
+	ucontext_t *uc = uc_;
+	char buf[200];
+	size_t n = 0;
+	int nr = si->si_syscall;
+
+	n = put_str(buf, n, "vsrv: seccomp: forbidden system call ");
+	n = put_num(buf, n, (unsigned long)(nr < 0 ? 0 : nr), 10);
+	n = put_str(buf, n, " (");
+	n = put_str(buf, n, nr >= 0 && nr < NAMES_MAX && names[nr][0] ? names[nr] : "?");
+	if (nr == SCMP_SYS(ioctl)) {
+		n = put_str(buf, n, " 0x");
+		n = put_num(buf, n, (unsigned long)uc->uc_mcontext.gregs[REG_RSI], 16);
+	}
+	n = put_str(buf, n, ")\n");
+	if (write(STDERR_FILENO, buf, n) < 0)
+		n = 0;
+	_exit(VM_STATUS_ERROR);
+}
+
+static int add_rules(scmp_filter_ctx ctx, const int *calls, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, calls[i], 0);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int build(scmp_filter_ctx ctx)
+{
+	int r = add_rules(ctx, run_calls, sizeof(run_calls) / sizeof(run_calls[0]));
+
+#ifdef SANITIZER_BUILD
+	if (r >= 0)
+		r = add_rules(ctx, sanitizer_calls,
+			      sizeof(sanitizer_calls) / sizeof(sanitizer_calls[0]));
+	/* LeakSanitizer's helper is a process sharing memory, not a thread. */
+	if (r >= 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+				     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_VM, CLONE_VM));
+#else
+	/* Threads only: a process could exec what the filter forbids. */
+	if (r >= 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+				     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+#endif
+	/* clone3's flags sit in memory the filter cannot read: say it is not
+	 * there, and glibc falls back to clone. */
+	if (r >= 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	for (size_t i = 0; r >= 0 && i < sizeof(kvm_ioctls) / sizeof(kvm_ioctls[0]); i++)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				     SCMP_A1(SCMP_CMP_EQ, kvm_ioctls[i]));
+	return r;
+}
+
+int sandbox_enter(char *err, size_t errlen)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO };
+	const char *hook = getenv("VSRV_TEST_FORBIDDEN_SYSCALL");
+	scmp_filter_ctx ctx;
+	int r;
+
+	for (int i = 0; i < NAMES_MAX; i++) {
+		char *s = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
+
+		if (s) {
+			snprintf(names[i], sizeof(names[i]), "%s", s);
+			free(s);
+		}
+	}
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		snprintf(err, errlen, "sandbox: %s", strerror(errno));
+		return -errno;
+	}
+	ctx = seccomp_init(SCMP_ACT_TRAP);
+	if (!ctx) {
+		snprintf(err, errlen, "sandbox: seccomp_init failed");
+		return -ENOMEM;
+	}
+	/* Every thread, and 32-bit or x32 calls (other numbers) end it. */
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+	if (r >= 0)
+		r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	if (r >= 0)
+		r = build(ctx);
+	if (r >= 0)
+		r = seccomp_load(ctx);
+	seccomp_release(ctx);
+	if (r < 0) {
+		snprintf(err, errlen, "sandbox: installing the seccomp filter: %s", strerror(-r));
+		return r;
+	}
+	if (hook)
+		test_hook = !strcmp(hook, "vcpu") ? 2 : 1;
+	sandbox_test_hook(false);
+	return 0;
+}
+
+void sandbox_test_hook(bool vcpu)
+{
+	/* A test proving the filter kills: a call no VMM makes. */
+	if (test_hook == (vcpu ? 2 : 1))
+		socket(AF_UNIX, SOCK_STREAM, 0);
+}
