@@ -16,7 +16,8 @@ static const char usage[] =
 	"         [--on-reboot restart|exit] [--host-quirks auto|on|off]\n"
 	"         [--hugepages] [--memfd] [--test-device] [--stats]\n"
 	"exit status: 0 the guest powered off; 3 it rebooted (--on-reboot exit);\n"
-	"             4 it crashed; 1 the VMM failed; 2 usage.";
+	"             4 it crashed; 1 the VMM failed (or made a system call its\n"
+	"             seccomp sandbox forbids); 2 usage.";
 
 enum {
 	OPT_KERNEL = 1, OPT_INITRD, OPT_APPEND, OPT_CPUS, OPT_MEMORY,

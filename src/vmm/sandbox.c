@@ -77,7 +77,8 @@ static const unsigned long kvm_ioctls[] = {
 static const int sanitizer_calls[] = {
 	SCMP_SYS(sigaltstack), SCMP_SYS(rt_sigaction), SCMP_SYS(prctl),
 	SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(waitid),
-	SCMP_SYS(openat), SCMP_SYS(getdents64), SCMP_SYS(lseek),
+	SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(getdents), SCMP_SYS(getdents64),
+	SCMP_SYS(lseek),
 	SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(readlink), SCMP_SYS(getppid),
 	SCMP_SYS(sched_getaffinity), SCMP_SYS(kill), SCMP_SYS(pipe2),
 	SCMP_SYS(process_vm_readv), SCMP_SYS(unshare),
@@ -161,6 +162,11 @@ static int build(scmp_filter_ctx ctx)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 				     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
 #endif
+	/* glibc installs its own handlers for its internal signals (SIGCANCEL
+	 * 32, SIGSETXID 33) at the first pthread_create. */
+	for (int sig = 32; r >= 0 && sig <= 33; sig++)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
+				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)sig));
 	/* clone3's flags sit in memory the filter cannot read: say it is not
 	 * there, and glibc falls back to clone. */
 	if (r >= 0)

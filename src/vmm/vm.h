@@ -156,6 +156,13 @@ int sandbox_enter(char *err, size_t errlen);
  * the main thread (at sandbox_enter) or vCPU 0's thread (here). */
 void sandbox_test_hook(bool vcpu);
 
+/* sandbox.c: no_new_privs and the seccomp allow-list, for every thread
+ * (called once set-up is done, before the first KVM_RUN). */
+int sandbox_enter(char *err, size_t errlen);
+/* With VSRV_TEST_FORBIDDEN_SYSCALL=main or vcpu, makes a forbidden call in
+ * the main thread (at sandbox_enter) or vCPU 0's thread (here). */
+void sandbox_test_hook(bool vcpu);
+
 /* cpuid.c */
 int cpuid_setup(struct vcpu *c, char *err, size_t errlen);
 

@@ -1,11 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * One VM from start to end: create it, attach devices, load the kernel,
- * run the vCPUs, and turn how it ended into an exit status.  A reboot
- * builds the VM anew (the simplest reset that cannot leave state behind).
+ * confine the process (sandbox.c), run the vCPUs, and turn how it ended
+ * into an exit status.  A reboot builds the VM anew, in a new process (the
+ * simplest reset that cannot leave state behind, and the only one that
+ * can: the seccomp filter forbids, for good, what setting up a VM needs).
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../devices/devices.h"
 #include "vmm.h"
@@ -71,6 +80,8 @@ static int run_once(const struct vmm_config *cfg, bool *reboot)
 	if (r >= 0)
 		r = boot_setup_bsp(&vm.vcpus[0], &bi, err, sizeof(err));
 	if (r >= 0)
+		r = sandbox_enter(err, sizeof(err));
+	if (r >= 0)
 		r = vcpus_start(&vm, err, sizeof(err));
 	if (r < 0)
 		goto fail;
@@ -109,13 +120,59 @@ fail:
 	return fail(err);
 }
 
+/*
+ * With --on-reboot restart, each boot runs in a child process; this one
+ * only waits, unconfined, and starts the next.  The child dies with it
+ * (PR_SET_PDEATHSIG), so killing vsrv ends the VM.  Whether the child's
+ * VM asked to reboot comes back in shared memory: its exit status is the
+ * guest's to choose (the test device).
+ */
+static int run_supervised(const struct vmm_config *cfg)
+{
+	bool *reboot = mmap(NULL, sizeof(*reboot), PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pid_t parent = getpid();
+	int status;
+
+	if (reboot == MAP_FAILED)
+		return fail("mapping shared memory for reboots failed");
+	do {
+		pid_t pid, w;
+
+		*reboot = false;
+		fflush(NULL);	/* nothing buffered twice */
+		pid = fork();
+		if (pid < 0) {
+			munmap(reboot, sizeof(*reboot));
+			return fail("fork failed: cannot start the VM's process");
+		}
+		if (pid == 0) {
+			if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+				_exit(VM_STATUS_ERROR);
+			status = run_once(cfg, reboot);
+			exit(status);
+		}
+		do
+			w = waitpid(pid, &status, 0);
+		while (w < 0 && errno == EINTR);
+		if (w < 0 || !WIFEXITED(status)) {
+			if (w >= 0)
+				fprintf(stderr, "vsrv: the VM's process was killed by signal %d (%s)\n",
+					WTERMSIG(status), strsignal(WTERMSIG(status)));
+			munmap(reboot, sizeof(*reboot));
+			return VM_STATUS_ERROR;
+		}
+		status = WEXITSTATUS(status);
+	} while (*reboot);
+	munmap(reboot, sizeof(*reboot));
+	return status;
+}
+
 int vmm_run(const struct vmm_config *cfg)
 {
 	bool reboot;
-	int status;
 
-	do
-		status = run_once(cfg, &reboot);
-	while (reboot);
-	return status;
+	if (cfg->on_reboot == ON_REBOOT_RESTART)
+		return run_supervised(cfg);
+	return run_once(cfg, &reboot);
 }

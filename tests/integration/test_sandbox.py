@@ -1,0 +1,110 @@
+"""vsrv run's confinement (src/vmm/sandbox.c): no_new_privs and a seccomp
+allow-list before the first KVM_RUN; a forbidden call ends the VMM with one
+line naming it.  Every micro-guest test (test_cpu.py, test_run.py) runs
+under the same filter: it cannot be turned off."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from vsrvtest import VSRV, TmpDirTest, main, vsrv
+
+GUESTS = os.environ.get("VSRV_GUESTS", "")
+SANITIZE = os.environ.get("VSRV_SANITIZE", "")
+
+
+def guest(name):
+    return os.path.join(GUESTS, name + ".elf")
+
+
+def children(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+def proc_status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+class SandboxTest(TmpDirTest):
+    @classmethod
+    def setUpClass(cls):
+        if SANITIZE:
+            sys.stderr.write(f"[sanitizer build ({SANITIZE}): the allow-list also has the calls "
+                             "AddressSanitizer and LeakSanitizer make (sandbox.c, "
+                             "sanitizer_calls); the filter is on]\n")
+
+    def start_halted(self, *args):
+        """A VM that stays up (its vCPU halted for good), and the pid of the
+        process running it."""
+        proc = subprocess.Popen([VSRV, "run", "--kernel", guest("exit-hlt"), "--test-device",
+                                 "--append", "mode=forever", *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.assertEqual(proc.stdout.readline(), "halting with interrupts disabled\n")
+        return proc
+
+    def test_forbidden_call_ends_the_vmm_with_one_line(self):
+        line = "vsrv: seccomp: forbidden system call 41 (socket)\n"
+        for where in ("main", "vcpu"):
+            for reboot in ("exit", "restart"):
+                env = dict(os.environ, VSRV_TEST_FORBIDDEN_SYSCALL=where)
+                p = subprocess.run([VSRV, "run", "--kernel", guest("hello64"), "--test-device",
+                                    "--cpus", "2", "--on-reboot", reboot],
+                                   capture_output=True, text=True, env=env, timeout=60)
+                self.assertEqual((p.returncode, p.stdout, p.stderr), (1, "", line),
+                                 (where, reboot))
+
+    def test_filter_and_no_new_privs_are_in_place(self):
+        # --on-reboot exit: the VM runs in vsrv's own process; restart: in
+        # a child per boot, vsrv waiting unconfined.
+        for reboot in ("exit", "restart"):
+            proc = self.start_halted("--on-reboot", reboot)
+            try:
+                vm_pid = proc.pid if reboot == "exit" else children(proc.pid)[0]
+                st = proc_status(vm_pid)
+                self.assertEqual((st["Seccomp"], st["NoNewPrivs"]), ("2", "1"), reboot)
+                if reboot == "restart":
+                    st = proc_status(proc.pid)
+                    self.assertEqual((st["Seccomp"], st["NoNewPrivs"]), ("0", "0"))
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=10)
+
+    def test_killing_vsrv_ends_the_vm_process(self):
+        proc = self.start_halted()
+        vm_pid = children(proc.pid)[0]
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)
+        for _ in range(100):
+            if not os.path.exists(f"/proc/{vm_pid}") or \
+                    proc_status(vm_pid).get("State", "").startswith("Z"):
+                break
+            time.sleep(0.05)
+        else:
+            self.fail("the VM's process outlived vsrv")
+
+    def test_vm_process_killed_is_reported(self):
+        proc = self.start_halted()
+        os.kill(children(proc.pid)[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=10)
+        self.assertEqual((proc.returncode, out, err),
+                         (1, "", "vsrv: the VM's process was killed by signal 9 (Killed)\n"))
+
+    def test_exit_paths_under_the_filter(self):
+        # Crash, reboot and error reports are written after the filter is
+        # in: each must still come out whole.
+        p = vsrv("run", "--kernel", guest("exit-triple"), "--test-device", "--on-reboot", "exit",
+                 "--stats", check=False)
+        self.assertEqual((p.returncode, p.stderr),
+                         (3, "vsrv: exits: IO 21\nvsrv: exits: SHUTDOWN 1\n"
+                             "vsrv: guest rebooted (vCPU 0: triple fault)\n"))
+        p = vsrv("run", "--kernel", guest("exit-emul"), "--test-device", "--host-quirks", "off",
+                 "--append", "mode=popcnt", check=False)
+        self.assertIn(p.returncode, (0, 4))
+        self.assertNotIn("seccomp", p.stderr)
+
+
+if __name__ == "__main__":
+    main()
