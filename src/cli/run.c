@@ -12,9 +12,10 @@
 #include "../vmm/vmm.h"
 
 static const char usage[] =
-	"vsrv run --kernel FILE [--initrd FILE] [--append STR] [--cpus N] [--memory SIZE]\n"
-	"         [--on-reboot restart|exit] [--host-quirks auto|on|off]\n"
+	"vsrv run [--config FILE] --kernel FILE [--initrd FILE] [--append STR] [--cpus N]\n"
+	"         [--memory SIZE] [--on-reboot restart|exit] [--host-quirks auto|on|off]\n"
 	"         [--hugepages] [--memfd] [--test-device] [--stats]\n"
+	"--config: a VM described in JSON (docs/vm-config.md); options override it.\n"
 	"exit status: 0 the guest powered off; 3 it rebooted (--on-reboot exit);\n"
 	"             4 it crashed; 1 the VMM failed (or made a system call its\n"
 	"             seccomp sandbox forbids); 2 usage.";
@@ -22,11 +23,10 @@ static const char usage[] =
 enum {
 	OPT_KERNEL = 1, OPT_INITRD, OPT_APPEND, OPT_CPUS, OPT_MEMORY,
 	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV, OPT_STATS,
+	OPT_CONFIG,
 };
 
-int cmd_run(int argc, char **argv)
-{
-	static const struct option opts[] = {
+static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
 		{ "append", required_argument, NULL, OPT_APPEND },
@@ -38,26 +38,29 @@ int cmd_run(int argc, char **argv)
 		{ "memfd", no_argument, NULL, OPT_MEMFD },
 		{ "test-device", no_argument, NULL, OPT_TESTDEV },
 		{ "stats", no_argument, NULL, OPT_STATS },
+		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
-	};
-	struct vmm_config cfg = {
-		.vm = { .nr_cpus = 1, .mem_size = 256ull << 20, .quirks = QUIRKS_AUTO },
-		.on_reboot = ON_REBOOT_RESTART,
-	};
+};
+
+/* The options over what cfg holds (defaults, or a --config file):
+ * 0, or the exit status to return now. */
+static int apply_options(int argc, char **argv, struct vmm_config *cfg)
+{
 	char *end;
 	int c;
 
+	optind = 0;	/* a second pass over argv: GNU getopt starts afresh */
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_KERNEL:
-			cfg.boot.kernel = optarg;
+			cfg->boot.kernel = optarg;
 			break;
 		case OPT_INITRD:
-			cfg.boot.initrd = optarg;
+			cfg->boot.initrd = optarg;
 			break;
 		case OPT_APPEND:
-			cfg.boot.cmdline = optarg;
+			cfg->boot.cmdline = optarg;
 			break;
 		case OPT_CPUS: {
 			unsigned long n = strtoul(optarg, &end, 10);
@@ -67,15 +70,14 @@ int cmd_run(int argc, char **argv)
 					VM_MAX_CPUS);
 				return EXIT_USAGE;
 			}
-			cfg.vm.nr_cpus = (unsigned)n;
+			cfg->vm.nr_cpus = (unsigned)n;
 			break;
 		}
 		case OPT_MEMORY:
-			if (cli_parse_size("--memory", optarg, &cfg.vm.mem_size) < 0)
+			if (cli_parse_size("--memory", optarg, &cfg->vm.mem_size) < 0)
 				return EXIT_USAGE;
-			/* Below 16 MiB no kernel fits; above 1 TiB is a typo. */
-			if (cfg.vm.mem_size < (16ull << 20) || cfg.vm.mem_size > (1ull << 40) ||
-			    cfg.vm.mem_size % 4096) {
+			if (cfg->vm.mem_size < VMM_MEMORY_MIN || cfg->vm.mem_size > VMM_MEMORY_MAX ||
+			    cfg->vm.mem_size % 4096) {
 				cli_err("--memory: %s is not a whole number of pages from 16M to 1T",
 					optarg);
 				return EXIT_USAGE;
@@ -83,9 +85,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_ON_REBOOT:
 			if (!strcmp(optarg, "restart"))
-				cfg.on_reboot = ON_REBOOT_RESTART;
+				cfg->on_reboot = ON_REBOOT_RESTART;
 			else if (!strcmp(optarg, "exit"))
-				cfg.on_reboot = ON_REBOOT_EXIT;
+				cfg->on_reboot = ON_REBOOT_EXIT;
 			else {
 				cli_err("--on-reboot: '%s' is not restart or exit", optarg);
 				return EXIT_USAGE;
@@ -93,40 +95,72 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_QUIRKS:
 			if (!strcmp(optarg, "auto"))
-				cfg.vm.quirks = QUIRKS_AUTO;
+				cfg->vm.quirks = QUIRKS_AUTO;
 			else if (!strcmp(optarg, "on"))
-				cfg.vm.quirks = QUIRKS_ON;
+				cfg->vm.quirks = QUIRKS_ON;
 			else if (!strcmp(optarg, "off"))
-				cfg.vm.quirks = QUIRKS_OFF;
+				cfg->vm.quirks = QUIRKS_OFF;
 			else {
 				cli_err("--host-quirks: '%s' is not auto, on or off", optarg);
 				return EXIT_USAGE;
 			}
 			break;
 		case OPT_HUGEPAGES:
-			cfg.vm.hugepages = true;
+			cfg->vm.hugepages = true;
 			break;
 		case OPT_MEMFD:
-			cfg.vm.memfd = true;
+			cfg->vm.memfd = true;
 			break;
 		case OPT_TESTDEV:
-			cfg.vm.test_device = true;
+			cfg->vm.test_device = true;
 			break;
 		case OPT_STATS:
-			cfg.stats = true;
+			cfg->stats = true;
 			break;
+		case OPT_CONFIG:
+			break;		/* read first, by cmd_run */
 		case OPT_HELP:
 			printf("usage: %s\n", usage);
-			return 0;
+			return -1;
 		default:
 			return cli_usage(usage);
 		}
 	}
 	if (optind != argc)
 		return cli_usage(usage);
-	if (!cfg.boot.kernel) {
-		cli_err("run: --kernel is required");
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct vmm_config cfg = {
+		.vm = { .nr_cpus = 1, .mem_size = 256ull << 20, .quirks = QUIRKS_AUTO },
+		.on_reboot = ON_REBOOT_RESTART,
+	};
+	const char *config = NULL;
+	char err[1024];
+	int c, r;
+
+	/* The file first, whatever the order on the command line: options
+	 * override it. */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+		if (c == OPT_CONFIG)
+			config = optarg;
+	opterr = 1;
+	if (config && vmm_config_load(config, &cfg, err, sizeof(err)) < 0) {
+		cli_err("%s", err);
+		vmm_config_free(&cfg);
 		return EXIT_USAGE;
 	}
-	return vmm_run(&cfg);
+	r = apply_options(argc, argv, &cfg);
+	if (r == 0 && !cfg.boot.kernel) {
+		cli_err(config ? "run: --kernel is required (or \"kernel\" in --config)" :
+			"run: --kernel is required");
+		r = EXIT_USAGE;
+	}
+	if (r == 0)
+		r = vmm_run(&cfg);
+	vmm_config_free(&cfg);
+	return r < 0 ? 0 : r;
 }

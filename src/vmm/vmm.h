@@ -8,12 +8,27 @@
 
 enum on_reboot { ON_REBOOT_RESTART, ON_REBOOT_EXIT };
 
+/* Below 16 MiB no kernel fits; above 1 TiB is a typo. */
+#define VMM_MEMORY_MIN	(16ull << 20)
+#define VMM_MEMORY_MAX	(1ull << 40)
+
+struct config_file;
+
 struct vmm_config {
 	struct vm_opts vm;
 	struct boot_opts boot;
 	enum on_reboot on_reboot;
 	bool stats;		/* print exit counts when the VM ends */
+	const char *name, *uuid;	/* identity, from --config */
+	const char *console;	/* "stdio", "none", "socket:PATH"; NULL: default */
+	struct config_file *file;	/* what --config read; owns the strings */
 };
+
+/* config.c: fills cfg from a JSON file (docs/vm-config.md), over what it
+ * holds.  On error, one line in err.  vmm_config_free() releases the file
+ * either way. */
+int vmm_config_load(const char *path, struct vmm_config *cfg, char *err, size_t errlen);
+void vmm_config_free(struct vmm_config *cfg);
 
 /* Runs the VM until it ends; returns the process exit status and prints
  * one line for anything but a clean power-off. */

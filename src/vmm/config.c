@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * A VM described by a JSON file (vsrv run --config FILE), the form the
+ * management service stores.  docs/vm-config.md is the reference; this is
+ * its reader.
+ *
+ * The file is versioned: this vsrv reads version 1 and refuses newer ones
+ * rather than half-understanding them.  Every field is checked for its
+ * type and range, and a field this version does not know is an error, so
+ * that a typo cannot silently leave a setting at its default.  Each error
+ * is one line naming the file, the field and what was expected.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "vmm.h"
+
+#define CONFIG_VERSION	1
+
+struct config_file {
+	json_t *root;
+	char *kernel, *initrd;	/* resolved against the file's folder */
+};
+
+enum ftype { F_STRING, F_INT, F_BOOL, F_SIZE, F_ARRAY };
+
+static const struct field {
+	const char *name;
+	enum ftype type;
+} fields[] = {
+	{ "version", F_INT },
+	{ "name", F_STRING },
+	{ "uuid", F_STRING },
+	{ "vcpus", F_INT },
+	{ "memory", F_SIZE },
+	{ "kernel", F_STRING },
+	{ "initrd", F_STRING },
+	{ "cmdline", F_STRING },
+	{ "console", F_STRING },
+	{ "on_reboot", F_STRING },
+	{ "host_quirks", F_STRING },
+	{ "hugepages", F_BOOL },
+	{ "memfd", F_BOOL },
+	/* Placeholders: the next version of the format describes them. */
+	{ "disks", F_ARRAY },
+	{ "nics", F_ARRAY },
+};
+
+static const char *const type_names[] = {
+	[F_STRING] = "a string", [F_INT] = "an integer", [F_BOOL] = "true or false",
+	[F_SIZE] = "a size (a string like \"512M\" or a number of bytes)",
+	[F_ARRAY] = "an array",
+};
+
+static int bad(char *err, size_t errlen, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int bad(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(err, errlen, "%s: ", path);
+
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < errlen)
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static bool type_ok(const json_t *v, enum ftype t)
+{
+	switch (t) {
+	case F_STRING:
+		return json_is_string(v);
+	case F_INT:
+		return json_is_integer(v);
+	case F_BOOL:
+		return json_is_boolean(v);
+	case F_SIZE:
+		return json_is_string(v) || json_is_integer(v);
+	case F_ARRAY:
+		return json_is_array(v);
+	}
+	return false;
+}
+
+/* "512M", "2G", "1048576": K, M, G, T are binary multiples. */
+static bool parse_size(const json_t *v, uint64_t *out)
+{
+	const char *s, *end;
+	uint64_t n, mul = 1;
+
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 0)
+			return false;
+		*out = (uint64_t)json_integer_value(v);
+		return true;
+	}
+	s = json_string_value(v);
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	n = strtoull(s, (char **)&end, 10);
+	if (errno)
+		return false;
+	switch (*end) {
+	case 'T': mul <<= 10; /* fall through */
+	case 'G': mul <<= 10; /* fall through */
+	case 'M': mul <<= 10; /* fall through */
+	case 'K': mul <<= 10; end++; break;
+	}
+	if (*end || n > UINT64_MAX / mul)
+		return false;
+	*out = n * mul;
+	return true;
+}
+
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
+static bool valid_uuid(const char *s)
+{
+	if (strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
+			return false;
+	}
+	return true;
+}
+
+/* Index of `s` in the NULL-ended `words`, or -1. */
+static int pick(const char *s, const char *const *words)
+{
+	for (int i = 0; words[i]; i++)
+		if (!strcmp(s, words[i]))
+			return i;
+	return -1;
+}
+
+/* A relative path in the file is relative to the file's folder, so a VM's
+ * folder can move as a whole. */
+static char *resolve(const char *cfgpath, const char *p)
+{
+	const char *slash = strrchr(cfgpath, '/');
+	char *out;
+
+	if (p[0] == '/' || !slash)
+		return strdup(p);
+	if (asprintf(&out, "%.*s/%s", (int)(slash - cfgpath), cfgpath, p) < 0)
+		return NULL;
+	return out;
+}
+
+static int check_fields(json_t *root, const char *path, char *err, size_t errlen)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(root, key, v) {
+		size_t i;
+
+		for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+			if (!strcmp(key, fields[i].name))
+				break;
+		if (i == sizeof(fields) / sizeof(fields[0]))
+			return bad(err, errlen, path, "unknown field '%s' (version %d has no such field)",
+				   key, CONFIG_VERSION);
+		if (!type_ok(v, fields[i].type))
+			return bad(err, errlen, path, "%s: expected %s", key,
+				   type_names[fields[i].type]);
+	}
+	return 0;
+}
+
+static int apply(json_t *root, const char *path, struct vmm_config *cfg,
+		 struct config_file *cf, char *err, size_t errlen)
+{
+	static const char *const reboot_words[] = { "restart", "exit", NULL };
+	static const char *const quirk_words[] = { "auto", "on", "off", NULL };
+	json_t *v;
+	int i;
+
+	if ((v = json_object_get(root, "name"))) {
+		if (!valid_name(json_string_value(v)))
+			return bad(err, errlen, path,
+				   "name: expected 1 to 64 letters, digits, '.', '_' or '-'");
+		cfg->name = json_string_value(v);
+	}
+	if ((v = json_object_get(root, "uuid"))) {
+		if (!valid_uuid(json_string_value(v)))
+			return bad(err, errlen, path,
+				   "uuid: expected a UUID like 6f1c3c59-8a3e-4b6e-9c1e-2f5d7a0b4c11");
+		cfg->uuid = json_string_value(v);
+	}
+	if ((v = json_object_get(root, "vcpus"))) {
+		if (json_integer_value(v) < 1 || json_integer_value(v) > VM_MAX_CPUS)
+			return bad(err, errlen, path, "vcpus: expected an integer from 1 to %d",
+				   VM_MAX_CPUS);
+		cfg->vm.nr_cpus = (unsigned)json_integer_value(v);
+	}
+	if ((v = json_object_get(root, "memory"))) {
+		uint64_t size;
+
+		if (!parse_size(v, &size))
+			return bad(err, errlen, path, "memory: expected %s", type_names[F_SIZE]);
+		if (size < VMM_MEMORY_MIN || size > VMM_MEMORY_MAX || size % 4096)
+			return bad(err, errlen, path,
+				   "memory: expected a whole number of pages from 16M to 1T");
+		cfg->vm.mem_size = size;
+	}
+	if ((v = json_object_get(root, "kernel"))) {
+		cf->kernel = resolve(path, json_string_value(v));
+		if (!cf->kernel)
+			return -ENOMEM;
+		cfg->boot.kernel = cf->kernel;
+	}
+	if ((v = json_object_get(root, "initrd"))) {
+		cf->initrd = resolve(path, json_string_value(v));
+		if (!cf->initrd)
+			return -ENOMEM;
+		cfg->boot.initrd = cf->initrd;
+	}
+	if ((v = json_object_get(root, "cmdline")))
+		cfg->boot.cmdline = json_string_value(v);
+	if ((v = json_object_get(root, "console"))) {
+		const char *c = json_string_value(v);
+
+		if (strcmp(c, "stdio") && strcmp(c, "none") && strncmp(c, "socket:", 7))
+			return bad(err, errlen, path,
+				   "console: expected \"stdio\", \"none\" or \"socket:PATH\"");
+		cfg->console = c;
+	}
+	if ((v = json_object_get(root, "on_reboot"))) {
+		i = pick(json_string_value(v), reboot_words);
+		if (i < 0)
+			return bad(err, errlen, path, "on_reboot: expected \"restart\" or \"exit\"");
+		cfg->on_reboot = i == 0 ? ON_REBOOT_RESTART : ON_REBOOT_EXIT;
+	}
+	if ((v = json_object_get(root, "host_quirks"))) {
+		i = pick(json_string_value(v), quirk_words);
+		if (i < 0)
+			return bad(err, errlen, path,
+				   "host_quirks: expected \"auto\", \"on\" or \"off\"");
+		cfg->vm.quirks = i == 0 ? QUIRKS_AUTO : i == 1 ? QUIRKS_ON : QUIRKS_OFF;
+	}
+	if ((v = json_object_get(root, "hugepages")))
+		cfg->vm.hugepages = json_is_true(v);
+	if ((v = json_object_get(root, "memfd")))
+		cfg->vm.memfd = json_is_true(v);
+	for (const char *const *k = (const char *const[]){ "disks", "nics", NULL }; *k; k++)
+		if ((v = json_object_get(root, *k)) && json_array_size(v))
+			return bad(err, errlen, path,
+				   "%s: not supported by this vsrv yet (leave it out or empty)", *k);
+	return 0;
+}
+
+int vmm_config_load(const char *path, struct vmm_config *cfg, char *err, size_t errlen)
+{
+	struct config_file *cf = calloc(1, sizeof(*cf));
+	json_error_t je;
+	json_t *v;
+	int r;
+
+	if (!cf)
+		return -ENOMEM;
+	cfg->file = cf;
+	cf->root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (!cf->root) {
+		if (je.line < 1)	/* could not read it at all */
+			return bad(err, errlen, path, "%s", je.text);
+		return bad(err, errlen, path, "line %d, column %d: %s", je.line, je.column,
+			   je.text);
+	}
+	if (!json_is_object(cf->root))
+		return bad(err, errlen, path, "expected a JSON object");
+	/* The version first: a newer file's new fields are not typos. */
+	v = json_object_get(cf->root, "version");
+	if (!v)
+		return bad(err, errlen, path, "version: missing (this vsrv reads version %d)",
+			   CONFIG_VERSION);
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		return bad(err, errlen, path, "version: expected an integer from 1");
+	if (json_integer_value(v) > CONFIG_VERSION)
+		return bad(err, errlen, path,
+			   "version %" JSON_INTEGER_FORMAT " is newer than this vsrv reads (%d): upgrade vsrv",
+			   json_integer_value(v), CONFIG_VERSION);
+	r = check_fields(cf->root, path, err, errlen);
+	if (r < 0)
+		return r;
+	r = apply(cf->root, path, cfg, cf, err, errlen);
+	if (r == -ENOMEM)
+		snprintf(err, errlen, "%s: out of memory", path);
+	return r;
+}
+
+void vmm_config_free(struct vmm_config *cfg)
+{
+	struct config_file *cf = cfg->file;
+
+	if (!cf)
+		return;
+	json_decref(cf->root);
+	free(cf->kernel);
+	free(cf->initrd);
+	free(cf);
+	cfg->file = NULL;
+}
