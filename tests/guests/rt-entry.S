@@ -76,12 +76,14 @@ rt_trap_common:
 	add	$16, %rsp		/* vector, error code */
 	iretq
 
-/* rt_enter_user(fn, stack): an iretq frame for CPL3 with IOPL=3. */
+/*
+ * rt_enter_user(fn, stack): an iretq frame for CPL3 with IOPL=3.  Hosts
+ * without hardware virtualization drop the IOPL on the way (kvm_pvm): the
+ * TSS's I/O bitmap, which allows every port, is what lets CPL3 reach them
+ * there.
+ */
 	.globl rt_enter_user
 rt_enter_user:
-	pushfq
-	orq	$0x3000, (%rsp)
-	popfq
 	pushq	$0x1b			/* SEL_UDATA */
 	pushq	%rsi
 	pushq	$0x3202			/* IOPL=3, interrupts on */

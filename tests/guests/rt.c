@@ -29,7 +29,7 @@ struct tss {
 	uint64_t ist[7];
 	uint64_t reserved2;
 	uint16_t reserved3, iopb;
-	uint8_t bitmap[8192 + 1];
+	uint8_t bitmap[8192 + 1];	/* I/O permissions: 0 allows */
 } __attribute__((packed));
 
 static struct tss rt_tss;
@@ -280,6 +280,8 @@ void rt_init(void)
 
 	setup_paging();
 	rt_tss.rsp[0] = (uintptr_t)(rt_kernel_stack + sizeof(rt_kernel_stack));
+	/* Every port allowed at CPL3, for hosts that ignore IOPL there; the
+	 * bitmap ends with a byte of ones, as the architecture asks. */
 	rt_tss.iopb = __builtin_offsetof(struct tss, bitmap);
 	rt_tss.bitmap[8192] = 0xff;
 	rt_gdt[5] = (sizeof(rt_tss) - 1) | ((tss & 0xffffff) << 16) | (0x89ull << 40) |
