@@ -13,9 +13,13 @@
 
 static const char usage[] =
 	"vsrv run [--config FILE] --kernel FILE [--initrd FILE] [--append STR] [--cpus N]\n"
-	"         [--memory SIZE] [--on-reboot restart|exit] [--host-quirks auto|on|off]\n"
-	"         [--hugepages] [--memfd] [--test-device] [--stats]\n"
+	"         [--memory SIZE] [--boot auto|linux64|pvh] [--on-reboot restart|exit]\n"
+	"         [--host-quirks auto|on|off] [--hugepages] [--memfd] [--test-device]\n"
+	"         [--stats] [--dry-run]\n"
 	"--config: a VM described in JSON (docs/vm-config.md); options override it.\n"
+	"--boot: the entry into the kernel: auto (a vmlinux's ELF entry; a bzImage's\n"
+	"        64-bit entry, else its 32-bit one), linux64, or pvh (a vmlinux's PVH note).\n"
+	"--dry-run: load the kernel, initrd and tables, print where, and exit.\n"
 	"exit status: 0 the guest powered off; 3 it rebooted (--on-reboot exit);\n"
 	"             4 it crashed; 1 the VMM failed (or made a system call its\n"
 	"             seccomp sandbox forbids); 2 usage.";
@@ -23,7 +27,7 @@ static const char usage[] =
 enum {
 	OPT_KERNEL = 1, OPT_INITRD, OPT_APPEND, OPT_CPUS, OPT_MEMORY,
 	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV, OPT_STATS,
-	OPT_CONFIG,
+	OPT_CONFIG, OPT_BOOT, OPT_DRY_RUN,
 };
 
 static const struct option opts[] = {
@@ -39,6 +43,8 @@ static const struct option opts[] = {
 		{ "test-device", no_argument, NULL, OPT_TESTDEV },
 		{ "stats", no_argument, NULL, OPT_STATS },
 		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "boot", required_argument, NULL, OPT_BOOT },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 };
@@ -104,6 +110,21 @@ static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 				cli_err("--host-quirks: '%s' is not auto, on or off", optarg);
 				return EXIT_USAGE;
 			}
+			break;
+		case OPT_BOOT:
+			if (!strcmp(optarg, "auto"))
+				cfg->boot.entry = BOOT_ENTRY_AUTO;
+			else if (!strcmp(optarg, "linux64"))
+				cfg->boot.entry = BOOT_ENTRY_LINUX64;
+			else if (!strcmp(optarg, "pvh"))
+				cfg->boot.entry = BOOT_ENTRY_PVH;
+			else {
+				cli_err("--boot: '%s' is not auto, linux64 or pvh", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_DRY_RUN:
+			cfg->boot.dry_run = true;
 			break;
 		case OPT_HUGEPAGES:
 			cfg->vm.hugepages = true;

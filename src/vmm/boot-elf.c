@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * An uncompressed vmlinux ELF, entered at its 64-bit entry (x86 vmlinux's
- * e_entry is physical: phys_startup_64).  Its segments are copied to their
- * physical addresses; every size and offset is checked against the file
- * and guest memory first.
+ * An uncompressed vmlinux ELF.  x86-64's is entered at e_entry in 64-bit
+ * mode (its e_entry is physical: phys_startup_64); i386's at e_entry in
+ * flat 32-bit protected mode (phys_startup_32), both with the zero page;
+ * either may instead be entered at its PVH note (--boot pvh).  Segments
+ * are copied to their physical addresses; every size and offset is
+ * checked against the file and guest memory first.
  */
 #include <elf.h>
 #include <errno.h>
@@ -16,68 +18,164 @@
 
 bool boot_is_elf(const uint8_t *data, size_t len)
 {
-	return len >= 4 && !memcmp(data, ELFMAG, SELFMAG);
+	return len >= SELFMAG && !memcmp(data, ELFMAG, SELFMAG);
 }
 
-int boot_load_elf(struct vm *vm, const uint8_t *data, size_t len,
-		  struct boot_info *bi, char *err, size_t errlen)
+static bool elf64(const uint8_t *data)
 {
-	const Elf64_Ehdr *eh = (const void *)data;
+	return data[EI_CLASS] == ELFCLASS64;
+}
+
+int boot_elf_check(const char *path, const uint8_t *data, size_t len,
+		   char *err, size_t errlen)
+{
+	uint64_t phoff, phnum, phentsize, want;
+	uint16_t type, machine;
+
+	if (len < EI_NIDENT || data[EI_DATA] != ELFDATA2LSB ||
+	    (data[EI_CLASS] != ELFCLASS32 && data[EI_CLASS] != ELFCLASS64) ||
+	    len < (elf64(data) ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr)))
+		goto not_x86;
+	if (elf64(data)) {
+		const Elf64_Ehdr *eh = (const void *)data;
+
+		type = eh->e_type;
+		machine = eh->e_machine;
+		phoff = eh->e_phoff;
+		phnum = eh->e_phnum;
+		phentsize = eh->e_phentsize;
+		want = sizeof(Elf64_Phdr);
+		if (machine != EM_X86_64)
+			goto not_x86;
+	} else {
+		const Elf32_Ehdr *eh = (const void *)data;
+
+		type = eh->e_type;
+		machine = eh->e_machine;
+		phoff = eh->e_phoff;
+		phnum = eh->e_phnum;
+		phentsize = eh->e_phentsize;
+		want = sizeof(Elf32_Phdr);
+		if (machine != EM_386)
+			goto not_x86;
+	}
+	if (type != ET_EXEC)
+		goto not_x86;
+	if (phentsize != want || phoff > len || phnum * want > len - phoff) {
+		snprintf(err, errlen, "%s: ELF program headers lie outside the file", path);
+		return -ENOEXEC;
+	}
+	return (int)phnum;
+not_x86:
+	snprintf(err, errlen, "%s: not an x86 executable ELF (64-bit x86-64 or 32-bit i386)",
+		 path);
+	return -ENOEXEC;
+}
+
+void boot_elf_phdr(const uint8_t *data, unsigned i, struct boot_elf_seg *s)
+{
+	if (elf64(data)) {
+		const Elf64_Ehdr *eh = (const void *)data;
+		const Elf64_Phdr *ph = (const void *)(data + eh->e_phoff + i * sizeof(*ph));
+
+		*s = (struct boot_elf_seg){ ph->p_type, ph->p_offset, ph->p_paddr,
+					    ph->p_filesz, ph->p_memsz, ph->p_align };
+	} else {
+		const Elf32_Ehdr *eh = (const void *)data;
+		const Elf32_Phdr *ph = (const void *)(data + eh->e_phoff + i * sizeof(*ph));
+
+		*s = (struct boot_elf_seg){ ph->p_type, ph->p_offset, ph->p_paddr,
+					    ph->p_filesz, ph->p_memsz, ph->p_align };
+	}
+}
+
+/* Chooses the entry --boot asks for. */
+static int choose_entry(const struct boot_opts *o, const uint8_t *data, size_t len,
+			struct boot_info *bi, char *err, size_t errlen)
+{
+	uint64_t pvh_entry;
+	int r;
+
+	if (o->entry == BOOT_ENTRY_PVH) {
+		r = boot_pvh_find_entry(o->kernel, data, len, &pvh_entry, err, errlen);
+		if (r < 0)
+			return r;
+		if (!r) {
+			snprintf(err, errlen,
+				 "%s: --boot pvh: no PVH entry (XEN_ELFNOTE_PHYS32_ENTRY note; Linux needs CONFIG_PVH)",
+				 o->kernel);
+			return -ENOEXEC;
+		}
+		bi->mode = BOOT_PROT32;
+		bi->entry = pvh_entry;
+		bi->pvh = true;
+		return 0;
+	}
+	if (!elf64(data) && o->entry == BOOT_ENTRY_LINUX64) {
+		snprintf(err, errlen, "%s: --boot linux64: a 32-bit (i386) ELF has no 64-bit entry",
+			 o->kernel);
+		return -ENOEXEC;
+	}
+	bi->mode = elf64(data) ? BOOT_LONG : BOOT_PROT32;
+	bi->entry = elf64(data) ? ((const Elf64_Ehdr *)data)->e_entry :
+				  ((const Elf32_Ehdr *)data)->e_entry;
+	return 0;
+}
+
+int boot_load_elf(struct vm *vm, const struct boot_opts *o, const uint8_t *data,
+		  size_t len, struct boot_info *bi, char *err, size_t errlen)
+{
 	struct boot_params *bp;
 	uint64_t lo = UINT64_MAX, hi = 0;
 	bool entry_ok = false;
+	int phnum, r;
 
-	if (len < sizeof(*eh) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-	    eh->e_ident[EI_DATA] != ELFDATA2LSB || eh->e_machine != EM_X86_64 ||
-	    eh->e_type != ET_EXEC) {
-		snprintf(err, errlen, "kernel: not a 64-bit x86 executable ELF");
-		return -ENOEXEC;
-	}
-	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phoff > len ||
-	    (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > len - eh->e_phoff) {
-		snprintf(err, errlen, "kernel: ELF program headers lie outside the file");
-		return -ENOEXEC;
-	}
-	for (unsigned i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *ph = (const void *)(data + eh->e_phoff + i * sizeof(*ph));
+	phnum = boot_elf_check(o->kernel, data, len, err, errlen);
+	if (phnum < 0)
+		return phnum;
+	r = choose_entry(o, data, len, bi, err, errlen);
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < (unsigned)phnum; i++) {
+		struct boot_elf_seg ph;
+		char what[32];
 
-		if (ph->p_type != PT_LOAD || !ph->p_memsz)
+		boot_elf_phdr(data, i, &ph);
+		if (ph.type != PT_LOAD || !ph.memsz)
 			continue;
-		if (ph->p_filesz > ph->p_memsz || ph->p_offset > len ||
-		    ph->p_filesz > len - ph->p_offset) {
-			snprintf(err, errlen, "kernel: ELF segment %u lies outside the file", i);
+		if (ph.filesz > ph.memsz || ph.offset > len || ph.filesz > len - ph.offset) {
+			snprintf(err, errlen, "%s: ELF segment %u lies outside the file",
+				 o->kernel, i);
 			return -ENOEXEC;
 		}
-		uint8_t *dst = vm_gpa(vm, ph->p_paddr, ph->p_memsz);
-
-		if (!dst || ph->p_paddr < BOOT_HIGH_START) {
-			snprintf(err, errlen,
-				 "kernel: ELF segment %u (%llu bytes at 0x%llx) does not fit in guest memory (raise --memory)",
-				 i, (unsigned long long)ph->p_memsz,
-				 (unsigned long long)ph->p_paddr);
-			return -ENOSPC;
-		}
-		memcpy(dst, data + ph->p_offset, ph->p_filesz);
-		memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
-		if (ph->p_paddr < lo)
-			lo = ph->p_paddr;
-		if (ph->p_paddr + ph->p_memsz > hi)
-			hi = ph->p_paddr + ph->p_memsz;
-		if (eh->e_entry >= ph->p_paddr && eh->e_entry - ph->p_paddr < ph->p_filesz)
+		snprintf(what, sizeof(what), "ELF segment %u", i);
+		r = boot_place(vm, o->kernel, what, data + ph.offset, ph.filesz, ph.memsz,
+			       ph.paddr, err, errlen);
+		if (r < 0)
+			return r;
+		if (ph.paddr < lo)
+			lo = ph.paddr;
+		if (ph.paddr + ph.memsz > hi)
+			hi = ph.paddr + ph.memsz;
+		if (bi->entry >= ph.paddr && bi->entry - ph.paddr < ph.filesz)
 			entry_ok = true;
 	}
 	if (!entry_ok) {
-		snprintf(err, errlen, "kernel: ELF entry 0x%llx is not inside a loaded segment",
-			 (unsigned long long)eh->e_entry);
+		snprintf(err, errlen, "%s: %s entry 0x%llx is not inside a loaded segment",
+			 o->kernel, bi->pvh ? "PVH" : "ELF", (unsigned long long)bi->entry);
 		return -ENOEXEC;
 	}
-	bi->mode = BOOT_LONG;
-	bi->entry = eh->e_entry;
 	bi->kernel_start = lo;
 	bi->kernel_end = hi;
-	bi->format = "vmlinux";
-	/* No setup header in an ELF: the loader writes the fields the 64-bit
-	 * protocol reads. */
+	bi->format = elf64(data) ? "vmlinux" : "vmlinux-i386";
+	bi->cmdline_max = BOOT_CMDLINE_LINUX;
+	bi->initrd_addr_max = 0x7fffffff;
+	boot_describe(bi, "format %s\n", bi->format);
+	if (bi->pvh)
+		return 0;
+	/* No setup header in an ELF: the loader writes the fields the 32-
+	 * and 64-bit protocols read, as a bzImage of the same kernel would
+	 * carry them. */
 	bp = vm_gpa(vm, BOOT_ZERO_PAGE, sizeof(*bp));
 	memset(bp, 0, sizeof(*bp));
 	bp->hdr.boot_flag = 0xaa55;
@@ -85,8 +183,7 @@ int boot_load_elf(struct vm *vm, const uint8_t *data, size_t len,
 	bp->hdr.version = 0x020f;
 	bp->hdr.loadflags = LOADED_HIGH;
 	bp->hdr.kernel_alignment = 0x1000000;
-	bp->hdr.cmdline_size = 2048;
-	bp->hdr.initrd_addr_max = 0x7fffffff;
-	bi->initrd_addr_max = bp->hdr.initrd_addr_max;
+	bp->hdr.cmdline_size = BOOT_CMDLINE_LINUX;
+	bp->hdr.initrd_addr_max = (uint32_t)bi->initrd_addr_max;
 	return 0;
 }

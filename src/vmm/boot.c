@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,6 @@
 
 #include "boot.h"
 
-#define E820_RAM	1
-#define E820_RESERVED	2
 /* Files larger than this are not a kernel or initrd anyone boots. */
 #define BOOT_FILE_MAX	(1ull << 31)
 
@@ -72,45 +71,114 @@ int boot_copy(struct vm *vm, uint64_t gpa, const void *src, uint64_t len)
 	return 0;
 }
 
-static void e820_add(struct boot_params *bp, uint64_t addr, uint64_t size,
-		     uint32_t type)
+void boot_describe(struct boot_info *bi, const char *fmt, ...)
 {
-	struct boot_e820_entry *e = &bp->e820_table[bp->e820_entries++];
+	size_t room = sizeof(bi->desc) - bi->desc_len;
+	va_list ap;
+	int n;
 
-	e->addr = addr;
-	e->size = size;
-	e->type = type;
+	va_start(ap, fmt);
+	n = vsnprintf(bi->desc + bi->desc_len, room, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		bi->desc_len += (size_t)n < room ? (size_t)n : room - 1;
+}
+
+int boot_place(struct vm *vm, const char *path, const char *what,
+	       const uint8_t *src, uint64_t size, uint64_t memsz, uint64_t gpa,
+	       char *err, size_t errlen)
+{
+	uint8_t *dst = vm_gpa(vm, gpa, memsz);
+
+	/* Below 1 MiB are the zero page, page tables, command line and MP
+	 * table: a kernel there would be overwritten by them. */
+	if (gpa < BOOT_HIGH_START) {
+		snprintf(err, errlen, "%s: %s is at 0x%llx, below 1 MiB", path, what,
+			 (unsigned long long)gpa);
+		return -ENOEXEC;
+	}
+	if (!dst || size > memsz) {
+		snprintf(err, errlen,
+			 "%s: %s (%llu bytes at 0x%llx) does not fit in guest memory (raise --memory)",
+			 path, what, (unsigned long long)memsz, (unsigned long long)gpa);
+		return -ENOSPC;
+	}
+	memcpy(dst, src, size);
+	memset(dst + size, 0, memsz - size);
+	return 0;
+}
+
+unsigned boot_memory_map(struct vm *vm, struct boot_mem_range *m, unsigned max)
+{
+	/* The EBDA (MP table) and the BIOS area are reserved, as on a PC;
+	 * the legacy VGA hole 0xa0000-0xf0000 is simply not RAM. */
+	const struct boot_mem_range map[] = {
+		{ 0, BOOT_EBDA_START, BOOT_E820_RAM },
+		{ BOOT_EBDA_START, 0xa0000 - BOOT_EBDA_START, BOOT_E820_RESERVED },
+		{ BOOT_BIOS_START, BOOT_HIGH_START - BOOT_BIOS_START, BOOT_E820_RESERVED },
+		{ BOOT_HIGH_START, vm->ram_below_4g - BOOT_HIGH_START, BOOT_E820_RAM },
+		{ VM_HIGH_RAM_START, vm->ram_above_4g, BOOT_E820_RAM },
+	};
+	unsigned n = 0;
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]) && n < max; i++)
+		if (map[i].size)
+			m[n++] = map[i];
+	return n;
+}
+
+int boot_cmdline(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
+		 char *err, size_t errlen)
+{
+	const char *q = quirks_cmdline(vm);
+	char *cmd = vm_gpa(vm, BOOT_CMDLINE, BOOT_CMDLINE_MAX);
+	uint64_t max = bi->cmdline_max;
+	int n;
+
+	if (max > BOOT_CMDLINE_MAX - 1)
+		max = BOOT_CMDLINE_MAX - 1;
+	n = snprintf(cmd, max + 1, "%s%s%s", o->cmdline ? o->cmdline : "",
+		     o->cmdline && o->cmdline[0] && q[0] ? " " : "", q);
+	if (n < 0 || (uint64_t)n > max) {
+		snprintf(err, errlen, "--append: the command line is %d bytes; this kernel takes at most %llu",
+			 n, (unsigned long long)max);
+		return -E2BIG;
+	}
+	boot_describe(bi, "cmdline 0x%llx %d\n", (unsigned long long)BOOT_CMDLINE, n);
+	return n;
 }
 
 /* Places the initrd as high as the kernel allows, below the hole. */
-static int load_initrd(struct vm *vm, const struct boot_opts *o,
-		       struct boot_info *bi, struct boot_params *bp,
-		       char *err, size_t errlen)
+int boot_initrd(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
+		uint64_t *addr, uint64_t *size, char *err, size_t errlen)
 {
-	uint64_t top = vm->ram_below_4g, addr;
+	uint64_t top = vm->ram_below_4g, at;
 	uint8_t *data;
 	size_t len;
 	int r;
 
+	*addr = *size = 0;
 	if (!o->initrd)
 		return 0;
 	r = boot_read_file(o->initrd, &data, &len, err, errlen);
 	if (r < 0)
 		return r;
+	/* initrd_addr_max is the highest byte the initrd may occupy. */
 	if (bi->initrd_addr_max && top > bi->initrd_addr_max + 1)
 		top = bi->initrd_addr_max + 1;
-	addr = (top - len) & ~0xfffull;
-	if (len > top || addr < bi->kernel_end || addr < BOOT_HIGH_START) {
+	at = (top - len) & ~0xfffull;
+	if (len > top || at < bi->kernel_end || at < BOOT_HIGH_START) {
 		free(data);
 		snprintf(err, errlen,
 			 "%s: %zu bytes do not fit in guest memory above the kernel (raise --memory)",
 			 o->initrd, len);
 		return -ENOSPC;
 	}
-	boot_copy(vm, addr, data, len);
+	boot_copy(vm, at, data, len);
 	free(data);
-	bp->hdr.ramdisk_image = (uint32_t)addr;
-	bp->hdr.ramdisk_size = (uint32_t)len;
+	*addr = at;
+	*size = len;
+	boot_describe(bi, "initrd 0x%llx %zu\n", (unsigned long long)at, len);
 	return 0;
 }
 
@@ -118,31 +186,33 @@ int boot_zero_page(struct vm *vm, const struct boot_opts *o,
 		   struct boot_info *bi, char *err, size_t errlen)
 {
 	struct boot_params *bp = vm_gpa(vm, BOOT_ZERO_PAGE, sizeof(*bp));
-	const char *q = quirks_cmdline(vm);
-	char *cmd = vm_gpa(vm, BOOT_CMDLINE, BOOT_CMDLINE_MAX);
-	size_t max = bp->hdr.cmdline_size ? bp->hdr.cmdline_size : 2048;
-	int n;
+	struct boot_mem_range m[E820_MAX_ENTRIES_ZEROPAGE];
+	uint64_t addr, size;
+	unsigned n;
+	int r;
 
-	if (max > BOOT_CMDLINE_MAX - 1)
-		max = BOOT_CMDLINE_MAX - 1;
-	n = snprintf(cmd, max + 1, "%s%s%s", o->cmdline ? o->cmdline : "",
-		     o->cmdline && o->cmdline[0] && q[0] ? " " : "", q);
-	if (n < 0 || (size_t)n > max) {
-		snprintf(err, errlen, "--append: the command line is %d bytes; this kernel takes at most %zu",
-			 n, max);
-		return -E2BIG;
-	}
+	r = boot_cmdline(vm, o, bi, err, errlen);
+	if (r < 0)
+		return r;
 	bp->hdr.cmd_line_ptr = (uint32_t)BOOT_CMDLINE;
 	bp->ext_cmd_line_ptr = 0;
 	bp->hdr.type_of_loader = 0xff;		/* undefined loader */
-	bp->e820_entries = 0;
-	e820_add(bp, 0, BOOT_EBDA_START, E820_RAM);
-	e820_add(bp, BOOT_EBDA_START, 0xa0000 - BOOT_EBDA_START, E820_RESERVED);
-	e820_add(bp, BOOT_BIOS_START, BOOT_HIGH_START - BOOT_BIOS_START, E820_RESERVED);
-	e820_add(bp, BOOT_HIGH_START, vm->ram_below_4g - BOOT_HIGH_START, E820_RAM);
-	if (vm->ram_above_4g)
-		e820_add(bp, VM_HIGH_RAM_START, vm->ram_above_4g, E820_RAM);
-	return load_initrd(vm, o, bi, bp, err, errlen);
+	n = boot_memory_map(vm, m, E820_MAX_ENTRIES_ZEROPAGE);
+	bp->e820_entries = (uint8_t)n;
+	for (unsigned i = 0; i < n; i++) {
+		bp->e820_table[i].addr = m[i].addr;
+		bp->e820_table[i].size = m[i].size;
+		bp->e820_table[i].type = m[i].type;
+	}
+	r = boot_initrd(vm, o, bi, &addr, &size, err, errlen);
+	if (r < 0)
+		return r;
+	/* Below 4 GiB, so the ext_ halves stay zero. */
+	bp->hdr.ramdisk_image = (uint32_t)addr;
+	bp->hdr.ramdisk_size = (uint32_t)size;
+	boot_describe(bi, "zero_page 0x%llx\ne820 %u\n",
+		      (unsigned long long)BOOT_ZERO_PAGE, n);
+	return 0;
 }
 
 /* The boot GDT: null, null, code (0x10), data (0x18), as boot.rst asks. */
@@ -233,7 +303,9 @@ int boot_load(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
 	if (r < 0)
 		return r;
 	if (boot_is_elf(data, len)) {
-		r = boot_load_elf(vm, data, len, bi, err, errlen);
+		r = boot_load_elf(vm, o, data, len, bi, err, errlen);
+	} else if (boot_is_bzimage(data, len)) {
+		r = boot_load_bzimage(vm, o, data, len, bi, err, errlen);
 	} else {
 		snprintf(err, errlen, "%s: not a kernel (neither an ELF vmlinux nor a bzImage)",
 			 o->kernel);
@@ -242,7 +314,17 @@ int boot_load(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
 	free(data);
 	if (r < 0)
 		return r;
-	if (!bi->pvh)
+	boot_describe(bi, "kernel 0x%llx-0x%llx\nentry 0x%llx %s %s\n",
+		      (unsigned long long)bi->kernel_start,
+		      (unsigned long long)bi->kernel_end, (unsigned long long)bi->entry,
+		      bi->mode == BOOT_LONG ? "long" : "prot32", bi->pvh ? "pvh" : "linux");
+	if (bi->pvh)
+		r = boot_pvh_start_info(vm, o, bi, err, errlen);
+	else
 		r = boot_zero_page(vm, o, bi, err, errlen);
-	return r;
+	if (r < 0)
+		return r;
+	/* Linux finds it by scanning the EBDA whichever way it was entered
+	 * (PVH included), so every boot gets one. */
+	return mptable_write(vm, vm->opts.nr_cpus, bi, err, errlen);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Entering Linux: the three ways (bzImage through its setup header, an
- * uncompressed vmlinux ELF at its 64-bit entry, the PVH note's 32-bit
- * entry) and what they share: the zero page, e820, command line, initrd,
+ * uncompressed vmlinux ELF at its entry, the PVH note's 32-bit entry) and
+ * what they share: the zero page, e820, command line, initrd, MP table,
  * page tables and the boot GDT.
  */
 #ifndef VSRV_BOOT_H
@@ -15,26 +15,39 @@
 
 /* Guest-physical places the loaders use, all in the first MiB. */
 #define BOOT_GDT_ADDR		0x500ull
+#define BOOT_PVH_START_INFO	0x6000ull	/* hvm_start_info, modlist, memmap */
 #define BOOT_ZERO_PAGE		0x7000ull
 #define BOOT_PML4		0x9000ull
 #define BOOT_PDPT		0xa000ull
 #define BOOT_PD			0xb000ull	/* 4 pages: 4 GiB of 2 MiB pages */
-#define BOOT_PVH_START_INFO	0x6000ull
 #define BOOT_CMDLINE		0x20000ull
 #define BOOT_CMDLINE_MAX	0x10000u
 #define BOOT_EBDA_START		0x9fc00ull	/* MP table lives here */
 #define BOOT_BIOS_START		0xf0000ull
 #define BOOT_HIGH_START		0x100000ull
 
+/* The longest command line x86 Linux takes without the terminating NUL
+ * (COMMAND_LINE_SIZE - 1), for entries that have no setup header. */
+#define BOOT_CMDLINE_LINUX	2047u
+
 enum boot_mode {
 	BOOT_LONG,	/* 64-bit, paging on, identity mapped: vmlinux, bzImage */
 	BOOT_PROT32,	/* 32-bit flat protected mode, paging off: PVH, i386 */
+};
+
+/* --boot: which entry of a kernel that has several. */
+enum boot_entry {
+	BOOT_ENTRY_AUTO,	/* vmlinux: its ELF entry; bzImage: 64-bit if it has one */
+	BOOT_ENTRY_LINUX64,	/* the Linux 64-bit boot protocol */
+	BOOT_ENTRY_PVH,		/* the PVH note's 32-bit entry with hvm_start_info */
 };
 
 struct boot_opts {
 	const char *kernel;
 	const char *initrd;
 	const char *cmdline;	/* as given; host quirks are appended */
+	enum boot_entry entry;
+	bool dry_run;		/* load and describe, but do not run */
 };
 
 struct boot_info {
@@ -45,7 +58,11 @@ struct boot_info {
 	bool pvh;
 	uint64_t kernel_start, kernel_end;	/* guest-physical */
 	uint64_t initrd_addr_max;		/* from the setup header */
+	uint64_t cmdline_max;			/* bytes, without the NUL */
 	const char *format;			/* "vmlinux", "bzImage", ... */
+	/* What was loaded where, one "key value" line each (--dry-run). */
+	char desc[2048];
+	size_t desc_len;
 };
 
 int boot_load(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
@@ -57,14 +74,72 @@ int boot_setup_bsp(struct vcpu *c, const struct boot_info *bi, char *err,
 int boot_read_file(const char *path, uint8_t **data, size_t *len, char *err,
 		   size_t errlen);
 int boot_copy(struct vm *vm, uint64_t gpa, const void *src, uint64_t len);
+void boot_describe(struct boot_info *bi, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Copies size bytes of a file (`what` of `path`) to guest memory at gpa,
+ * zeroing up to memsz; fails with one line naming the file unless it
+ * fits in RAM above 1 MiB. */
+int boot_place(struct vm *vm, const char *path, const char *what,
+	       const uint8_t *src, uint64_t size, uint64_t memsz, uint64_t gpa,
+	       char *err, size_t errlen);
+
+/* The guest's memory map, for the zero page's e820 table and PVH's
+ * memmap alike; returns the number of entries (at most max). */
+#define BOOT_E820_RAM		1
+#define BOOT_E820_RESERVED	2
+struct boot_mem_range {
+	uint64_t addr, size;
+	uint32_t type;
+};
+unsigned boot_memory_map(struct vm *vm, struct boot_mem_range *m, unsigned max);
+/* Writes the command line (with host quirks) at BOOT_CMDLINE; returns
+ * its length. */
+int boot_cmdline(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
+		 char *err, size_t errlen);
+/* Loads the initrd, if any, as high as the kernel allows; *addr and *size
+ * are 0 without one. */
+int boot_initrd(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
+		uint64_t *addr, uint64_t *size, char *err, size_t errlen);
 /* Fills the zero page's e820 table, command line and initrd fields;
  * the setup header is the loader's. */
 int boot_zero_page(struct vm *vm, const struct boot_opts *o,
 		   struct boot_info *bi, char *err, size_t errlen);
 
-/* boot-elf.c */
+/* boot-elf.c: an ELF vmlinux, 64-bit (x86-64) or 32-bit (i386) */
 bool boot_is_elf(const uint8_t *data, size_t len);
-int boot_load_elf(struct vm *vm, const uint8_t *data, size_t len,
-		  struct boot_info *bi, char *err, size_t errlen);
+/* Checks the ELF header and that the program headers lie in the file;
+ * returns their number. */
+int boot_elf_check(const char *path, const uint8_t *data, size_t len,
+		   char *err, size_t errlen);
+/* Program header i of a checked ELF, 32- or 64-bit read alike. */
+struct boot_elf_seg {
+	uint32_t type;
+	uint64_t offset, paddr, filesz, memsz, align;
+};
+void boot_elf_phdr(const uint8_t *data, unsigned i, struct boot_elf_seg *s);
+int boot_load_elf(struct vm *vm, const struct boot_opts *o, const uint8_t *data,
+		  size_t len, struct boot_info *bi, char *err, size_t errlen);
+
+/* boot-bzimage.c */
+bool boot_is_bzimage(const uint8_t *data, size_t len);
+int boot_load_bzimage(struct vm *vm, const struct boot_opts *o,
+		      const uint8_t *data, size_t len, struct boot_info *bi,
+		      char *err, size_t errlen);
+
+/* boot-pvh.c */
+/* Finds the XEN_ELFNOTE_PHYS32_ENTRY note of an ELF whose program headers
+ * the caller has checked: 1 and *entry when there is one, 0 when not, a
+ * negative errno (and err) when a note is malformed. */
+int boot_pvh_find_entry(const char *path, const uint8_t *data, size_t len,
+			uint64_t *entry, char *err, size_t errlen);
+/* Writes hvm_start_info, its module list and memory map, the command line
+ * and the initrd. */
+int boot_pvh_start_info(struct vm *vm, const struct boot_opts *o,
+			struct boot_info *bi, char *err, size_t errlen);
+
+/* mptable.c: the MultiProcessor Specification 1.4 tables for nr_cpus
+ * vCPUs, in the EBDA. */
+int mptable_write(struct vm *vm, unsigned nr_cpus, struct boot_info *bi,
+		  char *err, size_t errlen);
 
 #endif

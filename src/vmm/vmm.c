@@ -75,6 +75,11 @@ static int run_once(const struct vmm_config *cfg, bool *reboot)
 		goto fail;
 	}
 	r = boot_load(&vm, &cfg->boot, &bi, err, sizeof(err));
+	if (r >= 0 && cfg->boot.dry_run) {
+		fputs(bi.desc, stdout);
+		vm_destroy(&vm);
+		return VM_STATUS_POWEROFF;
+	}
 	for (unsigned i = 0; r >= 0 && i < cfg->vm.nr_cpus; i++)
 		r = vcpu_create(&vm, i, err, sizeof(err));
 	if (r >= 0)
