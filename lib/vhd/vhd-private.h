@@ -109,8 +109,8 @@ ssize_t vhd_utf8_to_utf16(const char *in, bool big_endian, uint8_t *out,
 
 /* Bitmap cache entry for one block of a dynamic or differencing disk. */
 struct vhd_bitmap {
-	uint8_t *bits;		/* bitmap_size bytes */
 	bool dirty;		/* not yet written to the file */
+	uint8_t bits[];		/* bitmap_size bytes, in the same allocation */
 };
 
 struct vhd {
