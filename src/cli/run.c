@@ -9,18 +9,23 @@
 #include <string.h>
 
 #include "cli.h"
+#include "../devices/devices.h"
 #include "../vmm/vmm.h"
 
 static const char usage[] =
 	"vsrv run --kernel FILE [--initrd FILE] [--append STR] [--cpus N] [--memory SIZE]\n"
 	"         [--on-reboot restart|exit] [--host-quirks auto|on|off]\n"
+	"         [--console stdio|file:PATH|socket:PATH] [--console-buffer SIZE]\n"
 	"         [--hugepages] [--memfd] [--test-device]\n"
+	"The console is the serial port (COM1); on a terminal, Ctrl-A x quits.\n"
+	"Output nobody reads yet is kept up to --console-buffer (default 1M).\n"
 	"exit status: 0 the guest powered off; 3 it rebooted (--on-reboot exit);\n"
 	"             4 it crashed; 1 the VMM failed; 2 usage.";
 
 enum {
 	OPT_KERNEL = 1, OPT_INITRD, OPT_APPEND, OPT_CPUS, OPT_MEMORY,
 	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV,
+	OPT_CONSOLE, OPT_CONSOLE_BUFFER,
 };
 
 int cmd_run(int argc, char **argv)
@@ -36,12 +41,15 @@ int cmd_run(int argc, char **argv)
 		{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
 		{ "memfd", no_argument, NULL, OPT_MEMFD },
 		{ "test-device", no_argument, NULL, OPT_TESTDEV },
+		{ "console", required_argument, NULL, OPT_CONSOLE },
+		{ "console-buffer", required_argument, NULL, OPT_CONSOLE_BUFFER },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vmm_config cfg = {
 		.vm = { .nr_cpus = 1, .mem_size = 256ull << 20, .quirks = QUIRKS_AUTO },
 		.on_reboot = ON_REBOOT_RESTART,
+		.console = "stdio",
 	};
 	char *end;
 	int c;
@@ -109,6 +117,27 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_TESTDEV:
 			cfg.vm.test_device = true;
+			break;
+		case OPT_CONSOLE: {
+			enum console_kind kind;
+			const char *path;
+
+			if (console_parse(optarg, &kind, &path) < 0) {
+				cli_err("--console: '%s' is not stdio, file:PATH or socket:PATH",
+					optarg);
+				return EXIT_USAGE;
+			}
+			cfg.console = optarg;
+			break;
+		}
+		case OPT_CONSOLE_BUFFER:
+			if (cli_parse_size("--console-buffer", optarg, &cfg.console_buffer) < 0)
+				return EXIT_USAGE;
+			if (cfg.console_buffer < CONSOLE_BUFFER_MIN ||
+			    cfg.console_buffer > CONSOLE_BUFFER_MAX) {
+				cli_err("--console-buffer: %s is not a size from 4K to 1G", optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case OPT_HELP:
 			printf("usage: %s\n", usage);

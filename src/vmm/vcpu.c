@@ -194,17 +194,31 @@ static bool handle_exit(struct vcpu *c)
 	}
 }
 
+void vm_thread_signals(int allow)
+{
+	sigset_t set;
+
+	/* Faults stay deliverable: blocked, a crash in this thread would
+	 * kill the process without its handlers (the terminal's restore,
+	 * the sanitizers' reports). */
+	sigfillset(&set);
+	sigdelset(&set, SIGSEGV);
+	sigdelset(&set, SIGBUS);
+	sigdelset(&set, SIGILL);
+	sigdelset(&set, SIGFPE);
+	if (allow)
+		sigdelset(&set, allow);
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *c = arg;
 	struct vm *vm = c->vm;
-	sigset_t set;
 
 	/* Only the kick reaches vCPU threads; everything else the main
 	 * thread handles. */
-	sigfillset(&set);
-	sigdelset(&set, SIGUSR1);
-	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	vm_thread_signals(SIGUSR1);
 	while (atomic_load(&vm->exit_kind) == VM_RUNNING) {
 		if (ioctl(c->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

@@ -145,6 +145,9 @@ int vcpus_start(struct vm *vm, char *err, size_t errlen);
 void vcpus_join(struct vm *vm);
 /* Dumps registers and, for emulation failures, the instruction bytes. */
 void vcpu_dump(struct vcpu *c, char *out, size_t len);
+/* For a thread of the VMM's own: blocks every signal but `allow` (0 for
+ * none) and the faults, so that the main thread handles them. */
+void vm_thread_signals(int allow);
 
 /* cpuid.c */
 int cpuid_setup(struct vcpu *c, char *err, size_t errlen);

@@ -12,6 +12,8 @@ struct vmm_config {
 	struct vm_opts vm;
 	struct boot_opts boot;
 	enum on_reboot on_reboot;
+	const char *console;	/* --console: stdio, file:PATH, socket:PATH */
+	uint64_t console_buffer;	/* output kept for a reader; 0: default */
 };
 
 /* Runs the VM until it ends; returns the process exit status and prints
