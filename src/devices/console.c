@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -55,6 +56,7 @@ struct console_client {
 	int fd;
 	uint64_t pos;		/* the next output byte this client gets */
 	bool in_eof;		/* it shut its sending side */
+	bool gone;		/* it hung up with input still unread */
 };
 
 struct console {
@@ -543,9 +545,11 @@ static void *console_thread(void *arg)
 			struct console_client *cl = &con->clients[i];
 
 			pfd[nfd++] = (struct pollfd){
-				.fd = cl->fd,
+				/* Gone: only its last input is left, when there
+				 * is room for it (its hangup would wake us). */
+				.fd = cl->gone && !want_in ? -1 : cl->fd,
 				.events = (short)((want_in && !cl->in_eof ? POLLIN : 0) |
-						  (cl->pos < head ? POLLOUT : 0)),
+						  (cl->pos < head && !cl->gone ? POLLOUT : 0)),
 			};
 		}
 		r = poll(pfd, nfd, stopping ? 100 : -1);
@@ -578,13 +582,18 @@ static void *console_thread(void *arg)
 			bool alive = true;
 
 			if (i + PFD_CLIENTS >= nfd || p->fd != cl->fd)
-				continue;	/* moved since this poll */
+				continue;	/* moved, or not polled */
 			if (p->revents & POLLIN) {
 				/* Another client's input came first this turn. */
 				if (con->in_len == 0)
 					alive = client_recv(con, cl);
 			} else if (p->revents & (POLLERR | POLLHUP)) {
-				alive = false;
+				int unread = 0;
+
+				/* Input it sent before hanging up still counts. */
+				alive = !cl->in_eof && ioctl(cl->fd, FIONREAD, &unread) == 0 &&
+					unread > 0;
+				cl->gone = true;
 			}
 			if (alive && (p->revents & POLLOUT)) {
 				alive = client_send(con, cl);
@@ -736,9 +745,11 @@ int console_open(struct console **out, const char *spec, size_t buffer, char *er
 	if (!buffer)
 		buffer = CONSOLE_BUFFER_DEFAULT;
 	con = calloc(1, sizeof(*con));
-	if (con)
+	if (con) {
 		con->ring_size = buffer;
-	if (!con || !(con->ring = malloc(buffer))) {
+		con->ring = malloc(buffer);
+	}
+	if (!con || !con->ring) {
 		free(con);
 		snprintf(err, errlen, "console: out of memory");
 		return -ENOMEM;

@@ -88,9 +88,7 @@ int guest_main(void)
 			big();
 			break;
 		case 'C':
-			__asm__ volatile("lidt %0; ud2" : : "m"((struct { uint16_t l; uint64_t b; }
-								__attribute__((packed))){ 0, 0 }));
-			break;
+			triple_fault();
 		case 'X':
 			__asm__ volatile("xsave (%0)" : : "r"(chunk), "a"(1), "d"(0) : "memory");
 			break;

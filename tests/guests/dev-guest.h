@@ -228,6 +228,18 @@ __attribute__((interrupt, unused)) static void spurious(struct iframe *f)
 {
 }
 
+/* A fault with no IDT to deliver it through: a triple fault. */
+static inline void __attribute__((noreturn)) triple_fault(void)
+{
+	static const struct {
+		uint16_t limit;
+		uint64_t base;
+	} __attribute__((packed)) none;
+
+	__asm__ volatile("lidt %0; ud2" : : "m"(none));
+	__builtin_unreachable();
+}
+
 #define LAPIC		0xfee00000ul
 #define IOAPIC		0xfec00000ul
 #define SPURIOUS_VEC	0xff

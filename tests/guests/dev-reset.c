@@ -52,9 +52,7 @@ int guest_main(void)
 		cf9(0x0e);
 		break;
 	case 't':
-		__asm__ volatile("lidt %0; ud2" : : "m"((struct { uint16_t l; uint64_t b; }
-							__attribute__((packed))){ 0, 0 }));
-		break;
+		triple_fault();
 	}
 	puts_dbg("FAIL still running after the reset\n");
 	return 1;

@@ -195,6 +195,19 @@ class SocketConsole(TmpDirTest):
         self.assertEqual(recv_exact(c, len(want)), want)
         self.finish(p, c)
 
+    def test_input_sent_before_hanging_up(self):
+        # Far more than the UART's FIFO: most of it is still in the socket
+        # when the client has gone, and is delivered all the same.
+        p = self.start()
+        c = connect(self.sock)
+        self.assertEqual(recv_exact(c, 6), b"ready\n")
+        text = b"".join(b"input line %03d\n" % i for i in range(40))
+        c.sendall(text)
+        c.close()
+        c = connect(self.sock)
+        self.assertEqual(recv_exact(c, len(text)), text)
+        self.finish(p, c)
+
     def test_buffer_keeps_the_newest_output(self):
         p = self.start("--console-buffer", "64K")
         c = connect(self.sock)

@@ -5,6 +5,7 @@ import datetime
 import os
 import re
 import select
+import socket
 import subprocess
 import time
 
@@ -176,6 +177,36 @@ class Resets(TmpDirTest):
                 p.communicate()
             want = [f"reset: {way}"] + (["cf9 0x02: still running"] if way == "cf9" else [])
             self.assertEqual([line for line, _ in lines], (want * 2)[:len(lines)], way)
+
+
+class Adversary(TmpDirTest):
+    def test_random_accesses(self):
+        # Console input arrives all the while, into whatever state the
+        # guest has left the UART in.  (Through a socket: on stdio the
+        # UART's output would share standard output with the debug port.)
+        sock = os.path.join(self.dir, "console.sock")
+        noise = bytes((i * 37 + 11) % 256 for i in range(4096))
+        for seed in range(4):
+            p = start("dev-fuzz", "--append", f"seed={seed}", "--console", "socket:" + sock)
+            try:
+                end = time.monotonic() + TIMEOUT
+                while True:
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    try:
+                        s.connect(sock)
+                        break
+                    except OSError:
+                        s.close()
+                        self.assertLess(time.monotonic(), end)
+                        time.sleep(0.01)
+                with s:
+                    s.sendall(noise)
+                out, err = p.communicate(timeout=TIMEOUT)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.communicate()
+            self.assertEqual((p.returncode, out, err), (0, b"fuzz done\n", b""), seed)
 
 
 if __name__ == "__main__":
