@@ -391,6 +391,16 @@ static void client_accept(struct console *con)
 	};
 }
 
+/* The client is gone for output; true while input it sent before going is
+ * still unread (it stays, unpolled, until there is room for that). */
+static bool client_hangup(struct console_client *cl)
+{
+	int unread = 0;
+
+	cl->gone = true;
+	return !cl->in_eof && ioctl(cl->fd, FIONREAD, &unread) == 0 && unread > 0;
+}
+
 /* Sends what it can without blocking; false when the client is gone. */
 static bool client_send(struct console *con, struct console_client *cl)
 {
@@ -588,15 +598,11 @@ static void *console_thread(void *arg)
 				if (con->in_len == 0)
 					alive = client_recv(con, cl);
 			} else if (p->revents & (POLLERR | POLLHUP)) {
-				int unread = 0;
-
-				/* Input it sent before hanging up still counts. */
-				alive = !cl->in_eof && ioctl(cl->fd, FIONREAD, &unread) == 0 &&
-					unread > 0;
-				cl->gone = true;
+				alive = client_hangup(cl);
 			}
-			if (alive && (p->revents & POLLOUT)) {
-				alive = client_send(con, cl);
+			if (alive && !cl->gone && (p->revents & POLLOUT)) {
+				if (!client_send(con, cl))
+					alive = client_hangup(cl);
 				clock_gettime(CLOCK_MONOTONIC, &stop_progress);
 			}
 			if (!alive)

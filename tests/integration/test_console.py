@@ -84,6 +84,14 @@ def connect(path):
             time.sleep(0.01)
 
 
+def send_and_leave(s, data):
+    """Sends input and disconnects, taking none of the output: what the
+    guest answers is for the next client."""
+    s.shutdown(socket.SHUT_RD)
+    s.sendall(data)
+    s.close()
+
+
 def recv_exact(s, n):
     buf = b""
     while len(buf) < n:
@@ -187,8 +195,7 @@ class SocketConsole(TmpDirTest):
         p = self.start()
         c = connect(self.sock)
         self.assertEqual(recv_exact(c, 6), b"ready\n")
-        c.sendall(b"W")		# the guest waits a second, then prints
-        c.close()
+        send_and_leave(c, b"W")	# the guest waits a second, then prints
         self.assertEqual(read_until(p.stdout.fileno(), b"done\n"), b"done\n")
         c = connect(self.sock)
         want = lines_output()
@@ -202,8 +209,7 @@ class SocketConsole(TmpDirTest):
         c = connect(self.sock)
         self.assertEqual(recv_exact(c, 6), b"ready\n")
         text = b"".join(b"input line %03d\n" % i for i in range(40))
-        c.sendall(text)
-        c.close()
+        send_and_leave(c, text)
         c = connect(self.sock)
         self.assertEqual(recv_exact(c, len(text)), text)
         self.finish(p, c)
@@ -212,8 +218,7 @@ class SocketConsole(TmpDirTest):
         p = self.start("--console-buffer", "64K")
         c = connect(self.sock)
         self.assertEqual(recv_exact(c, 6), b"ready\n")
-        c.sendall(b"B")		# 96 KiB
-        c.close()
+        send_and_leave(c, b"B")	# 96 KiB
         self.assertEqual(read_until(p.stdout.fileno(), b"done\n"), b"done\n")
         c = connect(self.sock)
         want = big_output()[-(64 << 10):]
@@ -229,16 +234,17 @@ class SocketConsole(TmpDirTest):
         full = big_output()
         self.assertEqual(recv_exact(fast, len(full)), full)
         # The slow reader held nobody up.  It has what its socket took
-        # before it stalled, then the newest 64 KiB the ring kept for it.
+        # before it stalled, then the newest 64 KiB the ring kept for it
+        # (or all of it, if its socket took that much).
         got = b""
         while not got.endswith(b"end\n"):
             b = slow.recv(65536)
             self.assertTrue(b)
             got += b
-        self.assertGreater(len(got), 64 << 10)
-        self.assertLess(len(got), len(full))
-        self.assertEqual(got[-(64 << 10):], full[-(64 << 10):])
-        self.assertTrue(full.startswith(got[:-(64 << 10)]))
+        if got != full:
+            self.assertGreater(len(got), 64 << 10)
+            self.assertEqual(got[-(64 << 10):], full[-(64 << 10):])
+            self.assertTrue(full.startswith(got[:-(64 << 10)]))
         fast.sendall(b"Q")
         self.assertEqual(recv_all(fast), b"bye\n")
         self.assertEqual(recv_all(slow), b"bye\n")
