@@ -9,17 +9,22 @@
 #include <string.h>
 
 #include "cli.h"
+#include "../devices/devices.h"
 #include "../vmm/vmm.h"
 
 static const char usage[] =
 	"vsrv run [--config FILE] --kernel FILE [--initrd FILE] [--append STR] [--cpus N]\n"
 	"         [--memory SIZE] [--boot auto|linux64|pvh] [--on-reboot restart|exit]\n"
+	"         [--console stdio|file:PATH|socket:PATH] [--console-buffer SIZE]\n"
 	"         [--host-quirks auto|on|off] [--hugepages] [--memfd] [--test-device]\n"
 	"         [--stats] [--dry-run]\n"
 	"--config: a VM described in JSON (docs/vm-config.md); options override it.\n"
 	"--boot: the entry into the kernel: auto (a vmlinux's ELF entry; a bzImage's\n"
 	"        64-bit entry, else its 32-bit one), linux64, or pvh (a vmlinux's PVH note).\n"
+	"--console: where the serial port (COM1) goes; on a terminal, Ctrl-A x quits.\n"
+	"        Output nobody reads yet is kept up to --console-buffer (default 1M).\n"
 	"--dry-run: load the kernel, initrd and tables, print where, and exit.\n"
+	"SIGTERM, SIGINT or SIGHUP powers the VM off and ends vsrv with status 0.\n"
 	"exit status: 0 the guest powered off; 3 it rebooted (--on-reboot exit);\n"
 	"             4 it crashed; 1 the VMM failed (or made a system call its\n"
 	"             seccomp sandbox forbids); 2 usage.";
@@ -27,26 +32,28 @@ static const char usage[] =
 enum {
 	OPT_KERNEL = 1, OPT_INITRD, OPT_APPEND, OPT_CPUS, OPT_MEMORY,
 	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV, OPT_STATS,
-	OPT_CONFIG, OPT_BOOT, OPT_DRY_RUN,
+	OPT_CONFIG, OPT_BOOT, OPT_DRY_RUN, OPT_CONSOLE, OPT_CONSOLE_BUFFER,
 };
 
 static const struct option opts[] = {
-		{ "kernel", required_argument, NULL, OPT_KERNEL },
-		{ "initrd", required_argument, NULL, OPT_INITRD },
-		{ "append", required_argument, NULL, OPT_APPEND },
-		{ "cpus", required_argument, NULL, OPT_CPUS },
-		{ "memory", required_argument, NULL, OPT_MEMORY },
-		{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
-		{ "host-quirks", required_argument, NULL, OPT_QUIRKS },
-		{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
-		{ "memfd", no_argument, NULL, OPT_MEMFD },
-		{ "test-device", no_argument, NULL, OPT_TESTDEV },
-		{ "stats", no_argument, NULL, OPT_STATS },
-		{ "config", required_argument, NULL, OPT_CONFIG },
-		{ "boot", required_argument, NULL, OPT_BOOT },
-		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
-		{ "help", no_argument, NULL, OPT_HELP },
-		{ NULL, 0, NULL, 0 },
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "append", required_argument, NULL, OPT_APPEND },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
+	{ "host-quirks", required_argument, NULL, OPT_QUIRKS },
+	{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
+	{ "memfd", no_argument, NULL, OPT_MEMFD },
+	{ "test-device", no_argument, NULL, OPT_TESTDEV },
+	{ "stats", no_argument, NULL, OPT_STATS },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "boot", required_argument, NULL, OPT_BOOT },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "console-buffer", required_argument, NULL, OPT_CONSOLE_BUFFER },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
 };
 
 /* The options over what cfg holds (defaults, or a --config file):
@@ -140,6 +147,27 @@ static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 			break;
 		case OPT_CONFIG:
 			break;		/* read first, by cmd_run */
+		case OPT_CONSOLE: {
+			enum console_kind kind;
+			const char *path;
+
+			if (console_parse(optarg, &kind, &path) < 0) {
+				cli_err("--console: '%s' is not stdio, file:PATH or socket:PATH",
+					optarg);
+				return EXIT_USAGE;
+			}
+			cfg->console = optarg;
+			break;
+		}
+		case OPT_CONSOLE_BUFFER:
+			if (cli_parse_size("--console-buffer", optarg, &cfg->console_buffer) < 0)
+				return EXIT_USAGE;
+			if (cfg->console_buffer < CONSOLE_BUFFER_MIN ||
+			    cfg->console_buffer > CONSOLE_BUFFER_MAX) {
+				cli_err("--console-buffer: %s is not a size from 4K to 1G", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case OPT_HELP:
 			printf("usage: %s\n", usage);
 			return -1;

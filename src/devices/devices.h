@@ -1,11 +1,73 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The legacy devices a PC has, each in its own file. */
+/* The legacy devices a PC has, each in its own file, and the console. */
 #ifndef VSRV_DEVICES_H
 #define VSRV_DEVICES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "../vmm/vm.h"
 
 int testdev_init(struct vm *vm);
 int port80_init(struct vm *vm);
+
+/* console.c: the backend behind the serial port (vsrv run --console).
+ * One console lives as long as the process; the VMs of successive boots
+ * attach their UART to it in turn. */
+enum console_kind { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_SOCKET };
+struct console;
+
+/* Splits "stdio", "file:PATH" or "socket:PATH"; -EINVAL for anything else. */
+int console_parse(const char *spec, enum console_kind *kind, const char **path);
+#define CONSOLE_BUFFER_DEFAULT	(1u << 20)
+#define CONSOLE_BUFFER_MIN	4096u
+#define CONSOLE_BUFFER_MAX	(1u << 30)
+/* buffer: bytes of output kept for a reader (0: the default). */
+int console_open(struct console **con, const char *spec, size_t buffer, char *err,
+		 size_t errlen);
+/* A console on a stream descriptor the caller keeps (output written to
+ * it, input read from it): a boot's process under the supervisor. */
+int console_open_fd(struct console **con, int fd, size_t buffer, char *err, size_t errlen);
+/* Flushes buffered output (for a while, if nobody reads), restores the
+ * terminal, removes the socket. */
+void console_close(struct console *con);
+/* Never blocks: output nobody takes stays in a ring buffer. */
+void console_write(struct console *con, const void *buf, size_t len);
+/* stdio: waits until standard output has had what was written, or makes
+ * no progress for two seconds, so that what the VMM prints on standard
+ * error next comes after the guest's last words. */
+void console_flush(struct console *con);
+/* The input sink: rx() returns how many bytes it took; when fewer than
+ * offered, the console waits for console_input_ready().  NULL detaches
+ * (and waits for a call in progress to return). */
+void console_attach_input(struct console *con,
+			  size_t (*rx)(void *opaque, const uint8_t *buf, size_t len),
+			  void *opaque);
+void console_input_ready(struct console *con);
+/* Called on the console's thread when the user quits (Ctrl-A x). */
+void console_set_quit(struct console *con, void (*quit)(void *opaque), void *opaque);
+bool console_quit_requested(struct console *con);
+
+/* uart.c: a 16550A on COM1 (0x3f8-0x3ff, IRQ 4), on the console. */
+struct uart;
+int uart_init(struct vm *vm, struct console *con, struct uart **out);
+void uart_destroy(struct uart *u);
+
+/* i8042.c: the keyboard controller (0x60, 0x64) with a keyboard and no
+ * mouse, and the PC's other reset path, the reset control register at
+ * 0xcf9 (one byte: a PCI host bridge later decodes 0xcf8 and 0xcfc-0xcff
+ * around it). */
+struct i8042;
+int i8042_init(struct vm *vm, struct i8042 **out);
+void i8042_destroy(struct i8042 *k);
+/* Presses and releases Ctrl-Alt-Del on the keyboard (IRQ 1); -EBUSY when
+ * the keyboard's buffer is full or it is not scanning. */
+int i8042_ctrl_alt_del(struct i8042 *k);
+
+/* rtc.c: the MC146818 CMOS RTC and its RAM (0x70, 0x71). */
+struct rtc;
+int rtc_init(struct vm *vm, struct rtc **out);
+void rtc_destroy(struct rtc *rtc);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "../devices/devices.h"
 #include "vmm.h"
 
 #define CONFIG_VERSION	1
@@ -26,6 +27,7 @@
 struct config_file {
 	json_t *root;
 	char *kernel, *initrd;	/* resolved against the file's folder */
+	char *console;		/* "file:" or "socket:" and a path resolved so */
 };
 
 enum ftype { F_STRING, F_INT, F_BOOL, F_SIZE, F_ARRAY };
@@ -43,6 +45,7 @@ static const struct field {
 	{ "initrd", F_STRING },
 	{ "cmdline", F_STRING },
 	{ "console", F_STRING },
+	{ "console_buffer", F_SIZE },
 	{ "on_reboot", F_STRING },
 	{ "host_quirks", F_STRING },
 	{ "hugepages", F_BOOL },
@@ -241,12 +244,36 @@ static int apply(json_t *root, const char *path, struct vmm_config *cfg,
 	if ((v = json_object_get(root, "cmdline")))
 		cfg->boot.cmdline = json_string_value(v);
 	if ((v = json_object_get(root, "console"))) {
-		const char *c = json_string_value(v);
+		const char *c = json_string_value(v), *cpath;
+		enum console_kind kind;
 
-		if (strcmp(c, "stdio") && strcmp(c, "none") && strncmp(c, "socket:", 7))
+		if (console_parse(c, &kind, &cpath) < 0)
 			return bad(err, errlen, path,
-				   "console: expected \"stdio\", \"none\" or \"socket:PATH\"");
+				   "console: expected \"stdio\", \"file:PATH\" or \"socket:PATH\"");
 		cfg->console = c;
+		if (kind != CONSOLE_STDIO) {
+			char *full = resolve(path, cpath);
+			size_t n;
+
+			if (!full)
+				return -ENOMEM;
+			n = strlen(full) + 8;
+			cf->console = malloc(n);
+			if (cf->console)
+				snprintf(cf->console, n, "%s:%s",
+					 kind == CONSOLE_FILE ? "file" : "socket", full);
+			free(full);
+			if (!cf->console)
+				return -ENOMEM;
+			cfg->console = cf->console;
+		}
+	}
+	if ((v = json_object_get(root, "console_buffer"))) {
+		if (!parse_size(v, &cfg->console_buffer) ||
+		    cfg->console_buffer < CONSOLE_BUFFER_MIN ||
+		    cfg->console_buffer > CONSOLE_BUFFER_MAX)
+			return bad(err, errlen, path,
+				   "console_buffer: expected a size from 4K to 1G");
 	}
 	if ((v = json_object_get(root, "on_reboot"))) {
 		i = pick(json_string_value(v), reboot_words);
@@ -320,6 +347,7 @@ void vmm_config_free(struct vmm_config *cfg)
 	json_decref(cf->root);
 	free(cf->kernel);
 	free(cf->initrd);
+	free(cf->console);
 	free(cf);
 	cfg->file = NULL;
 }

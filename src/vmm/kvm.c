@@ -121,6 +121,7 @@ int vm_create(struct vm *vm, const struct vm_opts *opts, char *err, size_t errle
 	memset(vm, 0, sizeof(*vm));
 	vm->kvm_fd = vm->vm_fd = -1;
 	vm->opts = *opts;
+	vm->main_thread = pthread_self();
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
 		int e = errno;
@@ -246,4 +247,6 @@ void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int value,
 		if (c->started && !pthread_equal(c->thread, pthread_self()))
 			pthread_kill(c->thread, SIGUSR1);
 	}
+	if (!pthread_equal(vm->main_thread, pthread_self()))
+		pthread_kill(vm->main_thread, VM_EXIT_SIGNAL);
 }

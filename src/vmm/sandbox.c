@@ -44,9 +44,8 @@ static const int run_calls[] = {
 	SCMP_SYS(read), SCMP_SYS(write),	/* debug port, console, stderr */
 	SCMP_SYS(readv), SCMP_SYS(writev),
 	SCMP_SYS(close),			/* tearing the VM down */
-	SCMP_SYS(poll), SCMP_SYS(ppoll),	/* the console */
-	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
-	SCMP_SYS(accept4),			/* the console's listening socket */
+	SCMP_SYS(poll), SCMP_SYS(ppoll),	/* the console's relay */
+	SCMP_SYS(rt_sigtimedwait),		/* the main thread waits for the end */
 	SCMP_SYS(futex),			/* locks, pthread_join */
 	SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep),
 	SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday),

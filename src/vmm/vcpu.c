@@ -199,20 +199,34 @@ static bool handle_exit(struct vcpu *c)
 	}
 }
 
+void vm_thread_signals(int allow)
+{
+	sigset_t set;
+
+	/* Faults stay deliverable: blocked, a crash in this thread would
+	 * kill the process without its handlers (the terminal's restore,
+	 * the sanitizers' reports). */
+	sigfillset(&set);
+	sigdelset(&set, SIGSEGV);
+	sigdelset(&set, SIGBUS);
+	sigdelset(&set, SIGILL);
+	sigdelset(&set, SIGFPE);
+	sigdelset(&set, SIGSYS);	/* the sandbox reports on the calling thread */
+	if (allow)
+		sigdelset(&set, allow);
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *c = arg;
 	struct vm *vm = c->vm;
-	sigset_t set;
 
 	/* Only the kick reaches vCPU threads; everything else the main
-	 * thread handles.  Except SIGSYS: the sandbox's report of a forbidden
-	 * call comes on the thread that made it, and a blocked SIGSYS would
-	 * kill the process without a word. */
-	sigfillset(&set);
-	sigdelset(&set, SIGUSR1);
-	sigdelset(&set, SIGSYS);
-	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	 * thread handles.  Except SIGSYS (vm_thread_signals() leaves it): the
+	 * sandbox's report of a forbidden call comes on the thread that made
+	 * it. */
+	vm_thread_signals(SIGUSR1);
 	if (c->id == 0)
 		sandbox_test_hook(true);
 	while (atomic_load(&vm->exit_kind) == VM_RUNNING) {

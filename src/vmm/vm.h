@@ -12,6 +12,7 @@
 #define VSRV_VM_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,6 +40,10 @@ enum vm_exit_kind {
 	VM_EXIT_ERROR,		/* status 1: the VMM failed */
 	VM_EXIT_TEST,		/* the test device's exit port: its value */
 };
+
+/* Sent to the main thread when the VM starts to end (vm_request_exit);
+ * blocked everywhere, taken by sigwaitinfo(). */
+#define VM_EXIT_SIGNAL		SIGUSR2
 
 #define VM_STATUS_POWEROFF	0
 #define VM_STATUS_ERROR		1
@@ -115,6 +120,7 @@ struct vm {
 	/* Ending: the first vCPU to see an exit condition records it and
 	 * kicks the others. */
 	atomic_int exit_kind;
+	pthread_t main_thread;	/* told of the exit with VM_EXIT_SIGNAL */
 	int exit_value;		/* VM_EXIT_TEST's value */
 	char exit_msg[512];	/* for CRASH and ERROR: one line */
 };
@@ -155,13 +161,9 @@ int sandbox_enter(char *err, size_t errlen);
 /* With VSRV_TEST_FORBIDDEN_SYSCALL=main or vcpu, makes a forbidden call in
  * the main thread (at sandbox_enter) or vCPU 0's thread (here). */
 void sandbox_test_hook(bool vcpu);
-
-/* sandbox.c: no_new_privs and the seccomp allow-list, for every thread
- * (called once set-up is done, before the first KVM_RUN). */
-int sandbox_enter(char *err, size_t errlen);
-/* With VSRV_TEST_FORBIDDEN_SYSCALL=main or vcpu, makes a forbidden call in
- * the main thread (at sandbox_enter) or vCPU 0's thread (here). */
-void sandbox_test_hook(bool vcpu);
+/* For a thread of the VMM's own: blocks every signal but `allow` (0 for
+ * none) and the faults, so that the main thread handles them. */
+void vm_thread_signals(int allow);
 
 /* cpuid.c */
 int cpuid_setup(struct vcpu *c, char *err, size_t errlen);

@@ -2,9 +2,22 @@
 /*
  * One VM from start to end: create it, attach devices, load the kernel,
  * confine the process (sandbox.c), run the vCPUs, and turn how it ended
- * into an exit status.  A reboot builds the VM anew, in a new process (the
- * simplest reset that cannot leave state behind, and the only one that
- * can: the seccomp filter forbids, for good, what setting up a VM needs).
+ * into an exit status.  Each boot runs in a process of its own under a
+ * supervisor that holds the console (supervise.c); a reboot builds the VM
+ * anew in a new process: the simplest reset that cannot leave state
+ * behind, and the only one that can, as the seccomp filter forbids for
+ * good what setting up a VM needs.
+ *
+ * Every VM has a PC's legacy devices: the UART on COM1 (the console), the
+ * keyboard controller and the reset control register (resets), the CMOS
+ * RTC.  A guest powers off through ACPI (to come with the ACPI tables) or,
+ * for micro-guests, the test device's exit port with 0.
+ *
+ * SIGTERM, SIGINT and SIGHUP stop the VM: its vCPUs leave KVM_RUN, the
+ * devices are torn down in order and the console flushed, and vsrv ends
+ * with status 0, as after a power-off.  They are blocked in every thread
+ * and taken by the main thread with sigwaitinfo(), so that no handler runs
+ * in a vCPU thread in the middle of a device.
  */
 #include <errno.h>
 #include <signal.h>
@@ -51,13 +64,47 @@ static void print_stats(const struct vm *vm)
 	}
 }
 
-/* One boot of the VM; *reboot says whether it asked to start again. */
-static int run_once(const struct vmm_config *cfg, bool *reboot)
+static void devices_destroy(struct uart *uart, struct i8042 *kbc, struct rtc *rtc)
+{
+	uart_destroy(uart);
+	i8042_destroy(kbc);
+	rtc_destroy(rtc);
+}
+
+/* Ctrl-A x on the console. */
+static void console_quit(void *opaque)
+{
+	vm_request_exit(opaque, VM_EXIT_POWEROFF, 0, NULL);
+}
+
+/* Waits for the VM to end, or for a signal that ends it: 0, or the
+ * signal. */
+static int wait_for_end(struct vm *vm, const sigset_t *set)
+{
+	int sig;
+
+	while (atomic_load(&vm->exit_kind) == VM_RUNNING) {
+		sig = sigwaitinfo(set, NULL);
+		if (sig > 0 && sig != VM_EXIT_SIGNAL) {
+			vm_request_exit(vm, VM_EXIT_POWEROFF, 0, "stopped by SIG%s",
+					sigabbrev_np(sig));
+			return sig;
+		}
+	}
+	return 0;
+}
+
+int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot,
+		 bool child)
 {
 	struct vm vm;
 	struct boot_info bi;
+	struct uart *uart = NULL;
+	struct i8042 *kbc = NULL;
+	struct rtc *rtc = NULL;
 	char err[1024] = "";
-	int r, status;
+	sigset_t wait_set;
+	int r, status, sig;
 
 	*reboot = false;
 	r = vm_create(&vm, &cfg->vm, err, sizeof(err));
@@ -68,6 +115,12 @@ static int run_once(const struct vmm_config *cfg, bool *reboot)
 	vm.quirks = cfg->vm.quirks == QUIRKS_ON ||
 		    (cfg->vm.quirks == QUIRKS_AUTO && quirks_detect());
 	r = port80_init(&vm);
+	if (r >= 0)
+		r = uart_init(&vm, con, &uart);
+	if (r >= 0)
+		r = i8042_init(&vm, &kbc);
+	if (r >= 0)
+		r = rtc_init(&vm, &rtc);
 	if (r >= 0 && cfg->vm.test_device)
 		r = testdev_init(&vm);
 	if (r < 0) {
@@ -77,6 +130,7 @@ static int run_once(const struct vmm_config *cfg, bool *reboot)
 	r = boot_load(&vm, &cfg->boot, &bi, err, sizeof(err));
 	if (r >= 0 && cfg->boot.dry_run) {
 		fputs(bi.desc, stdout);
+		devices_destroy(uart, kbc, rtc);
 		vm_destroy(&vm);
 		return VM_STATUS_POWEROFF;
 	}
@@ -84,18 +138,30 @@ static int run_once(const struct vmm_config *cfg, bool *reboot)
 		r = vcpu_create(&vm, i, err, sizeof(err));
 	if (r >= 0)
 		r = boot_setup_bsp(&vm.vcpus[0], &bi, err, sizeof(err));
+	/* Before the sandbox, which forbids asking for SIGHUP's disposition. */
+	vmm_stop_signals(&wait_set);
+	sigaddset(&wait_set, VM_EXIT_SIGNAL);
 	if (r >= 0)
 		r = sandbox_enter(err, sizeof(err));
 	if (r >= 0)
 		r = vcpus_start(&vm, err, sizeof(err));
 	if (r < 0)
 		goto fail;
+	console_set_quit(con, console_quit, &vm);
+	sig = wait_for_end(&vm, &wait_set);
 	vcpus_join(&vm);
+	console_set_quit(con, NULL, NULL);
+	console_flush(con);
 	if (cfg->stats)
 		print_stats(&vm);
 
 	switch (atomic_load(&vm.exit_kind)) {
 	case VM_EXIT_POWEROFF:
+		/* In a boot's process, the supervisor says why it stopped. */
+		if (console_quit_requested(con))
+			fprintf(stderr, "vsrv: quit from the console\n");
+		else if (sig && !child)
+			fprintf(stderr, "vsrv: %s; the VM was powered off\n", vm.exit_msg);
 		status = VM_STATUS_POWEROFF;
 		break;
 	case VM_EXIT_REBOOT:
@@ -116,68 +182,48 @@ static int run_once(const struct vmm_config *cfg, bool *reboot)
 		fprintf(stderr, "vsrv: %s\n", vm.exit_msg);
 		status = VM_STATUS_ERROR;
 	}
+	devices_destroy(uart, kbc, rtc);
 	vm_destroy(&vm);
 	return status;
 fail:
 	vm_request_exit(&vm, VM_EXIT_ERROR, 0, "%s", err);
 	vcpus_join(&vm);
+	devices_destroy(uart, kbc, rtc);
 	vm_destroy(&vm);
 	return fail(err);
 }
 
-/*
- * With --on-reboot restart, each boot runs in a child process; this one
- * only waits, unconfined, and starts the next.  The child dies with it
- * (PR_SET_PDEATHSIG), so killing vsrv ends the VM.  Whether the child's
- * VM asked to reboot comes back in shared memory: its exit status is the
- * guest's to choose (the test device).
- */
-static int run_supervised(const struct vmm_config *cfg)
+void vmm_stop_signals(sigset_t *set)
 {
-	bool *reboot = mmap(NULL, sizeof(*reboot), PROT_READ | PROT_WRITE,
-			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	pid_t parent = getpid();
-	int status;
+	struct sigaction sa;
 
-	if (reboot == MAP_FAILED)
-		return fail("mapping shared memory for reboots failed");
-	do {
-		pid_t pid, w;
-
-		*reboot = false;
-		fflush(NULL);	/* nothing buffered twice */
-		pid = fork();
-		if (pid < 0) {
-			munmap(reboot, sizeof(*reboot));
-			return fail("fork failed: cannot start the VM's process");
-		}
-		if (pid == 0) {
-			if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-				_exit(VM_STATUS_ERROR);
-			status = run_once(cfg, reboot);
-			exit(status);
-		}
-		do
-			w = waitpid(pid, &status, 0);
-		while (w < 0 && errno == EINTR);
-		if (w < 0 || !WIFEXITED(status)) {
-			if (w >= 0)
-				fprintf(stderr, "vsrv: the VM's process was killed by signal %d (%s)\n",
-					WTERMSIG(status), strsignal(WTERMSIG(status)));
-			munmap(reboot, sizeof(*reboot));
-			return VM_STATUS_ERROR;
-		}
-		status = WEXITSTATUS(status);
-	} while (*reboot);
-	munmap(reboot, sizeof(*reboot));
-	return status;
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	/* Ignored (nohup, or a console that is not the terminal's): stays so. */
+	if (sigaction(SIGHUP, NULL, &sa) == 0 && sa.sa_handler != SIG_IGN)
+		sigaddset(set, SIGHUP);
 }
 
 int vmm_run(const struct vmm_config *cfg)
 {
+	struct console *con;
+	char err[1024];
+	sigset_t set;
 	bool reboot;
+	int status;
 
-	if (cfg->on_reboot == ON_REBOOT_RESTART)
-		return run_supervised(cfg);
-	return run_once(cfg, &reboot);
+	/* Blocked before any thread or process starts: all inherit it. */
+	vmm_stop_signals(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, VM_EXIT_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (!cfg->boot.dry_run)
+		return vmm_supervise(cfg);
+	/* Nothing runs: the UART needs a console, not the terminal. */
+	if (console_open(&con, "file:/dev/null", 0, err, sizeof(err)) < 0)
+		return fail(err);
+	status = vmm_run_once(cfg, con, &reboot, false);
+	console_close(con);
+	return status;
 }

@@ -13,6 +13,7 @@ enum on_reboot { ON_REBOOT_RESTART, ON_REBOOT_EXIT };
 #define VMM_MEMORY_MAX	(1ull << 40)
 
 struct config_file;
+struct console;
 
 struct vmm_config {
 	struct vm_opts vm;
@@ -20,8 +21,9 @@ struct vmm_config {
 	enum on_reboot on_reboot;
 	bool stats;		/* print exit counts when the VM ends */
 	const char *name, *uuid;	/* identity, from --config */
-	const char *console;	/* "stdio", "none", "socket:PATH"; NULL: default */
+	const char *console;	/* stdio, file:PATH, socket:PATH; NULL: stdio */
 	struct config_file *file;	/* what --config read; owns the strings */
+	uint64_t console_buffer;	/* output kept for a reader; 0: default */
 };
 
 /* config.c: fills cfg from a JSON file (docs/vm-config.md), over what it
@@ -29,6 +31,17 @@ struct vmm_config {
  * either way. */
 int vmm_config_load(const char *path, struct vmm_config *cfg, char *err, size_t errlen);
 void vmm_config_free(struct vmm_config *cfg);
+
+/* vmm.c: one boot of the VM on the console; *reboot says whether it asked
+ * to start again.  child: a boot's process under vmm_supervise(), which
+ * reports the stop signals itself. */
+int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot,
+		 bool child);
+/* The signals that stop the VM (SIGTERM, SIGINT and, unless ignored, SIGHUP). */
+void vmm_stop_signals(sigset_t *set);
+/* supervise.c: the console in a process of its own, and the boots, each
+ * in a child process, until one does not reboot. */
+int vmm_supervise(const struct vmm_config *cfg);
 
 /* Runs the VM until it ends; returns the process exit status and prints
  * one line for anything but a clean power-off. */

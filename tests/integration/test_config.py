@@ -104,7 +104,7 @@ class ConfigTest(TmpDirTest):
             ({"version": 1, "host_quirks": "maybe"},
              'host_quirks: expected "auto", "on" or "off"'),
             ({"version": 1, "console": "serial"},
-             'console: expected "stdio", "none" or "socket:PATH"'),
+             'console: expected "stdio", "file:PATH" or "socket:PATH"'),
         ]
         for obj, msg in cases:
             path = self.write(obj)

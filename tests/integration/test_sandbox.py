@@ -23,6 +23,19 @@ def children(pid):
         return [int(c) for c in f.read().split()]
 
 
+def comm(pid):
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
+def vm_process(pid):
+    """The VM's process: vsrv's children are its console's process,
+    "vsrv-console", and the VM's, "vsrv-vm" (src/vmm/supervise.c)."""
+    kids = sorted(children(pid), key=comm)
+    assert [comm(k) for k in kids] == ["vsrv-console", "vsrv-vm"], kids
+    return kids[1]
+
+
 def proc_status(pid):
     with open(f"/proc/{pid}/status") as f:
         return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
@@ -57,40 +70,59 @@ class SandboxTest(TmpDirTest):
                                  (where, reboot))
 
     def test_filter_and_no_new_privs_are_in_place(self):
-        # --on-reboot exit: the VM runs in vsrv's own process; restart: in
-        # a child per boot, vsrv waiting unconfined.
+        # The VM runs in a child of vsrv's, whatever --on-reboot says; vsrv
+        # and the console's process stay unconfined.
         for reboot in ("exit", "restart"):
             proc = self.start_halted("--on-reboot", reboot)
             try:
-                vm_pid = proc.pid if reboot == "exit" else children(proc.pid)[0]
+                vm_pid = vm_process(proc.pid)
                 st = proc_status(vm_pid)
                 self.assertEqual((st["Seccomp"], st["NoNewPrivs"]), ("2", "1"), reboot)
-                if reboot == "restart":
-                    st = proc_status(proc.pid)
-                    self.assertEqual((st["Seccomp"], st["NoNewPrivs"]), ("0", "0"))
+                for pid in [proc.pid] + [c for c in children(proc.pid) if c != vm_pid]:
+                    st = proc_status(pid)
+                    self.assertEqual((st["Seccomp"], st["NoNewPrivs"]), ("0", "0"), reboot)
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.communicate(timeout=10)
 
     def test_killing_vsrv_ends_the_vm_process(self):
         proc = self.start_halted()
-        vm_pid = children(proc.pid)[0]
+        kids = children(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
-        for _ in range(100):
-            if not os.path.exists(f"/proc/{vm_pid}") or \
-                    proc_status(vm_pid).get("State", "").startswith("Z"):
-                break
-            time.sleep(0.05)
-        else:
-            self.fail("the VM's process outlived vsrv")
+        for pid in kids:
+            for _ in range(100):
+                if not os.path.exists(f"/proc/{pid}") or \
+                        proc_status(pid).get("State", "").startswith("Z"):
+                    break
+                time.sleep(0.05)
+            else:
+                self.fail(f"vsrv's child {pid} (of {kids}) outlived vsrv")
 
     def test_vm_process_killed_is_reported(self):
         proc = self.start_halted()
-        os.kill(children(proc.pid)[0], signal.SIGKILL)
+        os.kill(vm_process(proc.pid), signal.SIGKILL)
         out, err = proc.communicate(timeout=10)
         self.assertEqual((proc.returncode, out, err),
                          (1, "", "vsrv: the VM's process was killed by signal 9 (Killed)\n"))
+
+    def test_console_process_killed_stops_the_vm(self):
+        proc = self.start_halted()
+        vm_pid = vm_process(proc.pid)
+        console_pid = next(c for c in children(proc.pid) if c != vm_pid)
+        os.kill(console_pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=10)
+        self.assertEqual((proc.returncode, out, err),
+                         (1, "", "vsrv: the console's process ended; the VM was stopped\n"))
+
+    def test_sigterm_stops_the_vm_cleanly(self):
+        # Once to stop; the VM's process tears the VM down and ends with 0.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            proc = self.start_halted()
+            proc.send_signal(sig)
+            out, err = proc.communicate(timeout=10)
+            self.assertEqual((proc.returncode, out, err),
+                             (0, "", f"vsrv: stopped by {sig.name}; the VM was powered off\n"))
 
     def test_exit_paths_under_the_filter(self):
         # Crash, reboot and error reports are written after the filter is
