@@ -1,0 +1,265 @@
+"""Real Linux under vsrv run: the project's small guest (tools/guest/: Linux
+6.1 from tinyconfig, a busybox initramfs) booted on two vCPUs.
+
+A boot takes about two minutes on the development and CI machines, whose KVM
+emulates guest kernel code instruction by instruction and cannot run guest
+user space at all (docs/test-host-kvm.md in shared/): so there are few boots,
+each checking all it can at once, and everything it checks there is what the
+kernel printed on its serial console (--console file:PATH).  On a host with
+hardware virtualization the same boot goes on into the guest's /init, which
+runs a command and powers off; on the others the test prints what it left
+out on a line starting "skip:".
+
+Where guest kernel code is emulated, nothing the guest decompresses itself
+is booted: the uncompressed vmlinux, and the uncompressed initramfs.cpio (its
+gunzip would take minutes there).  The guest is built by tools/guest/build
+on first use (about 10 minutes) and cached outside the tree.  VSRV_SLOW_TESTS=1 adds a boot of the bzImage
+(minutes of emulated decompression here)."""
+import os
+import re
+import signal
+import subprocess
+import time
+import unittest
+
+from vsrvtest import SRCDIR, VSRV, TmpDirTest, main
+
+GUEST_TOOLS = os.path.join(SRCDIR, "tools", "guest")
+# What the kernel needs here; vsrv appends what the host needs (quirks.c).
+# earlyprintk puts the kernel's first lines on the UART at once, so a console
+# that stays empty means no UART, not a slow boot.
+APPEND = "console=ttyS0 earlyprintk=serial,ttyS0,115200 reboot=t panic=-1 nokaslr lpj=1000000"
+CPUS = 2
+BOOT_TIMEOUT = 300          # seconds; a boot takes 100-160 s here
+QUIET_LIMIT = 60            # seconds without a byte on the console
+SLOW = os.environ.get("VSRV_SLOW_TESTS") == "1"
+
+# What a boot proves, in the order the kernel prints it.
+KERNEL_LINES = [
+    ("the kernel's banner", r"Linux version 6\.1\.\d+"),
+    (f"{CPUS} CPUs brought up", rf"smp: Brought up 1 node, {CPUS} CPUs"),
+    ("the 8250 UART found as ttyS0 on IRQ 4",
+     r"ttyS0 at I/O 0x3f8 \(irq = 4, base_baud = \d+\) is a \w+"),
+    ("the initramfs unpacked", r"Unpacking initramfs\.\.\.|Trying to unpack rootfs image"),
+    ("the initrd's memory freed after unpacking", r"Freeing initrd memory: \d+K"),
+    ("/init run from the initramfs", r"Run /init as init process"),
+]
+KERNEL_TROUBLE = r"Initramfs unpacking failed|Kernel panic|Call Trace:|BUG:|Oops"
+RUN_INIT = re.compile(r"(?:\[\s*(\d+\.\d+)\] )?Run /init as init process")
+# tools/guest/init
+INIT_LINES = [
+    ("the init script's marker", r"vsrv-guest: init started"),
+    ("the command's output", rf"vsrv-guest: Linux 6\.1\.\S+, {CPUS} CPUs"),
+    ("the power-off", r"vsrv-guest: powering off"),
+]
+
+
+def guest_user_space_runs():
+    """False on a host whose KVM emulates guest kernel code (the kvm_pvm
+    module, or no VT-x/AMD-V flag): guest system calls fail there.  The same
+    test as vsrv's own (src/vmm/quirks.c)."""
+    if os.path.exists("/sys/module/kvm_pvm"):
+        return False
+    with open("/proc/cpuinfo") as f:
+        flags = [line for line in f if line.startswith("flags")]
+    return any(" vmx" in line or " svm" in line for line in flags)
+
+
+_guest = None
+
+
+def guest():
+    """The guest's directory, built on first use (tools/guest/build prints
+    its progress on this test's standard error)."""
+    global _guest
+    if _guest is None:
+        start = time.monotonic()
+        p = subprocess.run([os.path.join(GUEST_TOOLS, "build")], stdout=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL, text=True, timeout=3000)
+        took = time.monotonic() - start
+        if p.returncode != 0 or not p.stdout.strip():
+            raise AssertionError(f"tools/guest/build failed (exit status {p.returncode}): "
+                                 "its output is above")
+        _guest = p.stdout.strip().splitlines()[-1]
+        with open(os.path.join(_guest, "build-info")) as f:
+            info = f.read().split("\n")
+        built = next((line for line in info if line.startswith("built ")), "built ?")
+        print(f"guest: {_guest} ({built}; this run took {took:.0f} s to find or build it)")
+    return _guest
+
+
+def tail(text, n=40):
+    return "\n".join(text.splitlines()[-n:])
+
+
+class Boot:
+    """One boot's outcome: the console text, how long the VMM ran, the
+    seconds at which 'Run /init' appeared (None if it did not), the exit
+    status (None if it was stopped), the VMM's standard error, and what
+    went wrong, if anything, in one line."""
+
+    def __init__(self):
+        self.console = ""
+        self.seconds = 0.0
+        self.init_at = None
+        self.status = None
+        self.stderr = ""
+        self.problem = None
+        self.klog = ""
+        self.stopped = False
+
+    def report(self):
+        parts = [f"--- vsrv's standard error ---\n{self.stderr}" if self.stderr else "",
+                 f"--- console, last lines ---\n{tail(self.console)}" if self.console else
+                 "--- console: empty ---"]
+        if self.klog:
+            parts.append(f"--- the guest's kernel log, read from its memory "
+                         f"(tools/guest/klog) ---\n{self.klog}")
+        return "\n".join(p for p in parts if p)
+
+
+def initrd(g):
+    """The initramfs: uncompressed where the kernel's gunzip would be
+    emulated code (minutes for its 1 MiB), else gzipped (RD_GZIP)."""
+    name = "initramfs.cpio.gz" if guest_user_space_runs() else "initramfs.cpio"
+    return os.path.join(g, name)
+
+
+class LinuxBootTest(TmpDirTest):
+    def setUp(self):
+        super().setUp()
+        usage = subprocess.run([VSRV, "run", "--help"], capture_output=True,
+                               text=True).stdout
+        if "--console" not in usage:
+            self.fail("vsrv run has no --console option: without the serial console "
+                      "(the 8250 UART and --console file:PATH) this test cannot see the "
+                      "guest boot")
+
+    def boot(self, kernel, stop_at_init, timeout):
+        """Boots kernel with the guest's initramfs and reads the console:
+        until 'Run /init' with stop_at_init (then stops the VM with SIGTERM,
+        which must end vsrv cleanly), else until the VM ends.  --stats
+        reports the exits to user space, printed for comparison between
+        runs."""
+        g = guest()
+        console = self.p("console")
+        b = Boot()
+        cmd = [VSRV, "run", "--kernel", kernel,
+               "--initrd", initrd(g), "--append", APPEND,
+               "--cpus", str(CPUS), "--memory", "256M", "--on-reboot", "exit",
+               "--console", "file:" + console, "--stats"]
+        print("boot:", " ".join(cmd))
+        with open(self.p("stderr"), "w+") as err:
+            start = time.monotonic()
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+            try:
+                while True:
+                    time.sleep(0.5)
+                    b.status = proc.poll()
+                    b.seconds = time.monotonic() - start
+                    try:
+                        with open(console, "rb") as f:
+                            raw = f.read()
+                    except FileNotFoundError:
+                        raw = b""
+                    b.console = raw.decode("utf-8", "replace").replace("\r\n", "\n")
+                    if b.init_at is None and RUN_INIT.search(b.console):
+                        b.init_at = b.seconds
+                    if stop_at_init and b.init_at is not None:
+                        break
+                    if b.status is not None:
+                        if stop_at_init:
+                            b.problem = (f"the VM ended (exit status {b.status}) after "
+                                         f"{b.seconds:.0f} s, before 'Run /init'")
+                        break
+                    if not raw and b.seconds > QUIET_LIMIT:
+                        b.problem = (f"nothing on the console in {QUIET_LIMIT} s (the kernel "
+                                     "writes to its UART in its first seconds with "
+                                     "earlyprintk): is the 8250 UART at 0x3f8 missing, or "
+                                     "--console not writing the file?")
+                        break
+                    if b.seconds > timeout:
+                        b.problem = (f"{'Run /init' if stop_at_init else 'the VM end'} "
+                                     f"not reached in {timeout} s")
+                        break
+                if b.problem and proc.poll() is None:
+                    # How far did it get?  Read the kernel's log from its memory.
+                    k = subprocess.run([os.path.join(GUEST_TOOLS, "klog"), str(proc.pid), g,
+                                        "--tail", "30"], capture_output=True, text=True)
+                    b.klog = (k.stdout + k.stderr).strip()
+                if stop_at_init and not b.problem:
+                    proc.send_signal(signal.SIGTERM)
+                    b.status = proc.wait(timeout=30)
+                    b.stopped = True
+            finally:
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+            err.seek(0)
+            b.stderr = err.read()
+        if b.problem:
+            self.fail(f"{os.path.basename(kernel)}: {b.problem}\n{b.report()}")
+        exits = [line for line in b.stderr.splitlines() if line.startswith("vsrv: exits: ")]
+        print(f"boot: exits to user space in {b.seconds:.0f} s:",
+              ", ".join(line[len("vsrv: exits: "):] for line in exits))
+        self.assertTrue(exits, f"no exit counts (--stats)\n{b.report()}")
+        if b.stopped:
+            self.assertEqual((b.status, b.stderr.splitlines()[-1]),
+                             (0, "vsrv: stopped by SIGTERM; the VM was powered off"),
+                             f"SIGTERM must stop the VM cleanly\n{b.report()}")
+        return b
+
+    def check_kernel(self, b, what):
+        """Prints how long the boot took to reach /init, and asserts
+        everything the kernel's own lines prove."""
+        run_init = RUN_INIT.search(b.console)
+        if run_init:
+            print(f"boot: {what} reached 'Run /init as init process' in {b.init_at:.1f} s "
+                  f"(guest clock {run_init.group(1) or '?'} s), "
+                  f"{len(b.console.splitlines())} console lines")
+        else:
+            print(f"boot: {what} ran {b.seconds:.1f} s without reaching 'Run /init'")
+        missing = [name for name, rx in KERNEL_LINES if not re.search(rx, b.console)]
+        self.assertFalse(missing, f"{what}: the console lacks {', '.join(missing)}\n"
+                         f"{b.report()}")
+        trouble = re.search(KERNEL_TROUBLE, b.console[:run_init.end()])
+        self.assertIsNone(trouble, f"{what}: the kernel reported trouble\n{b.report()}")
+
+    def test_vmlinux(self):
+        """The uncompressed vmlinux through vsrv's ELF loader, on 2 vCPUs
+        with the busybox initramfs: the boot protocol (zero page, e820,
+        command line, initrd), the MP table, the UART and its IRQ."""
+        g = guest()
+        if guest_user_space_runs():
+            b = self.boot(os.path.join(g, "vmlinux"), False, BOOT_TIMEOUT)
+            self.check_kernel(b, "vmlinux")
+            missing = [name for name, rx in INIT_LINES if not re.search(rx, b.console)]
+            self.assertFalse(missing, f"the console lacks {', '.join(missing)}\n{b.report()}")
+            self.assertEqual(b.status, 0, f"the guest powered off with exit status "
+                             f"{b.status}, not 0\n{b.report()}")
+            print(f"boot: vmlinux ran /init and powered off in {b.seconds:.1f} s")
+        else:
+            b = self.boot(os.path.join(g, "vmlinux"), True, BOOT_TIMEOUT)
+            self.check_kernel(b, "vmlinux")
+            print("skip: vmlinux: the init script's command and the power-off with exit "
+                  "status 0: this host's KVM emulates guest kernel code (no VT-x/AMD-V) and "
+                  "cannot run guest system calls; the VM was stopped at 'Run /init'")
+
+    @unittest.skipUnless(SLOW, "VSRV_SLOW_TESTS=1 runs it")
+    def test_bzimage(self):
+        """The compressed bzImage through its setup header and 64-bit entry:
+        the kernel decompresses itself (minutes of emulated code here)."""
+        g = guest()
+        b = self.boot(os.path.join(g, "bzImage"), True, 1800)
+        self.check_kernel(b, "bzImage")
+
+
+if __name__ == "__main__":
+    if not SLOW:
+        print("skip: bzImage boot (minutes of emulated decompression on hosts without "
+              "hardware virtualization): VSRV_SLOW_TESTS=1 runs it")
+    main()
