@@ -27,6 +27,24 @@
 #define VM_MMIO_HOLE_START	0xc0000000ull	/* 3 GiB */
 #define VM_MMIO_HOLE_END	0x100000000ull
 #define VM_HIGH_RAM_START	0x100000000ull
+/* The hole's map, shared by the PCI host bridge (src/devices/pci.c) and
+ * the ACPI tables that describe it (src/vmm/acpi.c):
+ *   0xc0000000-0xdfffffff  32-bit PCI memory BARs
+ *   0xe0000000-0xe00fffff  MMCONFIG (ECAM) for bus 0
+ *   0xfec00000             IOAPIC;  0xfee00000  LAPIC */
+#define VM_PCI_MMIO_START	0xc0000000ull
+#define VM_PCI_MMIO_END		0xe0000000ull
+#define VM_PCI_MMCONFIG_BASE	0xe0000000ull
+#define VM_PCI_MMCONFIG_SIZE	0x100000ull	/* bus 0: 32 devices x 8 functions x 4 KiB */
+#define VM_IOAPIC_ADDR		0xfec00000ull
+#define VM_LAPIC_ADDR		0xfee00000ull
+/* Port I/O: 0xcf8/0xcfc-0xcff PCI configuration (type 1), ACPI PM1 and the
+ * PM timer at 0x600-0x60b (PM1a_EVT 0x600, PM1a_CNT 0x604, PM_TMR 0x608),
+ * SCI on GSI 9; PCI I/O BARs (if any) from 0xc000. */
+#define VM_ACPI_PM_BASE		0x600u
+#define VM_ACPI_SCI_GSI		9u
+#define VM_PCI_IO_START		0xc000u
+#define VM_PCI_IO_END		0x10000u
 /* KVM's TSS and identity map pages (Intel), in the hole. */
 #define VM_TSS_ADDR		0xfffbd000ull
 #define VM_IDENTITY_MAP_ADDR	0xfffbc000ull
