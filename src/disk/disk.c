@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,6 +75,22 @@ static int choose_engine(enum disk_aio aio, const char *path,
 	return 0;
 }
 
+/*
+ * format=auto goes by the file's name, never by its contents: a guest can
+ * write a VHD footer into the last sector of a raw disk, and a raw disk
+ * probed as VHD the next time would follow parent locators the guest
+ * chose to any file on the host.  A name the guest cannot change.
+ */
+enum disk_format disk_format_guess(const char *path)
+{
+	size_t n = strlen(path);
+
+	if ((n >= 4 && !strcasecmp(path + n - 4, ".vhd")) ||
+	    (n >= 5 && !strcasecmp(path + n - 5, ".avhd")))
+		return DISK_FORMAT_VHD;
+	return DISK_FORMAT_RAW;
+}
+
 /* Refused before anything is created: a raw base, a read-only one. */
 static int check_undo(const struct disk_spec *spec, struct disk_error *err)
 {
@@ -83,7 +100,8 @@ static int check_undo(const struct disk_spec *spec, struct disk_error *err)
 		return disk_set_error(err, -errno, "%s: %s", spec->path,
 				      strerror(errno));
 	if (spec->format == DISK_FORMAT_RAW ||
-	    (spec->format == DISK_FORMAT_AUTO && !vhd_probe(spec->path)))
+	    (spec->format == DISK_FORMAT_AUTO &&
+	     disk_format_guess(spec->path) == DISK_FORMAT_RAW))
 		return disk_set_error(err, -EINVAL,
 				      "%s: undo needs a VHD: a raw disk cannot have a differencing child (vsrv disk convert --to dynamic makes one)",
 				      spec->path);
@@ -142,7 +160,7 @@ int disk_open(const struct disk_spec *spec, struct disk **out,
 		goto fail;
 	}
 	if (s.format == DISK_FORMAT_AUTO)
-		s.format = vhd_probe(s.path) ? DISK_FORMAT_VHD : DISK_FORMAT_RAW;
+		s.format = disk_format_guess(s.path);
 	d->ops = s.format == DISK_FORMAT_VHD ? &vhd_disk_ops : &raw_disk_ops;
 	r = d->ops->open(d, &s, err);
 	if (r < 0)

@@ -93,6 +93,8 @@ struct disk_spec {
 struct disk;
 struct disk_queue;
 
+/* format=auto: VHD for a name ending in .vhd or .avhd, raw otherwise. */
+enum disk_format disk_format_guess(const char *path);
 int disk_open(const struct disk_spec *spec, struct disk **out,
 	      struct disk_error *err);
 /* Every queue must have been destroyed.  Flushes; then, for an undo disk,

@@ -196,7 +196,8 @@ static const char *make_disk(const struct cfg *c, const char *name, uint8_t *mod
 static struct disk *open_cfg(const struct cfg *c, const char *path, bool ro)
 {
 	struct disk_spec spec = { .path = path, .aio = c->aio, .cache = c->cache,
-				  .readonly = ro };
+				  .readonly = ro,
+				  .format = c->kind == RAW ? DISK_FORMAT_RAW : DISK_FORMAT_VHD };
 
 	return open_spec(&spec);
 }
@@ -490,7 +491,8 @@ static void test_readonly(void **state)
 	struct waiter w = { 0 };
 
 	fx_open(&f, state, "ro", true);
-	rw = (struct disk_spec){ .path = f.path, .aio = f.c->aio, .cache = f.c->cache };
+	rw = (struct disk_spec){ .path = f.path, .aio = f.c->aio, .cache = f.c->cache,
+				 .format = f.c->kind == RAW ? DISK_FORMAT_RAW : DISK_FORMAT_VHD };
 	assert_true(disk_is_readonly(f.d));
 	assert_int_equal(disk_submit_write(f.q, 0, &iov, 1, on_done, &w), -EROFS);
 	assert_int_equal(disk_submit_discard(f.q, 0, 512, on_done, &w), -EROFS);
@@ -969,6 +971,24 @@ static void test_open_errors(void **state)
 	snprintf(want, sizeof(want), "%s: 1000 bytes, not a whole number of 512-byte sectors",
 		 spec.path);
 	expect_open_error(&spec, -EINVAL, want);
+
+	/* A raw disk whose last sector the guest made a VHD footer stays raw:
+	 * auto goes by the name. */
+	spec = (struct disk_spec){ .path = tpath("footer.img") };
+	tcreate(spec.path, VHD_TYPE_FIXED, SIZE, 0, NULL);
+	{
+		struct disk *d;
+		struct disk_error e = { 0 };
+
+		assert_int_equal(disk_open(&spec, &d, &e), 0);
+		assert_string_equal(disk_format_name(d), "raw");
+		assert_int_equal(disk_size(d), SIZE + 512);
+		assert_int_equal(disk_close(d, &e), 0);
+	}
+	assert_int_equal(disk_format_guess("a/b.VHD"), DISK_FORMAT_VHD);
+	assert_int_equal(disk_format_guess("b.avhd"), DISK_FORMAT_VHD);
+	assert_int_equal(disk_format_guess("b.vhdx"), DISK_FORMAT_RAW);
+	assert_int_equal(disk_format_guess("vhd"), DISK_FORMAT_RAW);
 
 	/* Undo over raw, whether said or found. */
 	spec = (struct disk_spec){ .path = tpath("plain.img"), .undo = DISK_UNDO_KEEP };
