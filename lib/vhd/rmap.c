@@ -34,18 +34,28 @@
 #include "vhd-private.h"
 
 /* A sector's byte: the depth of the layer serving it, or ZERO | the depth
- * of the layer below which there is nothing. */
+ * of the layer below which there is nothing.  A granule's (8 sectors,
+ * 4 KiB): its sectors' byte if they share one, else MIXED. */
 #define ZERO		0x80u
+#define MIXED		0x7fu
 
+/*
+ * A 4 KiB-aligned read looks at one granule byte: 512 bytes a 2 MiB block,
+ * small enough to stay in the CPU's caches for a few GiB of disk, where a
+ * byte per sector (4 KiB a block) missed them on every read.  The sectors'
+ * bytes are kept too only where some granule is MIXED.
+ */
 struct rmap_block {
 	uint32_t block;
 	uint32_t slot;		/* in ring */
 	size_t bytes;
 	bool ref;		/* CLOCK: read since the hand last passed */
+	bool sectors;		/* has a byte per sector */
 	uint8_t only;		/* the byte of every sector, when one_run */
 	/* Per layer: the file offset of the block's first sector in it.  Then,
-	 * unless one_run, a byte per sector: at a place known from the chain
-	 * alone, so that it is fetched without waiting for the header. */
+	 * unless one_run, a byte per granule and maybe one per sector: at
+	 * places known from the chain alone, so that they are fetched without
+	 * waiting for the header. */
 	uint64_t base[];
 };
 
@@ -58,12 +68,29 @@ struct vhd_rmap {
 	uint8_t *scratch;		/* sectors_per_block bytes */
 	uint8_t *pending;		/* sectors_per_block bits */
 	unsigned nr_layers;
+	uint32_t granules;		/* per block */
 	struct vhd *layers[VHD_MAX_CHAIN_DEPTH];
 };
 
-static uint8_t *sector_bytes(const struct vhd_rmap *m, struct rmap_block *e)
+static uint8_t *granule_bytes(const struct vhd_rmap *m, struct rmap_block *e)
 {
 	return (uint8_t *)&e->base[m->nr_layers];
+}
+
+static uint8_t *sector_bytes(const struct vhd_rmap *m, struct rmap_block *e)
+{
+	return granule_bytes(m, e) + m->granules;
+}
+
+/* The byte of granule g from its sectors', of which the block has nr. */
+static uint8_t granule_of(const uint8_t *sec, uint32_t g, uint32_t nr)
+{
+	uint32_t end = (g + 1) * 8 < nr ? (g + 1) * 8 : nr;
+
+	for (uint32_t s = g * 8 + 1; s < end; s++)
+		if (sec[s] != sec[g * 8])
+			return MIXED;
+	return sec[g * 8];
 }
 
 static void drop(struct vhd_rmap *m, uint32_t slot)
@@ -105,6 +132,8 @@ void vhd_rmap_written(struct vhd *v, uint32_t b, uint32_t s, uint32_t n)
 {
 	struct vhd_rmap *m = v->rmap;
 	struct rmap_block *e = m ? m->blocks[b] : NULL;
+	uint32_t nr, last;
+	uint8_t *gran;
 
 	if (!e)
 		return;
@@ -113,10 +142,27 @@ void vhd_rmap_written(struct vhd *v, uint32_t b, uint32_t s, uint32_t n)
 			drop(m, e->slot);
 		return;
 	}
+	/* Part of a granule, where no sector has its own byte: it would
+	 * need them. */
+	if (!e->sectors && ((s | n) & 7)) {
+		drop(m, e->slot);
+		return;
+	}
 	/* As resolve_sectors() finds them now: in the top.  Its base[0] is
 	 * already where the top holds the block, since allocating a block
 	 * forgets it. */
+	gran = granule_bytes(m, e);
+	last = (s + n - 1) / 8;
+	if (!e->sectors) {
+		memset(gran + s / 8, 0, last - s / 8 + 1);
+		return;
+	}
+	nr = v->sectors_per_block;
+	if ((uint64_t)(b + 1) * v->block_size > v->size)
+		nr = (uint32_t)((v->size - (uint64_t)b * v->block_size) / VHD_SECTOR_SIZE);
 	memset(sector_bytes(m, e) + s, 0, n);
+	for (uint32_t g = s / 8; g <= last; g++)
+		gran[g] = granule_of(sector_bytes(m, e), g, nr);
 }
 
 void vhd_rmap_free(struct vhd *v)
@@ -166,6 +212,7 @@ static struct vhd_rmap *rmap_get(struct vhd *v)
 	for (struct vhd *p = v; p && d < VHD_MAX_CHAIN_DEPTH; p = p->parent)
 		m->layers[d++] = p;
 	m->nr_layers = d;
+	m->granules = (v->sectors_per_block + 7) / 8;
 	v->rmap = m;
 	return m;
 }
@@ -295,25 +342,34 @@ static struct rmap_block *resolve(struct vhd *v, struct vhd_rmap *m, uint32_t b)
 	uint32_t nr = (uint32_t)((v->size - start < v->block_size ?
 				  v->size - start : v->block_size) / VHD_SECTOR_SIZE);
 	uint64_t base[VHD_MAX_CHAIN_DEPTH];
+	const uint8_t *sec = m->scratch;
+	bool one = true, mixed = false;
 	struct rmap_block *e;
-	bool one = true;
 	size_t bytes;
 
 	if (resolve_sectors(m, start, nr, m->scratch, base) < 0)
 		return NULL;
 	for (uint32_t s = 1; s < nr && one; s++)
-		one = m->scratch[s] == m->scratch[0];
-	bytes = sizeof(*e) + m->nr_layers * sizeof(e->base[0]) + (one ? 0 : nr);
+		one = sec[s] == sec[0];
+	for (uint32_t g = 0; g < (nr + 7) / 8 && !one && !mixed; g++)
+		mixed = granule_of(sec, g, nr) == MIXED;
+	bytes = sizeof(*e) + m->nr_layers * sizeof(e->base[0]);
+	if (!one)
+		bytes += m->granules + (mixed ? nr : 0);
 	if (!make_room(v, m, bytes))
 		return NULL;
 	e = malloc(bytes);
 	if (!e)
 		return NULL;
 	*e = (struct rmap_block){ .block = b, .slot = m->nr, .bytes = bytes,
-				  .only = m->scratch[0] };
+				  .sectors = mixed, .only = sec[0] };
 	memcpy(e->base, base, m->nr_layers * sizeof(e->base[0]));
-	if (!one)
-		memcpy(sector_bytes(m, e), m->scratch, nr);
+	if (!one) {
+		for (uint32_t g = 0; g < (nr + 7) / 8; g++)
+			granule_bytes(m, e)[g] = granule_of(sec, g, nr);
+		if (mixed)
+			memcpy(sector_bytes(m, e), sec, nr);
+	}
 	m->ring[m->nr++] = e;
 	m->blocks[b] = e;
 	if (one)
@@ -325,7 +381,8 @@ static struct rmap_block *resolve(struct vhd *v, struct vhd_rmap *m, uint32_t b)
 /* The piece of block b from sector s: its sectors served alike, at most
  * n bytes.  Within a layer a block lies in one place, so they are one
  * extent, and the walk's is the same: it ends where the serving layer
- * changes. */
+ * changes.  Whole granules are stepped over by their byte; the sectors'
+ * are looked at only in a MIXED one. */
 static void lookup(const struct vhd_rmap *m, uint32_t b, uint32_t s,
 		   uint64_t n, struct vhd_extent *x)
 {
@@ -336,11 +393,22 @@ static void lookup(const struct vhd_rmap *m, uint32_t b, uint32_t s,
 	if (m->one_run[b >> 3] & (1u << (b & 7))) {
 		d = e->only;
 	} else {
-		const uint8_t *sec = sector_bytes(m, e) + s;
+		const uint8_t *gran = granule_bytes(m, e);
+		const uint8_t *sec = sector_bytes(m, e);
 
-		d = sec[0];
-		for (k = 1; k < max && sec[k] == d; k++)
-			;
+		d = gran[s / 8] == MIXED ? sec[s] : gran[s / 8];
+		for (k = 0; k < max;) {
+			uint32_t t = s + k;
+
+			if (gran[t / 8] == d)
+				k += 8 - t % 8;
+			else if (gran[t / 8] == MIXED && sec[t] == d)
+				k++;
+			else
+				break;
+		}
+		if (k > max)
+			k = max;
 	}
 	e->ref = true;
 	memset(x, 0, sizeof(*x));

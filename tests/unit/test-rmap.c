@@ -113,6 +113,20 @@ static void test_fixed_base(void **s)
 	vhd_close(v);
 }
 
+/* Blocks of a few sectors, less than a granule, in the top. */
+static void test_tiny_blocks(void **s)
+{
+	struct vhd *v;
+
+	make_chain_of(VHD_TYPE_DYNAMIC, 1 << 20, 4096, 2048);
+	v = topen(tpath("top.vhd"), VHD_OPEN_RDWR);
+	expect_all_same(v);
+	assert_true(vhd_rmap_bytes(v) > 0);
+	scatter(v, chain_size, 100);
+	expect_all_same(v);
+	vhd_close(v);
+}
+
 /* A top grown past its parent's end (vhd_resize): what lies past it reads
  * as zeros, what lies before it from the chain, and a block straddles the
  * two. */
@@ -251,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_fixed_base),
 		cmocka_unit_test(test_smaller_blocks_below),
 		cmocka_unit_test(test_top_past_parent),
+		cmocka_unit_test(test_tiny_blocks),
 		cmocka_unit_test(test_writes_to_top),
 		cmocka_unit_test(test_snapshot),
 		cmocka_unit_test(test_memory_bound),
