@@ -837,19 +837,100 @@ static unsigned block_layout(uint64_t seed, uint64_t blk, uint32_t spb,
 	return n;
 }
 
+/*
+ * The layout --layout=snapshots: the chain a VM leaves behind, snapshot
+ * after snapshot.  The base is written whole (an installed system); each
+ * later layer holds the VM's writes between two snapshots: SNAP_WRITES
+ * writes of 4 to 64 KiB at random 4 KiB-aligned offsets, about 1.5% of the
+ * disk per layer.  Each layer writes its own bytes (the seed plus the
+ * layer), so that reading a sector from the wrong layer shows.
+ */
+#define SNAP_WRITES_PER_GIB	480
+
+static void snap_write(uint64_t seed, unsigned l, uint64_t i, uint64_t size,
+		       uint64_t *sector, uint32_t *n)
+{
+	uint64_t x = mix64(seed ^ ((uint64_t)l << 40) ^ (i * 0x9e3779b97f4a7c15ull));
+	uint64_t units = size / 4096;
+
+	*sector = x % units * 8;
+	*n = 8 * (1 + (uint32_t)((x >> 40) % 16));
+	if (*sector + *n > size / SECTOR)
+		*n = (uint32_t)(size / SECTOR - *sector);
+}
+
+static void mkchain_snapshots(const char *dir, uint64_t size, unsigned layers,
+			      uint64_t seed)
+{
+	uint64_t nr = size / SECTOR, writes = SNAP_WRITES_PER_GIB * (size >> 30);
+	uint8_t *owner = calloc(nr, 1);	/* the top layer writing each sector */
+	uint8_t *buf = xalloc(128 * SECTOR);
+	char path[PATH_MAX], parent[PATH_MAX];
+	int fd;
+
+	if (!writes)
+		writes = SNAP_WRITES_PER_GIB / 4;
+	if (!owner)
+		die("out of memory");
+	for (unsigned l = 0; l < layers; l++) {
+		struct vhd *v;
+
+		snprintf(path, sizeof(path), "%s/layer%u.vhd", dir, l);
+		if (l == 0)
+			create(path, VHD_TYPE_DYNAMIC, size, NULL);
+		else
+			create(path, VHD_TYPE_DIFF, 0, parent);
+		v = open_rw(path);
+		for (uint64_t i = 0; i < (l ? writes : nr / 128); i++) {
+			uint64_t sector = i * 128;
+			uint32_t n = 128;
+			ssize_t r;
+
+			if (l)
+				snap_write(seed, l, i, size, &sector, &n);
+			fill_sectors(buf, sector, n, seed + l);
+			memset(owner + sector, (int)l, n);
+			r = vhd_pwrite_pieces(v, buf, (size_t)n * SECTOR, sector * SECTOR);
+			if (r < 0)
+				die("%s: writing at sector %" PRIu64 ": %s", path, sector,
+				    strerror((int)-r));
+		}
+		close_vhd(v, path);
+		memcpy(parent, path, sizeof(parent));
+	}
+	snprintf(path, sizeof(path), "%s/flat.raw", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		die("%s: %s", path, strerror(errno));
+	for (uint64_t s = 0; s < nr; s += 8) {
+		for (unsigned k = 0; k < 8; k++)
+			fill_sectors(buf + k * SECTOR, s + k, 1, seed + owner[s + k]);
+		write_all(fd, buf, 8 * SECTOR, s * SECTOR, path);
+	}
+	if (close(fd) < 0)
+		die("%s: %s", path, strerror(errno));
+	free(owner);
+	free(buf);
+}
+
 static int cmd_mkchain(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: vhd-iobench mkchain --size SIZE [--layers N] [--max-run SECTORS] [--seed N] DIR\n"
+		"usage: vhd-iobench mkchain --size SIZE [--layers N] [--max-run SECTORS]\n"
+		"         [--layout runs|snapshots] [--seed N] DIR\n"
 		"  DIR/layer0.vhd (dynamic) .. DIR/layer<N-1>.vhd (differencing, the top)\n"
-		"  and DIR/flat.raw, the same data as a raw file.";
+		"  and DIR/flat.raw, the same data as a raw file.  runs: every block cut\n"
+		"  into runs of 1-MAX_RUN sectors, each in a random layer; snapshots: a\n"
+		"  whole base and scattered 4-64 KiB writes in each later layer.";
 	static const struct option opts[] = {
 		{ "size", required_argument, NULL, 's' },
 		{ "layers", required_argument, NULL, 'l' },
 		{ "seed", required_argument, NULL, 'e' },
 		{ "max-run", required_argument, NULL, 'm' },
+		{ "layout", required_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
+	bool snapshots = false;
 	uint64_t size = 0, seed = 7, nr_blocks;
 	uint32_t max_run = 64;
 	unsigned layers = 8;
@@ -868,12 +949,19 @@ static int cmd_mkchain(int argc, char **argv)
 			seed = strtoull(optarg, NULL, 0);
 		else if (c == 'm')
 			max_run = (uint32_t)strtoul(optarg, NULL, 0);
+		else if (c == 'L' && (!strcmp(optarg, "runs") || !strcmp(optarg, "snapshots")))
+			snapshots = !strcmp(optarg, "snapshots");
 		else
 			die("%s", usage);
 	}
 	if (optind != argc - 1 || !size || size % bs || !layers || !max_run ||
 	    max_run > spb || layers > CHAIN_MAX_LAYERS || !runs)
 		die("%s", usage);
+	if (snapshots) {
+		mkchain_snapshots(argv[optind], size, layers, seed);
+		free(runs);
+		return 0;
+	}
 	buf = xalloc((size_t)max_run * SECTOR);
 	nr_blocks = size / bs;
 	for (unsigned l = 0; l < layers; l++) {

@@ -79,6 +79,7 @@ static int move_block(struct vhd *v, uint32_t b, uint64_t to, uint8_t *buf)
 	if (r < 0)
 		return r;
 	v->bat[b] = (uint32_t)(to / VHD_SECTOR_SIZE);
+	vhd_rmap_forget(v, b);
 	v->bat_dirty[b / (VHD_SECTOR_SIZE / 4)] = 1;
 	v->meta_dirty = true;
 	return vhd_flush(v);

@@ -318,6 +318,7 @@ static int alloc_block(struct vhd *v, uint32_t b)
 	}
 	v->bat[b] = (uint32_t)(p / VHD_SECTOR_SIZE);
 	mark_bat_dirty(v, b);
+	vhd_rmap_forget(v, b);
 	v->data_end = end;
 	v->footer_off = end;
 	v->file_size = end + VHD_FOOTER_SIZE;
@@ -337,6 +338,7 @@ void vhd_unmap_block(struct vhd *v, uint32_t b)
 	v->full[b >> 3] &= (uint8_t)~(1u << (b & 7));
 	v->bat[b] = VHD_BAT_UNUSED;
 	mark_bat_dirty(v, b);
+	vhd_rmap_forget(v, b);
 }
 
 /* Records sectors [s, s + n) of block b as present in this layer. */
@@ -356,6 +358,7 @@ static int mark_written(struct vhd *v, uint32_t b, uint32_t s, uint32_t n)
 	if (r < 0 || !bm)
 		return r;
 	bits_set(bm->bits, s, n);
+	vhd_rmap_written(v, b, s, n);
 	if (!bm->dirty) {
 		bm->dirty = true;
 		v->nr_dirty_bitmaps++;
@@ -619,6 +622,8 @@ int vhd_map(struct vhd *v, uint64_t off, uint64_t len, struct vhd_extent *ext)
 
 	if (r < 0)
 		return r;
+	if (v->parent && v->rmap_limit && vhd_rmap_map(v, off, len, ext))
+		return 0;
 	if (v->parent)
 		prefetch_chain(v, off);
 	return map_extent(v, off, len, ext);
@@ -685,20 +690,24 @@ static int map_extent(struct vhd *v, uint64_t off, uint64_t len,
 				e.len = n;
 			}
 		}
-		if (ext->len == 0) {
-			*ext = e;
-		} else if (e.kind != ext->kind || e.depth != ext->depth ||
-			   (e.kind == VHD_EXT_DATA &&
-			    (e.layer != ext->layer ||
-			     e.file_off != ext->file_off + ext->len))) {
-			break;
-		} else {
-			ext->len += e.len;
-		}
-		if (e.len < n)
+		if (!vhd_extent_join(ext, &e) || e.len < n)
 			break;
 	}
 	return 0;
+}
+
+bool vhd_extent_join(struct vhd_extent *ext, const struct vhd_extent *e)
+{
+	if (ext->len == 0) {
+		*ext = *e;
+		return true;
+	}
+	if (e->kind != ext->kind || e->depth != ext->depth ||
+	    (e->kind == VHD_EXT_DATA &&
+	     (e->layer != ext->layer || e->file_off != ext->file_off + ext->len)))
+		return false;
+	ext->len += e->len;
+	return true;
 }
 
 int vhd_get_fd(struct vhd *v)

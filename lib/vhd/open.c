@@ -607,6 +607,7 @@ void vhd_free(struct vhd *v)
 {
 	if (!v)
 		return;
+	vhd_rmap_free(v);
 	if (v->bitmaps) {
 		for (uint32_t i = 0; i < v->max_entries; i++) {
 			if (v->bitmaps[i]) {
@@ -666,6 +667,7 @@ int vhd_open_layer(struct vhd_file *f, const char *name,
 	v->warn_opaque = opts->warn_opaque;
 	v->below = below;
 	v->depth = below ? below->depth + 1 : 0;
+	v->rmap_limit = VHD_RMAP_BYTES;
 	if (!v->name || !v->dir) {
 		r = vhd_set_error(err, -ENOMEM, "%s: out of memory", name);
 		goto fail;

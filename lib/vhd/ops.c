@@ -192,6 +192,7 @@ int vhd_commit(const char *child, unsigned open_flags, bool keep_child,
 		goto out;
 	}
 	ppath = strdup(c->parent->name);
+	vhd_rmap_free(c);	/* it points into the chain that closes */
 	vhd_close(c->parent);
 	c->parent = NULL;
 	if (!ppath) {
@@ -568,6 +569,9 @@ int vhd_snapshot(struct vhd *v, const char *child_path, struct vhd_error *err)
 	/* The old layer keeps its file but only reads it, under a shared
 	 * lock, so that other readers of the chain may open it. */
 	*old = *v;
+	/* The map holds v's chain resolved; old is read only as a parent
+	 * now, which the walk serves, and v starts without one. */
+	vhd_rmap_free(old);
 	old->flags &= ~VHD_OPEN_RDWR;
 	fd = vhd_get_fd(old);
 	if (fd >= 0)

@@ -149,6 +149,7 @@ int vhd_resize(const char *path, uint64_t new_size, unsigned open_flags,
 		if (r < 0)
 			vhd_set_error(err, r, "%s: %s", path, strerror(-r));
 		v->size = new_size;
+		vhd_rmap_free(v);
 		goto out;
 	}
 
@@ -180,6 +181,7 @@ int vhd_resize(const char *path, uint64_t new_size, unsigned open_flags,
 	if (r < 0)
 		vhd_set_error(err, r, "%s: %s", path, strerror(-r));
 	v->size = new_size;
+	vhd_rmap_free(v);
 out:
 	/* The in-memory BAT no longer matches a grown one: nothing is dirty,
 	 * so freeing without the usual flush is exact. */

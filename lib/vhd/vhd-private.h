@@ -146,6 +146,10 @@ struct vhd {
 	uint32_t nr_cached;	/* bitmaps held */
 	uint32_t nr_dirty_bitmaps;
 
+	/* rmap.c: the chain resolved per block, for a differencing top. */
+	struct vhd_rmap *rmap;
+	size_t rmap_limit;	/* bytes; 0: vhd_map() walks the chain */
+
 	struct vhd *parent;
 	/* While this layer is being opened as a parent: the layer that asked
 	 * for it, so that a loop is seen before it is followed. */
@@ -179,6 +183,27 @@ static inline uint64_t vhd_block_off(const struct vhd *v, uint32_t b)
 {
 	return (uint64_t)v->bat[b] * VHD_SECTOR_SIZE;
 }
+/* Appends e to ext when it continues it (the same backing, contiguous);
+ * false when it does not, and ext is left as it was. */
+bool vhd_extent_join(struct vhd_extent *ext, const struct vhd_extent *e);
+
+/* rmap.c */
+/* Bytes of resolved blocks a chain keeps by default.  A 2 MiB block takes
+ * about 600 bytes when its layers hold whole 4 KiB granules (what a VM
+ * writes): this holds some 28,000 of them (56 GiB of disk).  Cut finer, it
+ * takes 4.7 KiB (3,500 blocks); served by one layer, under 100 bytes. */
+#define VHD_RMAP_BYTES	(16u << 20)
+/* 1 when answered from the resolved blocks, 0 when the caller must walk. */
+int vhd_rmap_map(struct vhd *v, uint64_t off, uint64_t len,
+		 struct vhd_extent *ext);
+/* Block b of v changed its mapping. */
+void vhd_rmap_forget(struct vhd *v, uint32_t b);
+/* Sectors [s, s + n) of v's block b are now written in v. */
+void vhd_rmap_written(struct vhd *v, uint32_t b, uint32_t s, uint32_t n);
+/* v changed its size, parent or block placement; or is freed. */
+void vhd_rmap_free(struct vhd *v);
+size_t vhd_rmap_bytes(const struct vhd *v);
+
 /* The end of the metadata (header, BAT, locator data), wherever it lies. */
 uint64_t vhd_meta_end(const struct vhd *v);
 /* The end of a metadata structure [off, off + len) overlaps, else 0. */

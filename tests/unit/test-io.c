@@ -102,22 +102,7 @@ static void test_chain(void **s)
 	vhd_close(v);
 	v = open_rw(tpath("top.vhd"));
 	verify_all(v, model, size);
-	/* vhd_map agrees with the data: every DATA extent's bytes are in its
-	 * layer's file at file_off. */
-	for (uint64_t off = 0; off < size;) {
-		struct vhd_extent e;
-		uint8_t buf[512];
-
-		assert_int_equal(vhd_map(v, off, size - off, &e), 0);
-		assert_true(e.len > 0 && e.len % 512 == 0);
-		if (e.kind == VHD_EXT_DATA) {
-			assert_int_equal(vhd_read_exact(e.layer->file, buf, 512, e.file_off), 0);
-			assert_memory_equal(buf, model + off, 512);
-		} else {
-			assert_true(vhd_is_zero(model + off, e.len));
-		}
-		off += e.len;
-	}
+	texpect_extents(v, model, size);
 	vhd_close(v);
 	free(model);
 }

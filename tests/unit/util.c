@@ -54,6 +54,28 @@ void tfill(uint8_t *buf, size_t len)
 		buf[i] = (uint8_t)trand();
 }
 
+void texpect_extents(struct vhd *v, const uint8_t *model, uint64_t size)
+{
+	for (uint64_t off = 0; off < size;) {
+		struct vhd_extent e;
+		uint8_t *got;
+
+		assert_int_equal(vhd_map(v, off, size - off, &e), 0);
+		assert_true(e.len > 0 && e.len % 512 == 0 && e.len <= size - off);
+		if (e.kind == VHD_EXT_DATA) {
+			got = malloc(e.len);
+			assert_non_null(got);
+			assert_int_equal(vhd_read_exact(e.layer->file, got, e.len,
+							e.file_off), 0);
+			assert_memory_equal(got, model + off, e.len);
+			free(got);
+		} else {
+			assert_true(vhd_is_zero(model + off, e.len));
+		}
+		off += e.len;
+	}
+}
+
 static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
 	return remove(p);

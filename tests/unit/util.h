@@ -24,6 +24,9 @@ void tcreate(const char *path, enum vhd_type type, uint64_t size,
 	     uint32_t block_size, const char *parent);
 struct vhd *topen(const char *path, unsigned flags);
 uint64_t trand(void);
+/* vhd_map() over the whole of v agrees with model: every DATA extent's
+ * bytes are in its layer's file at file_off, every ZERO extent is zeros. */
+void texpect_extents(struct vhd *v, const uint8_t *model, uint64_t size);
 void tfill(uint8_t *buf, size_t len);
 /* Makes the test directory, runs the group, removes the directory when
  * every test passed (a failure leaves it for inspection). */
