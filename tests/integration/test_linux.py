@@ -30,7 +30,7 @@ GUEST_TOOLS = os.path.join(SRCDIR, "tools", "guest")
 # that stays empty means no UART, not a slow boot.
 APPEND = "console=ttyS0 earlyprintk=serial,ttyS0,115200 reboot=t panic=-1 nokaslr lpj=1000000"
 CPUS = 2
-BOOT_TIMEOUT = 300          # seconds; a boot takes 100-160 s here
+BOOT_TIMEOUT = 600          # seconds; a boot takes 100-160 s here, more under load
 QUIET_LIMIT = 60            # seconds without a byte on the console
 SLOW = os.environ.get("VSRV_SLOW_TESTS") == "1"
 
