@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,11 +23,11 @@
 /* Files larger than this are not a kernel or initrd anyone boots. */
 #define BOOT_FILE_MAX	(1ull << 31)
 
-int boot_read_file(const char *path, uint8_t **data, size_t *len, char *err,
-		   size_t errlen)
+/* Opens a kernel or initrd: the descriptor and its size, or one line in
+ * err. */
+static int open_file(const char *path, size_t *len, char *err, size_t errlen)
 {
 	struct stat st;
-	size_t done = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
@@ -40,25 +41,66 @@ int boot_read_file(const char *path, uint8_t **data, size_t *len, char *err,
 		return -EINVAL;
 	}
 	*len = (size_t)st.st_size;
-	*data = malloc(*len ? *len : 1);
-	if (!*data) {
-		close(fd);
-		snprintf(err, errlen, "%s: out of memory", path);
-		return -ENOMEM;
-	}
-	while (done < *len) {
-		ssize_t n = read(fd, *data + done, *len - done);
+	return fd;
+}
+
+/* Reads len bytes of fd into dst. */
+static int read_all(int fd, const char *path, uint8_t *dst, size_t len, char *err,
+		    size_t errlen)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = read(fd, dst + done, len - done);
 
 		if (n <= 0) {
 			snprintf(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "short read");
-			free(*data);
-			close(fd);
 			return n < 0 ? -errno : -EIO;
 		}
 		done += (size_t)n;
 	}
-	close(fd);
 	return 0;
+}
+
+int boot_map_file(const char *path, struct boot_file *f, char *err, size_t errlen)
+{
+	int fd = open_file(path, &f->len, err, errlen), r = 0;
+	void *p;
+
+	f->mapped = false;
+	f->data = NULL;
+	if (fd < 0)
+		return fd;
+	p = f->len ? mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+	if (p != MAP_FAILED) {
+		f->data = p;
+		f->mapped = true;
+	} else {
+		/* Empty, or a file system that cannot map it: read it. */
+		uint8_t *buf = malloc(f->len ? f->len : 1);
+
+		if (!buf) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			r = -ENOMEM;
+		} else {
+			r = read_all(fd, path, buf, f->len, err, errlen);
+			if (r < 0)
+				free(buf);
+			else
+				f->data = buf;
+		}
+	}
+	close(fd);
+	return r;
+}
+
+void boot_unmap_file(struct boot_file *f)
+{
+	if (f->mapped)
+		munmap((void *)f->data, f->len);
+	else
+		free((void *)f->data);
+	f->data = NULL;
 }
 
 int boot_copy(struct vm *vm, uint64_t gpa, const void *src, uint64_t len)
@@ -148,34 +190,36 @@ int boot_cmdline(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
 	return n;
 }
 
-/* Places the initrd as high as the kernel allows, below the hole. */
+/* Places the initrd as high as the kernel allows, below the hole: read
+ * straight into guest memory, no copy in between. */
 int boot_initrd(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
 		uint64_t *addr, uint64_t *size, char *err, size_t errlen)
 {
 	uint64_t top = vm->ram_below_4g, at;
-	uint8_t *data;
 	size_t len;
-	int r;
+	int fd, r;
 
 	*addr = *size = 0;
 	if (!o->initrd)
 		return 0;
-	r = boot_read_file(o->initrd, &data, &len, err, errlen);
-	if (r < 0)
-		return r;
+	fd = open_file(o->initrd, &len, err, errlen);
+	if (fd < 0)
+		return fd;
 	/* initrd_addr_max is the highest byte the initrd may occupy. */
 	if (bi->initrd_addr_max && top > bi->initrd_addr_max + 1)
 		top = bi->initrd_addr_max + 1;
 	at = (top - len) & ~0xfffull;
-	if (len > top || at < bi->kernel_end || at < BOOT_HIGH_START) {
-		free(data);
+	if (len > top || at < bi->kernel_end || at < BOOT_HIGH_START || !vm_gpa(vm, at, len)) {
+		close(fd);
 		snprintf(err, errlen,
 			 "%s: %zu bytes do not fit in guest memory above the kernel (raise --memory)",
 			 o->initrd, len);
 		return -ENOSPC;
 	}
-	boot_copy(vm, at, data, len);
-	free(data);
+	r = read_all(fd, o->initrd, vm_gpa(vm, at, len), len, err, errlen);
+	close(fd);
+	if (r < 0)
+		return r;
 	*addr = at;
 	*size = len;
 	boot_describe(bi, "initrd 0x%llx %zu\n", (unsigned long long)at, len);
@@ -294,14 +338,17 @@ int boot_setup_bsp(struct vcpu *c, const struct boot_info *bi, char *err,
 int boot_load(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
 	      char *err, size_t errlen)
 {
-	uint8_t *data;
+	struct boot_file f;
+	const uint8_t *data;
 	size_t len;
 	int r;
 
 	memset(bi, 0, sizeof(*bi));
-	r = boot_read_file(o->kernel, &data, &len, err, errlen);
+	r = boot_map_file(o->kernel, &f, err, errlen);
 	if (r < 0)
 		return r;
+	data = f.data;
+	len = f.len;
 	if (boot_is_elf(data, len)) {
 		r = boot_load_elf(vm, o, data, len, bi, err, errlen);
 	} else if (boot_is_bzimage(data, len)) {
@@ -311,7 +358,7 @@ int boot_load(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
 			 o->kernel);
 		r = -ENOEXEC;
 	}
-	free(data);
+	boot_unmap_file(&f);
 	if (r < 0)
 		return r;
 	boot_describe(bi, "kernel 0x%llx-0x%llx\nentry 0x%llx %s %s\n",

@@ -71,8 +71,18 @@ int boot_setup_bsp(struct vcpu *c, const struct boot_info *bi, char *err,
 		   size_t errlen);
 
 /* boot.c helpers for the loaders */
-int boot_read_file(const char *path, uint8_t **data, size_t *len, char *err,
-		   size_t errlen);
+struct boot_file {
+	const uint8_t *data;
+	size_t len;
+	bool mapped;
+};
+/* The whole file, mapped read-only (read into memory where it cannot be
+ * mapped): a loader then touches only the parts it uses, a vmlinux's
+ * loadable segments and not its symbols, straight from the page cache.
+ * A file that shrinks while it is mapped raises SIGBUS, which ends the
+ * process before its VM starts. */
+int boot_map_file(const char *path, struct boot_file *f, char *err, size_t errlen);
+void boot_unmap_file(struct boot_file *f);
 int boot_copy(struct vm *vm, uint64_t gpa, const void *src, uint64_t len);
 void boot_describe(struct boot_info *bi, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

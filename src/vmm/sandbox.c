@@ -26,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -183,6 +184,10 @@ int sandbox_enter(char *err, size_t errlen)
 	scmp_filter_ctx ctx;
 	int r;
 
+	/* What glibc sets up lazily by opening files must be set up now: the
+	 * time zone, which the first gmtime_r() or timegm() in the process
+	 * (the RTC's, src/devices/rtc.c) would read from /etc/localtime. */
+	tzset();
 	for (int i = 0; i < NAMES_MAX; i++) {
 		char *s = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
 

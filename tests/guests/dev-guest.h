@@ -114,8 +114,9 @@ static inline const char *cmdline(void)
 	return (const char *)(uint64_t)*(volatile uint32_t *)(ZERO_PAGE + 0x228);
 }
 
-/* Whether `word` is one of the command line's words. */
-static inline bool cmdline_has(const char *word)
+/* Where the command line has `word` as a whole word (value: as `word=`,
+ * the value's start), or NULL. */
+static inline const char *cmdline_find(const char *word, bool value)
 {
 	const char *s = cmdline();
 
@@ -128,12 +129,31 @@ static inline bool cmdline_has(const char *word)
 			s++;
 			w++;
 		}
-		if (!*w && (*s == ' ' || !*s))
-			return true;
+		if (!*w && (value ? *s == '=' : (*s == ' ' || !*s)))
+			return value ? s + 1 : s;
 		while (*s && *s != ' ')
 			s++;
 	}
-	return false;
+	return NULL;
+}
+
+/* Whether `word` is one of the command line's words. */
+static inline bool cmdline_has(const char *word)
+{
+	return cmdline_find(word, false) != NULL;
+}
+
+/* The decimal value of `key=` on the command line, or def. */
+static inline unsigned long cmdline_num(const char *key, unsigned long def)
+{
+	const char *s = cmdline_find(key, true);
+	unsigned long v = 0;
+
+	if (!s)
+		return def;
+	for (; *s >= '0' && *s <= '9'; s++)
+		v = v * 10 + (unsigned long)(*s - '0');
+	return v;
 }
 
 /* --- COM1, polled --- */
