@@ -388,9 +388,6 @@ int rtc_init(struct vm *vm, struct rtc **out)
 	*out = NULL;
 	if (!rtc)
 		return -ENOMEM;
-	/* glibc reads the time zone (/etc/localtime) on its first time
-	 * conversion, gmtime_r's too: now, while the sandbox allows it. */
-	tzset();
 	pthread_mutex_init(&rtc->lock, NULL);
 	rtc->ram[RTC_REG_A] = 0x26;		/* 32.768 kHz time base, 1024 Hz */
 	rtc->ram[RTC_REG_B] = REG_B_24H;	/* BCD, 24-hour */
