@@ -26,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -191,6 +192,10 @@ int sandbox_enter(char *err, size_t errlen)
 			free(s);
 		}
 	}
+	/* glibc reads the time zone (/etc/localtime) at the first gmtime_r(),
+	 * which the RTC makes when the guest first reads the time: read it
+	 * here, while opening a file is allowed. */
+	tzset();
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGSYS, &sa, NULL) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		snprintf(err, errlen, "sandbox: %s", strerror(errno));
