@@ -56,6 +56,7 @@ static const int run_calls[] = {
 	SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
 	SCMP_SYS(getpid), SCMP_SYS(gettid),
 	SCMP_SYS(tgkill),			/* kicking vCPUs out of KVM_RUN */
+	SCMP_SYS(getrandom),			/* virtio-rng's bytes */
 	SCMP_SYS(set_robust_list), SCMP_SYS(rseq),	/* a new thread's start */
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };

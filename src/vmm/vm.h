@@ -172,6 +172,9 @@ struct vm {
 	struct vm_caps caps;
 	struct msi_routes *routes;	/* eventfd.c: GSI routing with MSI routes */
 	struct vm_device *devices;	/* those that save state, in order added */
+	/* The PCI slots whose INTA is wired (to GSI 16 + slot % 8), for the
+	 * MP table; set by src/devices/pci.c at set-up. */
+	uint32_t pci_intx_slots;
 	struct vcpu vcpus[VM_MAX_CPUS];
 	struct kvm_cpuid2 *supported_cpuid;
 
