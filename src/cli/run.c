@@ -16,13 +16,14 @@ static const char usage[] =
 	"vsrv run [--config FILE] --kernel FILE [--initrd FILE] [--append STR] [--cpus N]\n"
 	"         [--memory SIZE] [--boot auto|linux64|pvh] [--on-reboot restart|exit]\n"
 	"         [--console stdio|file:PATH|socket:PATH] [--console-buffer SIZE]\n"
-	"         [--host-quirks auto|on|off] [--hugepages] [--memfd] [--test-device]\n"
+	"         [--host-quirks auto|on|off] [--hugepages] [--memfd] [--rng] [--test-device]\n"
 	"         [--stats] [--dry-run]\n"
 	"--config: a VM described in JSON (docs/vm-config.md); options override it.\n"
 	"--boot: the entry into the kernel: auto (a vmlinux's ELF entry; a bzImage's\n"
 	"        64-bit entry, else its 32-bit one), linux64, or pvh (a vmlinux's PVH note).\n"
 	"--console: where the serial port (COM1) goes; on a terminal, Ctrl-A x quits.\n"
 	"        Output nobody reads yet is kept up to --console-buffer (default 1M).\n"
+	"--rng: a virtio-rng device (PCI), fed from the host's getrandom().\n"
 	"--dry-run: load the kernel, initrd and tables, print where, and exit.\n"
 	"SIGTERM, SIGINT or SIGHUP powers the VM off and ends vsrv with status 0.\n"
 	"exit status: 0 the guest powered off; 3 it rebooted (--on-reboot exit);\n"
@@ -32,7 +33,7 @@ static const char usage[] =
 enum {
 	OPT_KERNEL = 1, OPT_INITRD, OPT_APPEND, OPT_CPUS, OPT_MEMORY,
 	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV, OPT_STATS,
-	OPT_CONFIG, OPT_BOOT, OPT_DRY_RUN, OPT_CONSOLE, OPT_CONSOLE_BUFFER,
+	OPT_CONFIG, OPT_BOOT, OPT_DRY_RUN, OPT_CONSOLE, OPT_CONSOLE_BUFFER, OPT_RNG,
 };
 
 static const struct option opts[] = {
@@ -45,6 +46,7 @@ static const struct option opts[] = {
 	{ "host-quirks", required_argument, NULL, OPT_QUIRKS },
 	{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
 	{ "memfd", no_argument, NULL, OPT_MEMFD },
+	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "test-device", no_argument, NULL, OPT_TESTDEV },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "config", required_argument, NULL, OPT_CONFIG },
@@ -138,6 +140,9 @@ static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 			break;
 		case OPT_MEMFD:
 			cfg->vm.memfd = true;
+			break;
+		case OPT_RNG:
+			cfg->rng = true;
 			break;
 		case OPT_TESTDEV:
 			cfg->vm.test_device = true;

@@ -5,13 +5,23 @@
  * debugcon port), and a 32-bit value written to port 0xf4 ends the VM with
  * that value as the process's exit status.  Port 0x80 (POST codes, and
  * Linux's I/O delay) is accepted and ignored, as on a PC.
+ *
+ * Port 0xea proves saved state: a write quiesces every device that has
+ * state, saves it, loads it back (each device from power-on) and resumes
+ * them, all on the vCPU thread that wrote; a 32-bit read then gives 0, or
+ * the negative errno of the first failure.
  */
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "devices.h"
+#include "state.h"
 
 #define TESTDEV_DEBUG_PORT	0xe9
 #define TESTDEV_EXIT_PORT	0xf4
+#define TESTDEV_CHECKPOINT_PORT	0xea
+
+static atomic_int checkpoint_result;
 
 static void debug_write(void *opaque, uint64_t addr, const void *data, unsigned len)
 {
@@ -33,6 +43,23 @@ static void exit_write(void *opaque, uint64_t addr, const void *data, unsigned l
 }
 
 static const struct io_ops exit_ops = { .write = exit_write };
+
+static void checkpoint_write(void *opaque, uint64_t addr, const void *data, unsigned len)
+{
+	atomic_store(&checkpoint_result, devices_checkpoint_cycle(opaque));
+}
+
+static void checkpoint_read(void *opaque, uint64_t addr, void *data, unsigned len)
+{
+	int32_t v = atomic_load(&checkpoint_result);
+	uint8_t *b = data;
+
+	for (unsigned i = 0; i < len && i < 4; i++)
+		b[i] = (uint8_t)((uint32_t)v >> (8 * i));
+}
+
+static const struct io_ops checkpoint_ops = { .read = checkpoint_read,
+					      .write = checkpoint_write };
 static const struct io_ops sink_ops = { 0 };
 
 int testdev_init(struct vm *vm)
@@ -41,6 +68,9 @@ int testdev_init(struct vm *vm)
 
 	if (r >= 0)
 		r = vm_register_pio(vm, TESTDEV_EXIT_PORT, 4, &exit_ops, vm, "test-exit");
+	if (r >= 0)
+		r = vm_register_pio(vm, TESTDEV_CHECKPOINT_PORT, 1, &checkpoint_ops, vm,
+				    "test-checkpoint");
 	return r;
 }
 

@@ -50,6 +50,7 @@ static const struct field {
 	{ "host_quirks", F_STRING },
 	{ "hugepages", F_BOOL },
 	{ "memfd", F_BOOL },
+	{ "rng", F_BOOL },
 	/* Placeholders: the next version of the format describes them. */
 	{ "disks", F_ARRAY },
 	{ "nics", F_ARRAY },
@@ -292,6 +293,8 @@ static int apply(json_t *root, const char *path, struct vmm_config *cfg,
 		cfg->vm.hugepages = json_is_true(v);
 	if ((v = json_object_get(root, "memfd")))
 		cfg->vm.memfd = json_is_true(v);
+	if ((v = json_object_get(root, "rng")))
+		cfg->rng = json_is_true(v);
 	for (const char *const *k = (const char *const[]){ "disks", "nics", NULL }; *k; k++)
 		if ((v = json_object_get(root, *k)) && json_array_size(v))
 			return bad(err, errlen, path,

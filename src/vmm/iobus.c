@@ -84,3 +84,24 @@ bool io_bus_access(struct io_bus *bus, uint64_t addr, void *data,
 		memset(data, 0xff, len);
 	return false;
 }
+
+/* The devices with saved state, in the order they were added (set-up
+ * and teardown only). */
+void vm_add_device(struct vm *vm, struct vm_device *d)
+{
+	struct vm_device **p = &vm->devices;
+
+	while (*p)
+		p = &(*p)->next;
+	d->next = NULL;
+	*p = d;
+}
+
+void vm_remove_device(struct vm *vm, struct vm_device *d)
+{
+	for (struct vm_device **p = &vm->devices; *p; p = &(*p)->next)
+		if (*p == d) {
+			*p = d->next;
+			return;
+		}
+}

@@ -186,6 +186,7 @@ int vm_create(struct vm *vm, const struct vm_opts *opts, char *err, size_t errle
 		return fail(err, errlen, -errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		return fail(err, errlen, -errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+	vm_caps_probe(vm);
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL);
 	return 0;
@@ -203,6 +204,7 @@ void vm_destroy(struct vm *vm)
 	}
 	for (unsigned i = 0; i < vm->nr_mem; i++)
 		munmap(vm->mem[i].hva, vm->mem[i].size);
+	vm_routes_free(vm);
 	free(vm->pio.r);
 	free(vm->mmio.r);
 	free(vm->supported_cpuid);

@@ -18,7 +18,11 @@
 #define MP_IOAPIC_ADDR		0xfec00000u
 #define MP_LAPIC_VERSION	0x14	/* integrated APIC, what KVM's reports */
 #define MP_IOAPIC_VERSION	0x11	/* KVM's IOAPIC */
-#define MP_ISA_BUS		0
+/* Bus ids: ISA is 0, or 1 when PCI interrupts are described: Linux
+ * looks a PCI device's interrupt up by its PCI bus number, so PCI bus 0
+ * must be MP bus 0. */
+#define MP_PCI_BUS		0
+#define MP_PCI_GSI(slot)	(16u + (slot) % 8u)	/* src/devices/pci.h's wiring */
 
 enum {
 	MP_PROCESSOR = 0, MP_BUS, MP_IOAPIC, MP_INTSRC, MP_LINTSRC,
@@ -97,8 +101,8 @@ _Static_assert(sizeof(struct mp_bus) == 8 && sizeof(struct mp_ioapic) == 8 &&
 
 #define MP_TABLE_MAX	(sizeof(struct mp_config) + \
 			 VM_MAX_CPUS * sizeof(struct mp_processor) + \
-			 sizeof(struct mp_bus) + sizeof(struct mp_ioapic) + \
-			 18 * sizeof(struct mp_intsrc))
+			 2 * sizeof(struct mp_bus) + sizeof(struct mp_ioapic) + \
+			 (18 + 32) * sizeof(struct mp_intsrc))
 /* The spec asks for the floating pointer in the first KiB of the EBDA. */
 _Static_assert(sizeof(struct mp_floating) + MP_TABLE_MAX <= 0x400,
 	       "the MP tables fit the EBDA's first KiB");
@@ -147,6 +151,7 @@ int mptable_write(struct vm *vm, unsigned nr_cpus, struct boot_info *bi,
 	struct mp_config *mpc = (void *)(base + sizeof(*mpf));
 	uint8_t *p = (uint8_t *)(mpc + 1);
 	uint8_t ioapic_id = (uint8_t)nr_cpus;
+	uint8_t isa_bus = vm->pci_intx_slots ? 1 : 0;
 	uint32_t sig, features;
 
 	if (!base || nr_cpus < 1 || nr_cpus > VM_MAX_CPUS) {
@@ -171,7 +176,13 @@ int mptable_write(struct vm *vm, unsigned nr_cpus, struct boot_info *bi,
 		};
 		p += sizeof(*e);
 	}
-	*(struct mp_bus *)p = (struct mp_bus){ .type = MP_BUS, .busid = MP_ISA_BUS,
+	if (vm->pci_intx_slots) {
+		*(struct mp_bus *)p = (struct mp_bus){ .type = MP_BUS, .busid = MP_PCI_BUS,
+						       .bustype = "PCI   " };
+		p += sizeof(struct mp_bus);
+		mpc->count++;
+	}
+	*(struct mp_bus *)p = (struct mp_bus){ .type = MP_BUS, .busid = isa_bus,
 					       .bustype = "ISA   " };
 	p += sizeof(struct mp_bus);
 	mpc->count++;
@@ -183,21 +194,34 @@ int mptable_write(struct vm *vm, unsigned nr_cpus, struct boot_info *bi,
 	mpc->count++;
 	for (unsigned irq = 0; irq < 16; irq++, mpc->count++) {
 		*(struct mp_intsrc *)p = (struct mp_intsrc){
-			.type = MP_INTSRC, .irqtype = MP_INT, .srcbus = MP_ISA_BUS,
+			.type = MP_INTSRC, .irqtype = MP_INT, .srcbus = isa_bus,
 			.srcbusirq = (uint8_t)irq, .dstapic = ioapic_id,
 			.dstirq = (uint8_t)isa_irq_pin(irq),
 		};
 		p += sizeof(struct mp_intsrc);
 	}
+	/* PCI INTA of each slot that has a device using it: level-triggered,
+	 * active low, as the PCI bus's interrupts are (irqflag 0). */
+	for (unsigned slot = 0; slot < 32; slot++) {
+		if (!(vm->pci_intx_slots & 1u << slot))
+			continue;
+		*(struct mp_intsrc *)p = (struct mp_intsrc){
+			.type = MP_INTSRC, .irqtype = MP_INT, .srcbus = MP_PCI_BUS,
+			.srcbusirq = (uint8_t)(slot << 2), .dstapic = ioapic_id,
+			.dstirq = (uint8_t)MP_PCI_GSI(slot),
+		};
+		p += sizeof(struct mp_intsrc);
+		mpc->count++;
+	}
 	/* The 8259's output reaches the BSP's LINT0 (virtual wire mode);
 	 * NMI reaches every CPU's LINT1. */
 	*(struct mp_intsrc *)p = (struct mp_intsrc){
-		.type = MP_LINTSRC, .irqtype = MP_EXTINT, .srcbus = MP_ISA_BUS,
+		.type = MP_LINTSRC, .irqtype = MP_EXTINT, .srcbus = isa_bus,
 		.dstapic = 0, .dstirq = 0,
 	};
 	p += sizeof(struct mp_intsrc);
 	*(struct mp_intsrc *)p = (struct mp_intsrc){
-		.type = MP_LINTSRC, .irqtype = MP_NMI, .srcbus = MP_ISA_BUS,
+		.type = MP_LINTSRC, .irqtype = MP_NMI, .srcbus = isa_bus,
 		.dstapic = 0xff, .dstirq = 1,
 	};
 	p += sizeof(struct mp_intsrc);

@@ -56,16 +56,21 @@ static const int run_calls[] = {
 	SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
 	SCMP_SYS(getpid), SCMP_SYS(gettid),
 	SCMP_SYS(tgkill),			/* kicking vCPUs out of KVM_RUN */
+	SCMP_SYS(getrandom),			/* virtio-rng's bytes */
 	SCMP_SYS(set_robust_list), SCMP_SYS(rseq),	/* a new thread's start */
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };
 
-/* The KVM ioctls the running VMM issues (vcpu.c, quirks.c, kvm.c). */
+/* The KVM ioctls the running VMM issues (vcpu.c, quirks.c, kvm.c,
+ * eventfd.c). */
 static const unsigned long kvm_ioctls[] = {
 	KVM_RUN,
 	KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS,	/* reports, quirks */
 	KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS,	/* INT3 quirk */
-	KVM_IRQ_LINE,					/* devices' interrupts */
+	KVM_IRQ_LINE,					/* devices' interrupts, INTx */
+	KVM_IOEVENTFD,			/* virtio doorbells follow a BAR the guest moves */
+	KVM_SET_GSI_ROUTING,		/* MSI-X vectors the guest programs */
+	KVM_SIGNAL_MSI,			/* MSI-X without irqfds */
 };
 
 #ifdef SANITIZER_BUILD

@@ -95,6 +95,43 @@ struct mem_region {
 
 struct vcpu;
 struct vm;
+struct dev_state;
+struct msi_routes;
+
+/*
+ * The optional KVM capabilities the devices' fast paths use (eventfd.c),
+ * probed at vm_create: each missing one has a slower fallback, and the
+ * environment variable VSRV_TEST_HIDE_CAPS (a comma-separated list of
+ * IOEVENTFD, IRQFD, SIGNAL_MSI) makes tests take the fallbacks here too.
+ */
+struct vm_caps {
+	bool ioeventfd;		/* guest writes signal an eventfd, no exit */
+	bool ioeventfd_any_length;
+	bool irqfd;		/* an eventfd write raises a GSI (with MSI routes) */
+	bool signal_msi;	/* KVM_SIGNAL_MSI */
+};
+
+/*
+ * A device with state to save (saved state and checkpoints): quiesce
+ * finishes its in-flight work and stops it until resume; save writes its
+ * state; load puts the device back to power-on and then into the saved
+ * state, which it checks as untrusted input.  Called on a thread that
+ * holds no device lock, with the vCPUs stopped or, in tests, from the
+ * vCPU thread that asked.
+ */
+struct vm_device_ops {
+	int (*quiesce)(void *opaque);
+	void (*resume)(void *opaque);
+	int (*save)(void *opaque, struct dev_state *s);
+	int (*load)(void *opaque, struct dev_state *s);
+};
+
+struct vm_device {
+	const char *name;
+	const struct vm_device_ops *ops;
+	void *opaque;
+	struct vm_device *next;
+};
 
 /* Host quirks: see quirks.c.  AUTO detects a host without hardware
  * virtualization (kvm_pvm) and turns them on there only. */
@@ -132,6 +169,12 @@ struct vm {
 	uint64_t ram_below_4g;	/* bytes of RAM from 0 */
 	uint64_t ram_above_4g;	/* bytes of RAM from 4 GiB */
 	struct io_bus pio, mmio;
+	struct vm_caps caps;
+	struct msi_routes *routes;	/* eventfd.c: GSI routing with MSI routes */
+	struct vm_device *devices;	/* those that save state, in order added */
+	/* The PCI slots whose INTA is wired (to GSI 16 + slot % 8), for the
+	 * MP table; set by src/devices/pci.c at set-up. */
+	uint32_t pci_intx_slots;
 	struct vcpu vcpus[VM_MAX_CPUS];
 	struct kvm_cpuid2 *supported_cpuid;
 
@@ -154,11 +197,29 @@ int vm_irq_line(struct vm *vm, unsigned gsi, bool level);
 void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int value,
 		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* eventfd.c: the optional capabilities (struct vm_caps), ioeventfds, and
+ * MSIs through irqfds on GSI routes or KVM_SIGNAL_MSI.  Each returns 0 or
+ * a negative errno. */
+void vm_caps_probe(struct vm *vm);
+/* A guest write to gpa (of any length where the host allows, else 2
+ * bytes) signals fd instead of exiting. */
+int vm_ioeventfd(struct vm *vm, uint64_t gpa, int fd, bool assign);
+/* A GSI of its own for one MSI vector, routed nowhere until set. */
+int vm_msi_route_add(struct vm *vm, unsigned *gsi);
+int vm_msi_route_set(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data);
+int vm_irqfd(struct vm *vm, int fd, unsigned gsi);
+int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data);
+void vm_routes_free(struct vm *vm);
+
 /* iobus.c: registration is for set-up time, before vcpu threads start. */
 int vm_register_pio(struct vm *vm, uint16_t base, uint16_t len,
 		    const struct io_ops *ops, void *opaque, const char *name);
 int vm_register_mmio(struct vm *vm, uint64_t base, uint64_t len,
 		     const struct io_ops *ops, void *opaque, const char *name);
+/* Set-up and teardown: a device whose state can be saved (struct
+ * vm_device_ops); removing one that is not there does nothing. */
+void vm_add_device(struct vm *vm, struct vm_device *d);
+void vm_remove_device(struct vm *vm, struct vm_device *d);
 /* Returns false when nothing is there (reads then see all ones). */
 bool io_bus_access(struct io_bus *bus, uint64_t addr, void *data,
 		   unsigned len, bool write);

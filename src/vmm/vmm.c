@@ -10,7 +10,8 @@
  *
  * Every VM has a PC's legacy devices: the UART on COM1 (the console), the
  * keyboard controller and the reset control register (resets), the CMOS
- * RTC.  A guest powers off through ACPI (to come with the ACPI tables) or,
+ * RTC; and a PCI host bridge, with virtio devices behind it as the
+ * configuration asks (--rng).  A guest powers off through ACPI (to come with the ACPI tables) or,
  * for micro-guests, the test device's exit port with 0.
  *
  * SIGTERM, SIGINT and SIGHUP stop the VM: its vCPUs leave KVM_RUN, the
@@ -30,6 +31,8 @@
 #include <unistd.h>
 
 #include "../devices/devices.h"
+#include "../devices/pci.h"
+#include "../devices/virtio/rng.h"
 #include "vmm.h"
 
 static int fail(const char *msg)
@@ -43,7 +46,15 @@ static int fail(const char *msg)
  * which is what an exit costs most on (about 30 us on hosts without
  * hardware virtualization), split by vCPU when there are several.
  */
-static void print_stats(const struct vm *vm)
+struct devices {
+	struct uart *uart;
+	struct i8042 *kbc;
+	struct rtc *rtc;
+	struct pci_bus *pci;
+	struct virtio_rng *rng;
+};
+
+static void print_stats(const struct vm *vm, const struct devices *dev)
 {
 	for (unsigned reason = 0; reason < 64; reason++) {
 		uint64_t total = 0;
@@ -62,13 +73,40 @@ static void print_stats(const struct vm *vm)
 			reason == 63 ? "other" : vcpu_exit_name(reason),
 			(unsigned long long)total, per, n ? ")" : "");
 	}
+	if (dev->rng)
+		virtio_rng_print_stats(dev->rng, stderr);
 }
 
-static void devices_destroy(struct uart *uart, struct i8042 *kbc, struct rtc *rtc)
+/* The legacy devices every VM has, the PCI bus, and the virtio devices
+ * the configuration asks for. */
+static int devices_create(struct vm *vm, const struct vmm_config *cfg,
+			  struct console *con, struct devices *dev)
 {
-	uart_destroy(uart);
-	i8042_destroy(kbc);
-	rtc_destroy(rtc);
+	int r = port80_init(vm);
+
+	if (r >= 0)
+		r = uart_init(vm, con, &dev->uart);
+	if (r >= 0)
+		r = i8042_init(vm, &dev->kbc);
+	if (r >= 0)
+		r = rtc_init(vm, &dev->rtc);
+	if (r >= 0 && cfg->vm.test_device)
+		r = testdev_init(vm);
+	if (r >= 0)
+		r = pci_bus_create(vm, &dev->pci);
+	if (r >= 0 && cfg->rng)
+		r = virtio_rng_create(dev->pci, &dev->rng);
+	return r;
+}
+
+static void devices_destroy(struct devices *dev)
+{
+	/* The virtio devices' threads end before the bus goes. */
+	virtio_rng_destroy(dev->rng);
+	pci_bus_destroy(dev->pci);
+	uart_destroy(dev->uart);
+	i8042_destroy(dev->kbc);
+	rtc_destroy(dev->rtc);
 }
 
 /* Ctrl-A x on the console. */
@@ -99,9 +137,7 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 {
 	struct vm vm;
 	struct boot_info bi;
-	struct uart *uart = NULL;
-	struct i8042 *kbc = NULL;
-	struct rtc *rtc = NULL;
+	struct devices dev = { 0 };
 	char err[1024] = "";
 	sigset_t wait_set;
 	int r, status, sig;
@@ -114,15 +150,7 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 	}
 	vm.quirks = cfg->vm.quirks == QUIRKS_ON ||
 		    (cfg->vm.quirks == QUIRKS_AUTO && quirks_detect());
-	r = port80_init(&vm);
-	if (r >= 0)
-		r = uart_init(&vm, con, &uart);
-	if (r >= 0)
-		r = i8042_init(&vm, &kbc);
-	if (r >= 0)
-		r = rtc_init(&vm, &rtc);
-	if (r >= 0 && cfg->vm.test_device)
-		r = testdev_init(&vm);
+	r = devices_create(&vm, cfg, con, &dev);
 	if (r < 0) {
 		snprintf(err, sizeof(err), "attaching devices: %s", strerror(-r));
 		goto fail;
@@ -130,7 +158,7 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 	r = boot_load(&vm, &cfg->boot, &bi, err, sizeof(err));
 	if (r >= 0 && cfg->boot.dry_run) {
 		fputs(bi.desc, stdout);
-		devices_destroy(uart, kbc, rtc);
+		devices_destroy(&dev);
 		vm_destroy(&vm);
 		return VM_STATUS_POWEROFF;
 	}
@@ -153,7 +181,7 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 	console_set_quit(con, NULL, NULL);
 	console_flush(con);
 	if (cfg->stats)
-		print_stats(&vm);
+		print_stats(&vm, &dev);
 
 	switch (atomic_load(&vm.exit_kind)) {
 	case VM_EXIT_POWEROFF:
@@ -182,13 +210,13 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 		fprintf(stderr, "vsrv: %s\n", vm.exit_msg);
 		status = VM_STATUS_ERROR;
 	}
-	devices_destroy(uart, kbc, rtc);
+	devices_destroy(&dev);
 	vm_destroy(&vm);
 	return status;
 fail:
 	vm_request_exit(&vm, VM_EXIT_ERROR, 0, "%s", err);
 	vcpus_join(&vm);
-	devices_destroy(uart, kbc, rtc);
+	devices_destroy(&dev);
 	vm_destroy(&vm);
 	return fail(err);
 }

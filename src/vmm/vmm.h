@@ -20,6 +20,7 @@ struct vmm_config {
 	struct boot_opts boot;
 	enum on_reboot on_reboot;
 	bool stats;		/* print exit counts when the VM ends */
+	bool rng;		/* a virtio-rng device (--rng) */
 	const char *name, *uuid;	/* identity, from --config */
 	const char *console;	/* stdio, file:PATH, socket:PATH; NULL: stdio */
 	struct config_file *file;	/* what --config read; owns the strings */

@@ -40,11 +40,24 @@ KERNEL_LINES = [
     (f"{CPUS} CPUs brought up", rf"smp: Brought up 1 node, {CPUS} CPUs"),
     ("the 8250 UART found as ttyS0 on IRQ 4",
      r"ttyS0 at I/O 0x3f8 \(irq = 4, base_baud = \d+\) is a \w+"),
+    ("PCI found through type 1 configuration access (no ACPI)",
+     r"PCI: Using configuration type 1 for base access"),
+    ("the PCI host bridge at 00:00.0", r"pci 0000:00:00\.0: \[1b36:0008\] type 00 class 0x060000"),
+    ("virtio-rng at 00:01.0 with its two BARs",
+     r"pci 0000:00:01\.0: \[1af4:1044\] type 00 class 0xff0000(?s:.*)"
+     r"pci 0000:00:01\.0: BAR 4 \[mem 0xc0004000-0xc0007fff 64bit\]"),
     ("the initramfs unpacked", r"Unpacking initramfs\.\.\.|Trying to unpack rootfs image"),
     ("the initrd's memory freed after unpacking", r"Freeing initrd memory: \d+K"),
     ("/init run from the initramfs", r"Run /init as init process"),
 ]
-KERNEL_TROUBLE = r"Initramfs unpacking failed|Kernel panic|Call Trace:|BUG:|Oops"
+KERNEL_TROUBLE = (r"Initramfs unpacking failed|Kernel panic|Call Trace:|BUG:|Oops|"
+                  r"can't find IRQ for PCI|virtio_pci.*(?:failed|error)")
+# What the virtio-rng device did (vsrv's --stats): Linux's driver asks for
+# 64 bytes at a time as its hwrng thread reads them, each answered by an
+# interrupt.
+RNG_STATS = re.compile(r"^vsrv: virtio-rng 00:01\.0: (\d+) notifications, (\d+) requests, "
+                       r"(\d+) bytes to the guest, (\d+) interrupts, 0 refused, "
+                       r"0 resets needed$", re.M)
 RUN_INIT = re.compile(r"(?:\[\s*(\d+\.\d+)\] )?Run /init as init process")
 # tools/guest/init
 INIT_LINES = [
@@ -147,7 +160,7 @@ class LinuxBootTest(TmpDirTest):
         cmd = [VSRV, "run", "--kernel", kernel,
                "--initrd", initrd(g), "--append", APPEND,
                "--cpus", str(CPUS), "--memory", "256M", "--on-reboot", "exit",
-               "--console", "file:" + console, "--stats"]
+               "--console", "file:" + console, "--stats", "--rng"]
         print("boot:", " ".join(cmd))
         with open(self.p("stderr"), "w+") as err:
             start = time.monotonic()
@@ -228,11 +241,20 @@ class LinuxBootTest(TmpDirTest):
                          f"{b.report()}")
         trouble = re.search(KERNEL_TROUBLE, b.console[:run_init.end()])
         self.assertIsNone(trouble, f"{what}: the kernel reported trouble\n{b.report()}")
+        rng = RNG_STATS.search(b.stderr)
+        self.assertTrue(rng, f"{what}: no virtio-rng counters from --stats\n{b.report()}")
+        kicks, requests, nbytes, irqs = map(int, rng.groups())
+        print(f"boot: virtio-rng served {requests} requests ({nbytes} bytes), "
+              f"{kicks} notifications, {irqs} interrupts")
+        self.assertTrue(requests >= 1 and irqs >= 1 and nbytes == 64 * requests,
+                        f"{what}: Linux's virtio-rng driver did not get its bytes\n{b.report()}")
 
     def test_vmlinux(self):
         """The uncompressed vmlinux through vsrv's ELF loader, on 2 vCPUs
         with the busybox initramfs: the boot protocol (zero page, e820,
-        command line, initrd), the MP table, the UART and its IRQ."""
+        command line, initrd), the MP table, the UART and its IRQ, PCI
+        through type 1 configuration access and virtio-rng (--rng) with
+        Linux's own drivers."""
         g = guest()
         if guest_user_space_runs():
             b = self.boot(os.path.join(g, "vmlinux"), False, BOOT_TIMEOUT)
