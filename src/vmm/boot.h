@@ -23,7 +23,7 @@
 #define BOOT_CMDLINE		0x20000ull
 #define BOOT_CMDLINE_MAX	0x10000u
 #define BOOT_EBDA_START		0x9fc00ull	/* MP table lives here */
-#define BOOT_BIOS_START		0xf0000ull
+#define BOOT_BIOS_START		0xe0000ull	/* the BIOS area: ACPI tables */
 #define BOOT_HIGH_START		0x100000ull
 
 /* The longest command line x86 Linux takes without the terminating NUL
@@ -70,7 +70,9 @@ int boot_load(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
 int boot_setup_bsp(struct vcpu *c, const struct boot_info *bi, char *err,
 		   size_t errlen);
 
-/* boot.c helpers for the loaders */
+/* boot.c helpers for the loaders and the tables */
+/* The byte that makes len bytes sum to 0 (MP and ACPI tables). */
+uint8_t boot_checksum(const void *p, size_t len);
 int boot_read_file(const char *path, uint8_t **data, size_t *len, char *err,
 		   size_t errlen);
 int boot_copy(struct vm *vm, uint64_t gpa, const void *src, uint64_t len);
@@ -86,7 +88,7 @@ int boot_place(struct vm *vm, const char *path, const char *what,
 /* The guest's memory map, for the zero page's e820 table and PVH's
  * memmap alike; returns the number of entries (at most max). */
 #define BOOT_E820_RAM		1
-#define BOOT_E820_RESERVED	2
+#define BOOT_E820_RESERVED	2	/* the BIOS area, MMCONFIG */
 struct boot_mem_range {
 	uint64_t addr, size;
 	uint32_t type;

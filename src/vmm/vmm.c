@@ -10,8 +10,9 @@
  *
  * Every VM has a PC's legacy devices: the UART on COM1 (the console), the
  * keyboard controller and the reset control register (resets), the CMOS
- * RTC.  A guest powers off through ACPI (to come with the ACPI tables) or,
- * for micro-guests, the test device's exit port with 0.
+ * RTC, and ACPI's power management registers (acpi-pm.c: the PM timer,
+ * the SCI, the power button).  A guest powers off through ACPI (PM1a_CNT's
+ * S5) or, for micro-guests, the test device's exit port with 0.
  *
  * SIGTERM, SIGINT and SIGHUP stop the VM: its vCPUs leave KVM_RUN, the
  * devices are torn down in order and the console flushed, and vsrv ends
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include "../devices/devices.h"
+#include "acpi.h"
 #include "vmm.h"
 
 static int fail(const char *msg)
@@ -64,11 +66,37 @@ static void print_stats(const struct vm *vm)
 	}
 }
 
-static void devices_destroy(struct uart *uart, struct i8042 *kbc, struct rtc *rtc)
+struct devices {
+	struct uart *uart;
+	struct i8042 *kbc;
+	struct rtc *rtc;
+	struct acpi_pm *pm;
+};
+
+static int devices_init(struct vm *vm, const struct vmm_config *cfg, struct console *con,
+			struct devices *d)
 {
-	uart_destroy(uart);
-	i8042_destroy(kbc);
-	rtc_destroy(rtc);
+	int r = port80_init(vm);
+
+	if (r >= 0)
+		r = uart_init(vm, con, &d->uart);
+	if (r >= 0)
+		r = i8042_init(vm, &d->kbc);
+	if (r >= 0)
+		r = rtc_init(vm, &d->rtc);
+	if (r >= 0)
+		r = acpi_pm_init(vm, &d->pm);
+	if (r >= 0 && cfg->vm.test_device)
+		r = testdev_init(vm, d->pm);
+	return r;
+}
+
+static void devices_destroy(struct devices *d)
+{
+	uart_destroy(d->uart);
+	i8042_destroy(d->kbc);
+	rtc_destroy(d->rtc);
+	acpi_pm_destroy(d->pm);
 }
 
 /* Ctrl-A x on the console. */
@@ -99,9 +127,7 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 {
 	struct vm vm;
 	struct boot_info bi;
-	struct uart *uart = NULL;
-	struct i8042 *kbc = NULL;
-	struct rtc *rtc = NULL;
+	struct devices devs = { 0 };
 	char err[1024] = "";
 	sigset_t wait_set;
 	int r, status, sig;
@@ -114,23 +140,17 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 	}
 	vm.quirks = cfg->vm.quirks == QUIRKS_ON ||
 		    (cfg->vm.quirks == QUIRKS_AUTO && quirks_detect());
-	r = port80_init(&vm);
-	if (r >= 0)
-		r = uart_init(&vm, con, &uart);
-	if (r >= 0)
-		r = i8042_init(&vm, &kbc);
-	if (r >= 0)
-		r = rtc_init(&vm, &rtc);
-	if (r >= 0 && cfg->vm.test_device)
-		r = testdev_init(&vm);
+	r = devices_init(&vm, cfg, con, &devs);
 	if (r < 0) {
 		snprintf(err, sizeof(err), "attaching devices: %s", strerror(-r));
 		goto fail;
 	}
 	r = boot_load(&vm, &cfg->boot, &bi, err, sizeof(err));
+	if (r >= 0 && cfg->acpi_dump)
+		r = acpi_dump(&vm, cfg->acpi_dump, err, sizeof(err));
 	if (r >= 0 && cfg->boot.dry_run) {
 		fputs(bi.desc, stdout);
-		devices_destroy(uart, kbc, rtc);
+		devices_destroy(&devs);
 		vm_destroy(&vm);
 		return VM_STATUS_POWEROFF;
 	}
@@ -182,13 +202,13 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 		fprintf(stderr, "vsrv: %s\n", vm.exit_msg);
 		status = VM_STATUS_ERROR;
 	}
-	devices_destroy(uart, kbc, rtc);
+	devices_destroy(&devs);
 	vm_destroy(&vm);
 	return status;
 fail:
 	vm_request_exit(&vm, VM_EXIT_ERROR, 0, "%s", err);
 	vcpus_join(&vm);
-	devices_destroy(uart, kbc, rtc);
+	devices_destroy(&devs);
 	vm_destroy(&vm);
 	return fail(err);
 }
