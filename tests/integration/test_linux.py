@@ -267,8 +267,6 @@ class LinuxBootTest(TmpDirTest):
     def test_vmlinux(self):
         """The uncompressed vmlinux through vsrv's ELF loader, on 2 vCPUs
         with the busybox initramfs: the boot protocol (zero page, e820,
-        """The uncompressed vmlinux through vsrv's ELF loader, on 2 vCPUs
-        with the busybox initramfs: the boot protocol (zero page, e820,
         command line, initrd), the ACPI tables (CPUs, interrupts, PCI root,
         power button, the legacy devices), the UART and its IRQ, the
         keyboard, PCI and virtio-rng (--rng) with Linux's own drivers; where
