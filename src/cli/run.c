@@ -17,13 +17,17 @@ static const char usage[] =
 	"         [--memory SIZE] [--boot auto|linux64|pvh] [--on-reboot restart|exit]\n"
 	"         [--console stdio|file:PATH|socket:PATH] [--console-buffer SIZE]\n"
 	"         [--host-quirks auto|on|off] [--hugepages] [--memfd] [--rng] [--test-device]\n"
-	"         [--stats] [--dry-run] [--dump-acpi DIR]\n"
+	"         [--disk path=FILE[,format=raw|vhd][,readonly=on][,undo=commit|keep|discard]\n"
+	"                [,cache=writeback|none|unsafe]]... [--stats] [--dry-run] [--dump-acpi DIR]\n"
 	"--config: a VM described in JSON (docs/vm-config.md); options override it.\n"
 	"--boot: the entry into the kernel: auto (a vmlinux's ELF entry; a bzImage's\n"
 	"        64-bit entry, else its 32-bit one), linux64, or pvh (a vmlinux's PVH note).\n"
 	"--console: where the serial port (COM1) goes; on a terminal, Ctrl-A x quits.\n"
 	"        Output nobody reads yet is kept up to --console-buffer (default 1M).\n"
 	"--rng: a virtio-rng device (PCI), fed from the host's getrandom().\n"
+	"--disk: a virtio-blk device (PCI) on a raw file or a VHD, once per disk;\n"
+	"        undo= runs the VM on an overlay that is merged into the disk, kept\n"
+	"        beside it (NAME.undo.vhd) or thrown away when vsrv run ends.\n"
 	"--dry-run: load the kernel, initrd and tables, print where, and exit.\n"
 	"--dump-acpi: write the ACPI tables, as the guest finds them, to DIR/*.dat.\n"
 	"SIGTERM, SIGINT or SIGHUP powers the VM off and ends vsrv with status 0.\n"
@@ -36,6 +40,7 @@ enum {
 	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV, OPT_STATS,
 	OPT_CONFIG, OPT_BOOT, OPT_DRY_RUN, OPT_CONSOLE, OPT_CONSOLE_BUFFER, OPT_RNG,
 	OPT_DUMP_ACPI,
+	OPT_DISK,
 };
 
 static const struct option opts[] = {
@@ -49,6 +54,7 @@ static const struct option opts[] = {
 	{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
 	{ "memfd", no_argument, NULL, OPT_MEMFD },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "test-device", no_argument, NULL, OPT_TESTDEV },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "config", required_argument, NULL, OPT_CONFIG },
@@ -61,10 +67,40 @@ static const struct option opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* One --disk: its value parsed in place.  The command line's disks
+ * replace the file's (first is true for the first --disk). */
+static int add_disk(struct vmm_config *cfg, char *arg, bool first)
+{
+	struct disk_error err = { 0 };
+	struct disk_spec spec = { 0 };
+	char *given = strdup(arg);
+	const char *msg;
+
+	if (first)
+		cfg->nr_disks = 0;
+	if (!given || cfg->nr_disks == VMM_DISKS_MAX) {
+		cli_err("--disk %s: %s", arg, given ? "too many disks (16 at most)" :
+			"out of memory");
+		free(given);
+		return EXIT_USAGE;
+	}
+	if (disk_spec_parse(arg, &spec, &err) < 0) {
+		/* The disk layer's words, after the option that has them. */
+		msg = strncmp(err.msg, "disk: ", 6) ? err.msg : err.msg + 6;
+		cli_err("--disk %s: %s", given, msg);
+		free(given);
+		return EXIT_USAGE;
+	}
+	free(given);
+	cfg->disks[cfg->nr_disks++] = (struct vmm_disk){ .spec = spec };
+	return 0;
+}
+
 /* The options over what cfg holds (defaults, or a --config file):
  * 0, or the exit status to return now. */
 static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 {
+	bool disks = false;
 	char *end;
 	int c;
 
@@ -149,6 +185,11 @@ static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 			break;
 		case OPT_RNG:
 			cfg->rng = true;
+			break;
+		case OPT_DISK:
+			if (add_disk(cfg, optarg, !disks))
+				return EXIT_USAGE;
+			disks = true;
 			break;
 		case OPT_TESTDEV:
 			cfg->vm.test_device = true;

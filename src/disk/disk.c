@@ -92,7 +92,7 @@ enum disk_format disk_format_guess(const char *path)
 }
 
 /* Refused before anything is created: a raw base, a read-only one. */
-static int check_undo(const struct disk_spec *spec, struct disk_error *err)
+int disk_undo_check(const struct disk_spec *spec, struct disk_error *err)
 {
 	struct stat st;
 
@@ -141,7 +141,7 @@ int disk_open(const struct disk_spec *spec, struct disk **out,
 	if (r < 0)
 		goto fail;
 	if (spec->undo != DISK_UNDO_NONE) {
-		r = check_undo(spec, err);
+		r = disk_undo_check(spec, err);
 		if (r < 0)
 			goto fail;
 		r = disk_undo_create(spec->path, spec->undo_resume, child,

@@ -160,6 +160,10 @@ int disk_submit_write_zeroes(struct disk_queue *q, uint64_t off, uint64_t len,
  * The overlay of DIR/NAME.vhd (or DIR/NAME) is DIR/NAME.undo.vhd.
  */
 int disk_undo_path_for(const char *base, char *out, size_t len);
+/* What disk_open() refuses of an undo spec before creating anything: a
+ * raw base, a read-only one, a base that is not there.  For callers of
+ * the two halves. */
+int disk_undo_check(const struct disk_spec *spec, struct disk_error *err);
 /* Creates the overlay; refuses when it exists unless `resume` (and then
  * checks that it is a differencing disk over base). */
 int disk_undo_create(const char *base, bool resume, char *child, size_t len,
@@ -170,7 +174,7 @@ int disk_undo_finish(const char *child, enum disk_undo mode,
 
 /*
  * Parses a --disk value in place: "path=FILE[,format=raw|vhd|auto]
- * [,readonly][,cache=writeback|none|unsafe][,undo=commit|keep|discard]
+ * [,readonly[=on|off]][,cache=writeback|none|unsafe][,undo=commit|keep|discard]
  * [,undo-resume][,aio=auto|uring|thread][,serial=S]"; a bare first item is
  * the path; ",," stands for a comma in a value.  Fields not named keep
  * what spec held.  spec's strings point into s.

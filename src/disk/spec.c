@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* The --disk option's value: comma-separated items, qemu's way. */
+/* The --disk option's value: comma-separated items, qemu's way (a switch
+ * bare, "readonly", or with a value, "readonly=on"). */
 #include <errno.h>
 #include <string.h>
 
@@ -21,6 +22,9 @@ static const struct choice caches[] = {
 static const struct choice undos[] = {
 	{ "commit", DISK_UNDO_COMMIT }, { "keep", DISK_UNDO_KEEP },
 	{ "discard", DISK_UNDO_DISCARD }, { NULL, 0 },
+};
+static const struct choice switches[] = {
+	{ "on", 1 }, { "off", 0 }, { NULL, 0 },
 };
 static const struct choice aios[] = {
 	{ "auto", DISK_AIO_AUTO }, { "uring", DISK_AIO_URING },
@@ -79,6 +83,9 @@ static int parse_item(char *item, bool first, struct disk_spec *spec,
 		spec->path = item;
 	else if (val && !strcmp(item, "path"))
 		spec->path = val;
+	else if (val && !strcmp(item, "readonly") &&
+		 !(r = choose(item, val, switches, &v, err)))
+		spec->readonly = v;
 	else if (val && !strcmp(item, "serial"))
 		spec->serial = val;
 	else if (val && !strcmp(item, "format") && !(r = choose(item, val, formats, &v, err)))

@@ -28,6 +28,7 @@ struct config_file {
 	json_t *root;
 	char *kernel, *initrd;	/* resolved against the file's folder */
 	char *console;		/* "file:" or "socket:" and a path resolved so */
+	char *disks[VMM_DISKS_MAX];	/* each disk's path, resolved so */
 };
 
 enum ftype { F_STRING, F_INT, F_BOOL, F_SIZE, F_ARRAY };
@@ -51,8 +52,8 @@ static const struct field {
 	{ "hugepages", F_BOOL },
 	{ "memfd", F_BOOL },
 	{ "rng", F_BOOL },
-	/* Placeholders: the next version of the format describes them. */
 	{ "disks", F_ARRAY },
+	/* A placeholder: a later vsrv describes network cards in it. */
 	{ "nics", F_ARRAY },
 };
 
@@ -194,6 +195,91 @@ static int check_fields(json_t *root, const char *path, char *err, size_t errlen
 	return 0;
 }
 
+/* `words` (NULL-ended) for a person: "a", "b" or "c". */
+static void word_list(const char *const *words, char *out, size_t len)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (int i = 0; words[i] && n < len; i++)
+		n += (size_t)snprintf(out + n, len - n, "%s\"%s\"",
+				      !i ? "" : words[i + 1] ? ", " : " or ", words[i]);
+}
+
+/* A disk's field that must be one of `words`: the index of its value, def
+ * when it is absent, or -EINVAL (and err). */
+static int disk_word(json_t *o, const char *key, const char *const *words, int def,
+		     const char *path, size_t i, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, key);
+	char list[128];
+	int k;
+
+	if (!v)
+		return def;
+	k = json_is_string(v) ? pick(json_string_value(v), words) : -1;
+	if (k < 0) {
+		word_list(words, list, sizeof(list));
+		return bad(err, errlen, path, "disks[%zu]: %s: expected %s", i, key, list);
+	}
+	return k;
+}
+
+/* "disks": [{ "path", "format", "readonly", "undo", "cache" }], the
+ * command line's --disk in JSON; paths from the file's folder. */
+static int apply_disks(json_t *arr, const char *path, struct vmm_config *cfg,
+		       struct config_file *cf, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "path", "format", "readonly", "undo", "cache", NULL };
+	static const char *const formats[] = { "auto", "raw", "vhd", NULL };
+	static const char *const undos[] = { "none", "commit", "keep", "discard", NULL };
+	static const char *const caches[] = { "writeback", "none", "unsafe", NULL };
+	json_t *o, *v;
+	size_t i;
+
+	if (json_array_size(arr) > VMM_DISKS_MAX)
+		return bad(err, errlen, path, "disks: %zu disks, more than %d",
+			   json_array_size(arr), VMM_DISKS_MAX);
+	cfg->nr_disks = 0;
+	json_array_foreach(arr, i, o) {
+		struct disk_spec *spec = &cfg->disks[i].spec;
+		const char *key;
+		int k;
+
+		if (!json_is_object(o))
+			return bad(err, errlen, path, "disks[%zu]: expected an object", i);
+		json_object_foreach(o, key, v)
+			if (pick(key, keys) < 0)
+				return bad(err, errlen, path, "disks[%zu]: unknown field '%s'", i, key);
+		*spec = (struct disk_spec){ 0 };
+		v = json_object_get(o, "path");
+		if (!v || !json_is_string(v) || !*json_string_value(v))
+			return bad(err, errlen, path, "disks[%zu]: path: expected a file's path", i);
+		cf->disks[i] = resolve(path, json_string_value(v));
+		if (!cf->disks[i])
+			return -ENOMEM;
+		spec->path = cf->disks[i];
+		if ((v = json_object_get(o, "readonly"))) {
+			if (!json_is_boolean(v))
+				return bad(err, errlen, path, "disks[%zu]: readonly: expected true or false",
+					   i);
+			spec->readonly = json_is_true(v);
+		}
+		/* The words' order is the enums'. */
+		if ((k = disk_word(o, "format", formats, 0, path, i, err, errlen)) < 0)
+			return k;
+		spec->format = (enum disk_format)k;
+		if ((k = disk_word(o, "undo", undos, 0, path, i, err, errlen)) < 0)
+			return k;
+		spec->undo = (enum disk_undo)k;
+		if ((k = disk_word(o, "cache", caches, 0, path, i, err, errlen)) < 0)
+			return k;
+		spec->cache = (enum disk_cache)k;
+		cfg->nr_disks++;
+	}
+	return 0;
+}
+
 static int apply(json_t *root, const char *path, struct vmm_config *cfg,
 		 struct config_file *cf, char *err, size_t errlen)
 {
@@ -295,10 +381,15 @@ static int apply(json_t *root, const char *path, struct vmm_config *cfg,
 		cfg->vm.memfd = json_is_true(v);
 	if ((v = json_object_get(root, "rng")))
 		cfg->rng = json_is_true(v);
-	for (const char *const *k = (const char *const[]){ "disks", "nics", NULL }; *k; k++)
-		if ((v = json_object_get(root, *k)) && json_array_size(v))
-			return bad(err, errlen, path,
-				   "%s: not supported by this vsrv yet (leave it out or empty)", *k);
+	if ((v = json_object_get(root, "disks"))) {
+		int r = apply_disks(v, path, cfg, cf, err, errlen);
+
+		if (r < 0)
+			return r;
+	}
+	if ((v = json_object_get(root, "nics")) && json_array_size(v))
+		return bad(err, errlen, path,
+			   "nics: not supported by this vsrv yet (leave it out or empty)");
 	return 0;
 }
 
@@ -351,6 +442,8 @@ void vmm_config_free(struct vmm_config *cfg)
 	free(cf->kernel);
 	free(cf->initrd);
 	free(cf->console);
+	for (unsigned i = 0; i < VMM_DISKS_MAX; i++)
+		free(cf->disks[i]);
 	free(cf);
 	cfg->file = NULL;
 }

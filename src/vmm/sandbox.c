@@ -57,6 +57,13 @@ static const int run_calls[] = {
 	SCMP_SYS(getpid), SCMP_SYS(gettid),
 	SCMP_SYS(tgkill),			/* kicking vCPUs out of KVM_RUN */
 	SCMP_SYS(getrandom),			/* virtio-rng's bytes */
+	/* virtio-blk's disks (src/disk, docs/disk-layer.md), whose files,
+	 * rings and threads are opened before the filter goes in: */
+	SCMP_SYS(io_uring_enter),		/* submitting to a queue's ring */
+	SCMP_SYS(preadv), SCMP_SYS(pwritev),	/* the thread engine's data */
+	SCMP_SYS(fallocate),			/* its discards and write-zeroes */
+	SCMP_SYS(fdatasync),			/* flushes (raw; libvhd's vhd_flush) */
+	SCMP_SYS(pread64), SCMP_SYS(pwrite64),	/* libvhd's metadata: bitmaps, BAT, footer */
 	SCMP_SYS(set_robust_list), SCMP_SYS(rseq),	/* a new thread's start */
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };

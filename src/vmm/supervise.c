@@ -20,6 +20,9 @@
  *   guest output: UART -> boot's console_open_fd() -> socket pair -> console
  *   input:        console -> socket pair -> boot's UART
  *
+ * Undo disks' overlays are made here before the first boot and finished
+ * after the last (disks.c): they outlive every boot's process.
+ *
  * Input a boot has not read when it ends stays in the socket pair for the
  * next one.  SIGTERM, SIGINT and SIGHUP here, or Ctrl-A x on the console,
  * reach the boot as SIGTERM: it stops its VM cleanly and no boot follows;
@@ -327,6 +330,8 @@ int vmm_supervise(const struct vmm_config *cfg)
 			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	int sv[2] = { -1, -1 }, sigfd = -1, ctl = -1, stop_sig = 0;
 	int status = VM_STATUS_ERROR;
+	/* This run's configuration: the boots' disks are its undo overlays. */
+	struct vmm_config run = *cfg;
 	pid_t con_pid = -1;
 	char err[1024];
 	sigset_t stop;
@@ -335,6 +340,13 @@ int vmm_supervise(const struct vmm_config *cfg)
 		fprintf(stderr, "vsrv: mapping shared memory for reboots failed\n");
 		return VM_STATUS_ERROR;
 	}
+	/* Before anything starts: a disk refused here stops the run. */
+	if (vmm_disks_undo_begin(&run, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vsrv: %s\n", err);
+		munmap(reboot, sizeof(*reboot));
+		return VM_STATUS_ERROR;
+	}
+	cfg = &run;
 	/* A console that is not the terminal: the session that started vsrv
 	 * may end, and the VM with it only when asked. */
 	if (cfg->console && strcmp(cfg->console, "stdio"))
@@ -371,6 +383,9 @@ out:
 		fprintf(stderr, "vsrv: the console's process ended; the VM was stopped\n");
 		status = VM_STATUS_ERROR;
 	}
+	/* The last boot has ended, however: the undo disks are finished. */
+	if (vmm_disks_undo_end(&run) < 0)
+		status = VM_STATUS_ERROR;
 	if (sigfd >= 0)
 		close(sigfd);
 	if (ctl >= 0)

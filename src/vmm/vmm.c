@@ -12,8 +12,9 @@
  * keyboard controller and the reset control register (resets), the CMOS
  * RTC, ACPI's power management registers (acpi-pm.c: the PM timer, the
  * SCI, the power button); and a PCI host bridge, with virtio devices behind
- * it as the configuration asks (--rng).  A guest powers off through ACPI
- * (PM1a_CNT's S5) or, for micro-guests, the test device's exit port with 0.
+ * it as the configuration asks (--rng, --disk: disks.c).  A guest powers off
+ * through ACPI (PM1a_CNT's S5) or, for micro-guests, the test device's exit
+ * port with 0.
  *
  * SIGTERM, SIGINT and SIGHUP stop the VM: its vCPUs leave KVM_RUN, the
  * devices are torn down in order and the console flushed, and vsrv ends
@@ -33,6 +34,7 @@
 
 #include "../devices/devices.h"
 #include "../devices/pci.h"
+#include "../devices/virtio/blk.h"
 #include "../devices/virtio/rng.h"
 #include "acpi.h"
 #include "vmm.h"
@@ -50,6 +52,7 @@ struct devices {
 	struct acpi_pm *pm;
 	struct pci_bus *pci;
 	struct virtio_rng *rng;
+	struct virtio_blk *blk[VMM_DISKS_MAX];
 };
 
 /*
@@ -78,6 +81,8 @@ static void print_stats(const struct vm *vm, const struct devices *dev)
 	}
 	if (dev->rng)
 		virtio_rng_print_stats(dev->rng, stderr);
+	for (unsigned i = 0; i < VMM_DISKS_MAX && dev->blk[i]; i++)
+		virtio_blk_print_stats(dev->blk[i], stderr);
 }
 
 /* The legacy devices every VM has, the PCI bus, and the virtio devices
@@ -106,8 +111,11 @@ static int devices_create(struct vm *vm, const struct vmm_config *cfg,
 
 static void devices_destroy(struct devices *dev)
 {
-	/* The virtio devices' threads end before the bus goes. */
+	/* The virtio devices' threads end before the bus goes; the disks
+	 * have their last flush. */
 	virtio_rng_destroy(dev->rng);
+	for (unsigned i = 0; i < VMM_DISKS_MAX; i++)
+		virtio_blk_destroy(dev->blk[i]);
 	pci_bus_destroy(dev->pci);
 	uart_destroy(dev->uart);
 	i8042_destroy(dev->kbc);
@@ -161,6 +169,9 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 		snprintf(err, sizeof(err), "attaching devices: %s", strerror(-r));
 		goto fail;
 	}
+	r = vmm_disks_attach(cfg, dev.pci, dev.blk, err, sizeof(err));
+	if (r < 0)
+		goto fail;
 	r = boot_load(&vm, &cfg->boot, &bi, err, sizeof(err));
 	if (r >= 0 && cfg->acpi_dump)
 		r = acpi_dump(&vm, cfg->acpi_dump, err, sizeof(err));

@@ -3,6 +3,7 @@
 #ifndef VSRV_VMM_H
 #define VSRV_VMM_H
 
+#include "../disk/disk.h"
 #include "boot.h"
 #include "vm.h"
 
@@ -12,8 +13,20 @@ enum on_reboot { ON_REBOOT_RESTART, ON_REBOOT_EXIT };
 #define VMM_MEMORY_MIN	(16ull << 20)
 #define VMM_MEMORY_MAX	(1ull << 40)
 
+/* Disks a VM may have: each is a PCI device (virtio-blk). */
+#define VMM_DISKS_MAX	16
+
+/* A disk of the VM (--disk, "disks"): the spec as given, and for an undo
+ * disk the overlay vsrv run makes once for all its boots (disks.c). */
+struct vmm_disk {
+	struct disk_spec spec;
+	char *overlay;		/* the supervisor's; NULL until made */
+};
+
 struct config_file;
 struct console;
+struct pci_bus;
+struct virtio_blk;
 
 struct vmm_config {
 	struct vm_opts vm;
@@ -26,6 +39,8 @@ struct vmm_config {
 	struct config_file *file;	/* what --config read; owns the strings */
 	uint64_t console_buffer;	/* output kept for a reader; 0: default */
 	const char *acpi_dump;	/* --dump-acpi: a directory for the tables */
+	struct vmm_disk disks[VMM_DISKS_MAX];
+	unsigned nr_disks;
 };
 
 /* config.c: fills cfg from a JSON file (docs/vm-config.md), over what it
@@ -44,6 +59,21 @@ void vmm_stop_signals(sigset_t *set);
 /* supervise.c: the console in a process of its own, and the boots, each
  * in a child process, until one does not reboot. */
 int vmm_supervise(const struct vmm_config *cfg);
+
+/*
+ * disks.c.  Undo disks span every boot of one vsrv run: the supervisor
+ * makes their overlays before the first boot (undo_begin, which fills
+ * each disk's overlay) and finishes them, as each disk's undo= says,
+ * after the last (undo_end, one line each saying what it did).  Each
+ * boot opens every disk, an undo disk's overlay as a plain VHD, and puts
+ * a virtio-blk device on the bus for it (attach), before the sandbox.
+ * Each prints or fills one line on failure; undo_end returns -EIO when
+ * any overlay could not be finished.
+ */
+int vmm_disks_undo_begin(struct vmm_config *cfg, char *err, size_t errlen);
+int vmm_disks_undo_end(struct vmm_config *cfg);
+int vmm_disks_attach(const struct vmm_config *cfg, struct pci_bus *bus,
+		     struct virtio_blk **blk, char *err, size_t errlen);
 
 /* Runs the VM until it ends; returns the process exit status and prints
  * one line for anything but a clean power-off. */

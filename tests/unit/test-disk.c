@@ -1010,6 +1010,15 @@ static void test_open_errors(void **state)
 		 "%s: undo and readonly exclude each other: a read-only disk has nothing to undo",
 		 spec.path);
 	expect_open_error(&spec, -EINVAL, want);
+	/* The same check alone, for vsrv run's supervisor. */
+	{
+		struct disk_error e = { 0 };
+
+		assert_int_equal(disk_undo_check(&spec, &e), -EINVAL);
+		assert_string_equal(e.msg, want);
+		spec.readonly = false;
+		assert_int_equal(disk_undo_check(&spec, &e), 0);
+	}
 	/* Nothing was left behind by the refusals. */
 	list_dir(tpath(""), names, sizeof(names));
 	assert_null(strstr(names, ".undo.vhd"));
@@ -1076,6 +1085,10 @@ static void test_spec_parse(void **state)
 	char s4[] = "/x.img,colour=red";
 	char s5[] = "readonly";
 	char s6[] = "/x,undo=commit,format=raw,aio=uring,cache=writeback";
+	/* The syntax, switches with values. */
+	char s7[] = "path=/d.vhd,format=vhd,readonly=on,undo=discard,cache=none";
+	char s8[] = "path=/d.img,readonly,readonly=off";
+	char s9[] = "path=/d.img,readonly=yes";
 	struct disk_spec spec = { 0 };
 	struct disk_error err = { 0 };
 
@@ -1104,6 +1117,18 @@ static void test_spec_parse(void **state)
 	assert_int_equal(spec.format, DISK_FORMAT_RAW);
 	assert_int_equal(spec.aio, DISK_AIO_URING);
 	assert_int_equal(spec.cache, DISK_CACHE_WRITEBACK);
+	spec = (struct disk_spec){ 0 };
+	assert_int_equal(disk_spec_parse(s7, &spec, &err), 0);
+	assert_string_equal(spec.path, "/d.vhd");
+	assert_int_equal(spec.format, DISK_FORMAT_VHD);
+	assert_true(spec.readonly);
+	assert_int_equal(spec.undo, DISK_UNDO_DISCARD);
+	assert_int_equal(spec.cache, DISK_CACHE_NONE);
+	spec = (struct disk_spec){ 0 };
+	assert_int_equal(disk_spec_parse(s8, &spec, &err), 0);
+	assert_false(spec.readonly);
+	assert_int_equal(disk_spec_parse(s9, &spec, &err), -EINVAL);
+	assert_string_equal(err.msg, "disk: readonly=yes: not on or off");
 }
 
 /* ------------------------------------------------------------------ */

@@ -123,43 +123,66 @@ void virtio_queue_kicked(void *opaque)
 		d->ops->queue_notify(d, q->index);
 }
 
-void virtio_queue_serve(struct virtio_dev *d, unsigned qi, virtio_handler handle)
+int virtio_queue_pop(struct virtio_dev *d, unsigned qi, struct virtq_elem *e)
 {
-	struct virtio_queue *q = &d->q[qi];
-	struct virtq *vq = &q->vq;
-	struct virtq_elem *e = d->elem;
-	unsigned pushed = 0;
-	int r = 0;
+	struct virtq *vq = &d->q[qi].vq;
+	int r;
 
+	/* Notifications stay off while there is work; back on only once the
+	 * ring is empty, then a second look for what came meanwhile. */
 	for (;;) {
-		virtq_disable_notify(vq);
-		while (atomic_load(&d->running) && (r = virtq_pop(vq, e)) > 0) {
-			uint32_t written = 0;
-
-			if (handle(d, e, &written) < 0) {
-				atomic_fetch_add_explicit(&d->count.refused, 1,
-							  memory_order_relaxed);
-				written = 0;
-			}
-			virtq_push(vq, e->head, written);
-			pushed++;
-			atomic_fetch_add_explicit(&d->count.requests, 1, memory_order_relaxed);
-			atomic_fetch_add_explicit(&d->count.bytes_to_guest, written,
-						  memory_order_relaxed);
-		}
 		if (!atomic_load(&d->running))
-			return;
+			return 0;
+		virtq_disable_notify(vq);
+		r = virtq_pop(vq, e);
+		if (r > 0)
+			return 1;
 		if (r < 0) {
 			virtio_fail(d, "queue %u: %s", qi, vq->error);
-			return;
+			return r;
 		}
 		if (!virtq_enable_notify(vq))
-			break;
+			return 0;
 	}
-	if (pushed && virtq_should_notify(vq)) {
-		atomic_fetch_add_explicit(&d->count.interrupts, 1, memory_order_relaxed);
-		notify(d, atomic_load(&q->vector), VIRTIO_ISR_QUEUE);
+}
+
+void virtio_queue_push(struct virtio_dev *d, unsigned qi, uint16_t head, uint32_t written)
+{
+	struct virtio_queue *q = &d->q[qi];
+
+	virtq_push(&q->vq, head, written);
+	q->unnotified++;
+	atomic_fetch_add_explicit(&d->count.requests, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&d->count.bytes_to_guest, written, memory_order_relaxed);
+}
+
+void virtio_queue_notify(struct virtio_dev *d, unsigned qi)
+{
+	struct virtio_queue *q = &d->q[qi];
+	bool pushed = q->unnotified;
+
+	q->unnotified = 0;
+	/* A stopped device tells the driver nothing more: it resets. */
+	if (!pushed || !atomic_load(&d->running) || !virtq_should_notify(&q->vq))
+		return;
+	atomic_fetch_add_explicit(&d->count.interrupts, 1, memory_order_relaxed);
+	notify(d, atomic_load(&q->vector), VIRTIO_ISR_QUEUE);
+}
+
+void virtio_queue_serve(struct virtio_dev *d, unsigned qi, virtio_handler handle)
+{
+	struct virtq_elem *e = d->elem;
+
+	while (virtio_queue_pop(d, qi, e) > 0) {
+		uint32_t written = 0;
+
+		if (handle(d, e, &written) < 0) {
+			atomic_fetch_add_explicit(&d->count.refused, 1, memory_order_relaxed);
+			written = 0;
+		}
+		virtio_queue_push(d, qi, e->head, written);
 	}
+	virtio_queue_notify(d, qi);
 }
 
 void virtio_print_stats(struct virtio_dev *d, FILE *f)

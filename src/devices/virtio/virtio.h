@@ -70,6 +70,11 @@ struct virtio_dev_ops {
 	/* Queue q's doorbell rang: on the device's I/O thread (or the vCPU's
 	 * without ioeventfds), one at a time, only while the device runs. */
 	void (*queue_notify)(struct virtio_dev *d, unsigned q);
+	/* Optional, at set-up: eventfds of the device type's own for its I/O
+	 * thread to poll (iothread_add), such as its backend's completions.
+	 * A device that has one always gets a thread of its own, even where
+	 * doorbells exit to the vCPU thread: nothing else would poll them. */
+	int (*attach)(struct virtio_dev *d, struct iothread *io);
 	/* Back to power-on (the I/O thread paused). */
 	void (*reset)(struct virtio_dev *d);
 	/* Quiesce: with the I/O thread paused, finish what is in flight;
@@ -90,6 +95,8 @@ struct virtio_queue {
 	_Atomic uint16_t vector;	/* MSI-X vector, or VIRTIO_NO_VECTOR */
 	_Atomic bool ready;		/* enabled with its rings checked */
 	int kick_fd;			/* the doorbell's eventfd */
+	unsigned unnotified;		/* chains given back since the last
+					 * interrupt decision (I/O thread) */
 	uint64_t ioeventfd_gpa;		/* where KVM signals it, or 0 */
 };
 
@@ -131,6 +138,20 @@ void virtio_print_stats(struct virtio_dev *d, FILE *f);
  * and interrupts the driver as it asks. */
 typedef int (*virtio_handler)(struct virtio_dev *d, struct virtq_elem *e, uint32_t *written);
 void virtio_queue_serve(struct virtio_dev *d, unsigned q, virtio_handler handle);
+/*
+ * The same in three steps, for device types that finish requests later
+ * (virtio-blk: its backend completes them asynchronously), all on the
+ * device's I/O thread.  pop: 1 and the next chain of queue q in e; 0 when
+ * there is none (available-buffer notifications are then back on, and the
+ * ring was looked at again after) or the device does not run; negative
+ * when the driver broke the ring's rules (the device is then NEEDS_RESET,
+ * logged).  push: gives a chain back with `written` bytes, counted.
+ * notify: after one or more pushes, interrupts the driver if it asks for
+ * it (its flag, or its used_event); nothing when the device has stopped.
+ */
+int virtio_queue_pop(struct virtio_dev *d, unsigned q, struct virtq_elem *e);
+void virtio_queue_push(struct virtio_dev *d, unsigned q, uint16_t head, uint32_t written);
+void virtio_queue_notify(struct virtio_dev *d, unsigned q);
 bool virtio_has_feature(const struct virtio_dev *d, unsigned bit);
 /* One line on standard error, "vsrv: <device> <pci address>: ...". */
 void virtio_log(struct virtio_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
