@@ -116,6 +116,43 @@ def guest():
     return _guest
 
 
+# The boot with its root file system on a VHD (test_vhd_root).
+VHD_ROOT_LINES = [
+    ("Linux's virtio-blk driver found the 64 MiB disk",
+     r"virtio_blk virtio\d+: \[vda\] 131072 512-byte logical blocks \(67\.1 MB/64\.0 MiB\)"),
+    ("ext4 mounted it", r"EXT4-fs \(vda\): mounted filesystem"),
+    ("as the root file system", r"VFS: Mounted root \(ext4 filesystem\) on device \d+:\d+\."),
+    ("/init run from the disk", r"Run /init as init process"),
+]
+BLK_STATS = re.compile(r"^vsrv: virtio-blk 00:0\d\.0: .*$", re.M)
+
+
+def make_root_vhd(g, stem):
+    """STEM.vhd: a dynamic VHD holding an ext4 file system with the
+    initramfs's files."""
+    tree = stem + ".tree"
+    os.mkdir(tree)
+    with open(os.path.join(g, "initramfs.cpio"), "rb") as f:
+        subprocess.run(["cpio", "-idm", "--quiet", "-D", tree], stdin=f, check=True)
+    raw = stem + ".img"
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", tree, "-L", "vsrv-root",
+                    raw, "64M"], check=True, stdout=subprocess.DEVNULL)
+    vhd = stem + ".vhd"
+    subprocess.run([VSRV, "disk", "convert", raw, vhd], check=True)
+    os.unlink(raw)
+    return vhd
+
+
+def superblock(vhd, raw):
+    """The ext4 superblock (1024 bytes at 1024) of the file system on vhd."""
+    subprocess.run([VSRV, "disk", "convert", vhd, raw], check=True)
+    with open(raw, "rb") as f:
+        f.seek(1024)
+        sb = f.read(1024)
+    os.unlink(raw)
+    return sb
+
+
 def tail(text, n=40):
     return "\n".join(text.splitlines()[-n:])
 
@@ -163,8 +200,9 @@ class LinuxBootTest(TmpDirTest):
                       "(the 8250 UART and --console file:PATH) this test cannot see the "
                       "guest boot")
 
-    def boot(self, kernel, stop_at_init, timeout):
-        """Boots kernel with the guest's initramfs and reads the console:
+    def boot(self, kernel, stop_at_init, timeout, root=None):
+        """Boots kernel with the guest's initramfs, or with root (a disk
+        option for --disk) as its root file system, and reads the console:
         until 'Run /init' with stop_at_init (then stops the VM with SIGTERM,
         which must end vsrv cleanly), else until the VM ends.  --stats
         reports the exits to user space, printed for comparison between
@@ -172,10 +210,13 @@ class LinuxBootTest(TmpDirTest):
         g = guest()
         console = self.p("console")
         b = Boot()
-        cmd = [VSRV, "run", "--kernel", kernel,
-               "--initrd", initrd(g), "--append", APPEND,
-               "--cpus", str(CPUS), "--memory", "256M", "--on-reboot", "exit",
-               "--console", "file:" + console, "--stats", "--rng"]
+        cmd = [VSRV, "run", "--kernel", kernel]
+        if root:
+            cmd += ["--disk", root, "--append", APPEND + " root=/dev/vda rw init=/init"]
+        else:
+            cmd += ["--initrd", initrd(g), "--append", APPEND]
+        cmd += ["--cpus", str(CPUS), "--memory", "256M", "--on-reboot", "exit",
+                "--console", "file:" + console, "--stats", "--rng"]
         print("boot:", " ".join(cmd))
         with open(self.p("stderr"), "w+") as err:
             start = time.monotonic()
@@ -236,9 +277,9 @@ class LinuxBootTest(TmpDirTest):
               ", ".join(line[len("vsrv: exits: "):] for line in exits))
         self.assertTrue(exits, f"no exit counts (--stats)\n{b.report()}")
         if b.stopped:
-            self.assertEqual((b.status, b.stderr.splitlines()[-1]),
-                             (0, "vsrv: stopped by SIGTERM; the VM was powered off"),
-                             f"SIGTERM must stop the VM cleanly\n{b.report()}")
+            self.assertEqual(b.status, 0, f"SIGTERM must stop the VM cleanly\n{b.report()}")
+            self.assertIn("vsrv: stopped by SIGTERM; the VM was powered off",
+                          b.stderr.splitlines(), f"no stop line\n{b.report()}")
         return b
 
     def check_kernel(self, b, what):
@@ -286,6 +327,42 @@ class LinuxBootTest(TmpDirTest):
             print("skip: vmlinux: the init script's command and the power-off with exit "
                   "status 0: this host's KVM emulates guest kernel code (no VT-x/AMD-V) and "
                   "cannot run guest system calls; the VM was stopped at 'Run /init'")
+
+    def test_vhd_root(self):
+        """The same kernel with no initramfs: its root file system is ext4
+        on a dynamic VHD (the initramfs's files, mke2fs -d, vsrv disk
+        convert), a virtio-blk disk with undo=commit.  Linux's virtio_blk
+        driver finds the disk, ext4 mounts it read-write (which writes its
+        superblock: the mount count) and runs /init from it; SIGTERM stops
+        the VM cleanly and the run's changes are merged into the VHD, which
+        vsrv disk check then finds clean."""
+        g = guest()
+        base = make_root_vhd(g, self.p("root"))
+        before = superblock(base, self.p("before.img"))
+        b = self.boot(os.path.join(g, "vmlinux"), True, BOOT_TIMEOUT,
+                      root=f"path={base},undo=commit")
+        missing = [name for name, rx in VHD_ROOT_LINES if not re.search(rx, b.console)]
+        self.assertFalse(missing, f"the console lacks {', '.join(missing)}\n{b.report()}")
+        trouble = re.search(KERNEL_TROUBLE, b.console)
+        self.assertIsNone(trouble, f"the kernel reported trouble\n{b.report()}")
+        print(f"boot: root on a VHD reached 'Run /init as init process' in {b.init_at:.1f} s")
+        blk = BLK_STATS.search(b.stderr)
+        self.assertTrue(blk, f"no virtio-blk counters from --stats\n{b.report()}")
+        print("boot: " + blk.group(0)[len("vsrv: "):])
+        self.assertEqual(b.stderr.splitlines()[-1],
+                         f"vsrv: {base}: the run's changes are merged into it (undo=commit)",
+                         b.report())
+        self.assertFalse(os.path.exists(self.p("root.undo.vhd")), "the overlay is left behind")
+        after = superblock(base, self.p("after.img"))
+        # s_mnt_count (le16 at 52) and s_wtime (le32 at 48): ext4 wrote its
+        # superblock when it mounted the disk read-write.
+        self.assertEqual(after[56:58], b"\x53\xef", "not an ext4 superblock after the run")
+        self.assertEqual(int.from_bytes(after[52:54], "little"),
+                         int.from_bytes(before[52:54], "little") + 1,
+                         "the mount count in the base did not move: the guest's writes were "
+                         "not merged")
+        c = subprocess.run([VSRV, "disk", "check", base], capture_output=True, text=True)
+        self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
 
     @unittest.skipUnless(SLOW, "VSRV_SLOW_TESTS=1 runs it")
     def test_bzimage(self):
