@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "client.h"
 
 void cli_err(const char *fmt, ...)
 {
@@ -105,8 +106,10 @@ static int cmd_version(int argc, char **argv)
 
 static const struct cli_cmd commands[] = {
 	{ "disk", cmd_disk, "create, inspect, check, convert and serve VHD disks" },
+	{ "net", cmd_net, "vsrvd's virtual networks: list, show, create, delete" },
 	{ "run", cmd_run, "run a virtual machine in this process" },
 	{ "version", cmd_version, "print the version" },
+	{ "vm", cmd_vm, "vsrvd's VMs: list, show, create, start, power-off, delete, ..." },
 	{ NULL, NULL, NULL },
 };
 

@@ -1,6 +1,6 @@
 """vsrvd end to end: a real service on a temporary state directory, real
 SQLite, real `vsrv run` processes booting micro-guests, through the API
-(Unix socket and TCP with the token)."""
+(Unix socket and TCP with the token) and through `vsrv vm` / `vsrv net`."""
 import json
 import os
 import signal
@@ -250,6 +250,80 @@ class TcpTest(VsrvdTest):
         self.d.start()
         with open(os.path.join(self.state, "token")) as f:
             self.assertEqual(f.read(), tok)
+
+
+class CliTest(VsrvdTest):
+    def vsrv(self, *args, env=None, check=True):
+        e = dict(os.environ)
+        e.pop("VSRV_CONNECT", None)
+        e.update(env or {})
+        p = subprocess.run([VSRV, *args], capture_output=True, text=True, env=e, timeout=60)
+        if check and p.returncode:
+            raise AssertionError(f"vsrv {args}: {p.returncode}\n{p.stderr}")
+        return p
+
+    def test_vm_commands(self):
+        c = "unix:" + os.path.join(self.state, "vsrvd.sock")
+        p = self.vsrv("vm", "create", "cli-1", "--kernel", guest("idle-timer"), "--memory",
+                      "16M", "--test-device", "--cmdline", "hz=10 ticks=0", "--restart-policy",
+                      "on-crash", "--connect", c)
+        self.assertIn("name             cli-1\n", p.stdout)
+        self.assertIn("state            stopped\n", p.stdout)
+        p = self.vsrv("vm", "list", "--connect", c)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["NAME", "STATE", "VCPUS", "MEMORY", "UUID"])
+        self.assertEqual(lines[1].split()[:4], ["cli-1", "stopped", "1", "16M"])
+        # VSRV_CONNECT instead of --connect, and --json.
+        env = {"VSRV_CONNECT": c}
+        self.vsrv("vm", "start", "cli-1", env=env)
+        vm = json.loads(self.vsrv("vm", "show", "cli-1", "--json", env=env).stdout)
+        self.assertEqual((vm["name"], vm["state"], vm["restart_policy"]),
+                         ("cli-1", "running", "on-crash"))
+        # Over TCP with the token from VSRV_TOKEN.
+        with open(os.path.join(self.state, "vsrvd.url")) as f:
+            url = f.read().strip()
+        with open(os.path.join(self.state, "token")) as f:
+            tok = f.read().strip()
+        vms = json.loads(self.vsrv("vm", "list", "--json", "--connect", url,
+                                   env={"VSRV_TOKEN": tok}).stdout)
+        self.assertEqual([v["name"] for v in vms], ["cli-1"])
+        p = self.vsrv("vm", "list", "--connect", url, check=False)
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (1, "", "vsrv: a bearer token is required (Authorization: Bearer TOKEN)\n"))
+        p = self.vsrv("vm", "pause", "cli-1", env=env, check=False)
+        self.assertEqual((p.returncode, p.stderr),
+                         (1, "vsrv: pause: needs the VMM's control socket, which this vsrv run "
+                             "does not have yet\n"))
+        self.vsrv("vm", "power-off", "cli-1", env=env)
+        self.wait_state("cli-1", "stopped")
+        p = self.vsrv("vm", "delete", "cli-1", env=env)
+        self.assertEqual(p.stdout, "deleted cli-1\n")
+        p = self.vsrv("vm", "show", "cli-1", env=env, check=False)
+        self.assertEqual((p.returncode, p.stderr), (1, "vsrv: vm 'cli-1': no such VM\n"))
+
+    def test_errors(self):
+        p = self.vsrv("vm", "list", "--connect", "unix:" + self.dir + "/nope.sock", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertRegex(p.stderr, r"^vsrv: unix:.*/nope\.sock: Couldn't connect to server "
+                                   r"\(is vsrvd running\?\)\n$")
+        p = self.vsrv("vm", "list", "--connect", "ftp://x", check=False)
+        self.assertEqual((p.returncode, p.stderr),
+                         (2, "vsrv: --connect: 'ftp://x' is not unix:PATH or http://HOST:PORT\n"))
+        c = "unix:" + os.path.join(self.state, "vsrvd.sock")
+        p = self.vsrv("vm", "create", "x", "--kernel", "/etc/passwd", "--connect", c,
+                      check=False)
+        self.assertEqual((p.returncode, p.stderr),
+                         (1, "vsrv: kernel: /etc/passwd is outside the directories the "
+                             "configuration allows\n"))
+
+    def test_net_commands(self):
+        env = {"VSRV_CONNECT": "unix:" + os.path.join(self.state, "vsrvd.sock")}
+        self.vsrv("net", "create", "lan", "--type", "user", env=env)
+        p = self.vsrv("net", "list", env=env)
+        self.assertEqual(p.stdout.splitlines()[1].split(), ["lan", "user", "-", "0", "-"])
+        n = json.loads(self.vsrv("net", "show", "lan", "--json", env=env).stdout)
+        self.assertEqual((n["name"], n["type"], n["dhcp"]), ("lan", "user", False))
+        self.assertEqual(self.vsrv("net", "delete", "lan", env=env).stdout, "deleted lan\n")
 
 
 class InventoryTest(VsrvdTest):
