@@ -331,9 +331,9 @@ static int check_object(const struct vfield *fields, const json_t *obj, const ch
 	json_t *v;
 	int r;
 
-	if (!json_is_object(obj))
-		return vsrvd_fail(e, 400, -EINVAL, "%s: expected a JSON object",
-				  where[0] ? where : "body");
+	if (!json_is_object(obj))	/* where is "" or "field[i]." */
+		return vsrvd_fail(e, 400, -EINVAL, "%.*s: expected a JSON object",
+				  where[0] ? (int)strlen(where) - 1 : 4, where[0] ? where : "body");
 	json_object_foreach((json_t *)obj, key, v) {
 		json_t *nv;
 

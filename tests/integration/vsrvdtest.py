@@ -126,13 +126,14 @@ class Vsrvd:
             if self.proc.poll() is not None:
                 raise AssertionError(f"vsrvd exited {self.proc.returncode}:\n{self.read_log()}")
             if os.path.exists(sock):
+                a = Api(sock=sock)
                 try:
-                    a = Api(sock=sock)
                     a.call("GET", "/v1/version")
-                    a.close()
                     return
                 except OSError:
                     pass
+                finally:
+                    a.close()
             time.sleep(0.02)
         raise AssertionError("vsrvd did not start:\n" + self.read_log())
 
