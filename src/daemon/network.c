@@ -31,8 +31,6 @@
 
 #include "vsrvd.h"
 
-extern char **environ;
-
 /* An internal network's bridge: "vsrv" and a hash of its name, so that it
  * is the same at every start and fits IFNAMSIZ. */
 static void bridge_name(const char *net, char out[IFNAMSIZ])
@@ -173,9 +171,9 @@ static int dnsmasq_start(struct vsrvd *d, const char *net, const char *br, const
 	snprintf(leasearg, sizeof(leasearg), "--dhcp-leasefile=%s", leases);
 	char *argv[] = { "dnsmasq", "--conf-file=/dev/null", "--port=0", "--bind-interfaces",
 			 "--except-interface=lo", iface, range, pidarg, leasearg, NULL };
-	r = posix_spawnp(&pid, "dnsmasq", NULL, NULL, argv, environ);
+	r = spawn_clean(&pid, "dnsmasq", NULL, argv, false);
 	if (r)
-		return vsrvd_fail(e, 500, -r, "dnsmasq: %s (install dnsmasq-base)", strerror(r));
+		return vsrvd_fail(e, 500, r, "dnsmasq: %s (install dnsmasq-base)", strerror(-r));
 	/* It forks its daemon and exits: 0 once it listens. */
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;

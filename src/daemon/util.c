@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Small helpers every part of vsrvd uses: clocks and whole small files.
+ * Small helpers every part of vsrvd uses: clocks, whole small files, and
+ * starting programs.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -73,4 +76,26 @@ int read_small_file(const char *path, char *buf, size_t max)
 		return -errno;
 	buf[n] = 0;
 	return 0;
+}
+
+extern char **environ;
+
+int spawn_clean(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+		char *const argv[], bool new_session)
+{
+	posix_spawnattr_t attr;
+	sigset_t none, all;
+	int r;
+
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+				 (new_session ? POSIX_SPAWN_SETSID : 0));
+	r = strchr(path, '/') ? posix_spawn(pid, path, fa, &attr, argv, environ) :
+		posix_spawnp(pid, path, fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	return -r;
 }

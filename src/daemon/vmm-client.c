@@ -37,8 +37,6 @@
 
 #include "vmm-client.h"
 
-extern char **environ;
-
 /* How long a start waits for the monitor to have started the VMM. */
 #define MONITOR_READY_MS	5000
 
@@ -82,8 +80,6 @@ int vmm_client_start(struct vsrvd *d, const char *dir, bool test_device,
 {
 	char *argv[10], path[4096];
 	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, all;
 	int lock, ready[2], r, n = 0;
 	pid_t pid;
 
@@ -124,18 +120,10 @@ int vmm_client_start(struct vsrvd *d, const char *dir, bool test_device,
 		return vsrvd_fail(e, 500, r, "pipe: %s", strerror(-r));
 	}
 	posix_spawn_file_actions_adddup2(&fa, ready[1], 4);
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
 	/* A session of its own: a terminal's ^C or a signal to vsrvd's
 	 * process group never reaches the VMs. */
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-				 POSIX_SPAWN_SETSIGDEF);
-	r = posix_spawn(&pid, d->self, &fa, &attr, argv, environ);
+	r = -spawn_clean(&pid, d->self, &fa, argv, true);
 	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
 	close(lock);	/* the monitor's fd 3 holds it now */
 	close(ready[1]);
 	if (r) {

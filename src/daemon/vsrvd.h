@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <spawn.h>
 
 #include <jansson.h>
 
@@ -203,5 +204,11 @@ uint64_t mono_ms(void);
 int write_file_atomic(const char *path, const char *data, size_t len, unsigned mode);
 /* Reads a small file (at most max bytes), NUL-terminated. */
 int read_small_file(const char *path, char *buf, size_t max);
+/* posix_spawn (posix_spawnp for a bare name) with no signal blocked or
+ * ignored: vsrvd's threads block the stop signals, and a child must not
+ * inherit that (dnsmasq would never end at SIGTERM).  Optionally in a
+ * session of its own.  0 or a negative errno. */
+int spawn_clean(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+		char *const argv[], bool new_session);
 
 #endif

@@ -424,6 +424,57 @@ class InventoryTest(VsrvdTest):
         self.assertEqual(vm["disks"], [{"path": d["path"], "undo": True, "readonly": False}])
 
 
+class InternalNetworkTest(VsrvdTest):
+    """An internal network's bridge and dnsmasq, in a network namespace of
+    the test's own (vsrvd runs under unshare --net), so the host's network
+    is never touched."""
+    config = {"tcp": None}
+    # A mount namespace too, for a /sys that shows the new network
+    # namespace's interfaces (vsrvd looks for bridges there).
+    wrap = ("unshare", "--net", "--mount", "sh", "-c",
+            'mount -t sysfs sysfs /sys && ip link set lo up && exec "$@"', "vsrvd")
+
+    def netns(self, *cmd):
+        return subprocess.run(["nsenter", f"--net=/proc/{self.d.proc.pid}/ns/net", *cmd],
+                              capture_output=True, text=True, timeout=30)
+
+    def test_internal_with_dhcp(self):
+        n = self.api.ok("POST", "/v1/networks", {"name": "lab", "type": "internal",
+                                                 "dhcp": True, "subnet": "10.77.0.1/24"}, 201)
+        self.assertRegex(n["bridge"], r"^vsrv[0-9a-f]{8}$")
+        self.assertEqual((n["type"], n["dhcp"], n["subnet"], n["nics"]),
+                         ("internal", True, "10.77.0.1/24", 0))
+        p = self.netns("ip", "-o", "-4", "addr", "show", "dev", n["bridge"])
+        self.assertIn("inet 10.77.0.1/24", p.stdout, p.stderr)
+        self.assertIn(",UP,", self.netns("ip", "-o", "link", "show", n["bridge"]).stdout)
+        with open(os.path.join(self.state, "networks", "lab.pid")) as f:
+            dpid = int(f.read())
+        with open(f"/proc/{dpid}/cmdline") as f:
+            args = f.read().split("\0")
+        self.assertIn(f"--interface={n['bridge']}", args)
+        self.assertIn("--dhcp-range=10.77.0.2,10.77.0.254,1h", args)
+        # Without DHCP: a bridge with no address.
+        m = self.api.ok("POST", "/v1/networks", {"name": "quiet", "type": "internal"}, 201)
+        p = self.netns("ip", "-o", "-4", "addr", "show", "dev", m["bridge"])
+        self.assertEqual((p.returncode, p.stdout), (0, ""))
+        s, out = self.api.call("POST", "/v1/networks", {"name": "lab", "type": "internal"})
+        self.assertEqual((s, out), (409, {"error": "network 'lab': exists"}))
+        # The existing bridge is still there after the refused duplicate.
+        self.assertEqual(self.netns("ip", "link", "show", n["bridge"]).returncode, 0)
+        # A host bridge network needs the bridge to exist: now it does.
+        h = self.api.ok("POST", "/v1/networks", {"name": "host", "type": "bridge",
+                                                 "bridge": n["bridge"]}, 201)
+        self.assertEqual(h["bridge"], n["bridge"])
+        self.api.ok("DELETE", "/v1/networks/host")
+        self.api.ok("DELETE", "/v1/networks/lab")
+        self.api.ok("DELETE", "/v1/networks/quiet")
+        self.assertNotEqual(self.netns("ip", "link", "show", n["bridge"]).returncode, 0)
+        end = time.monotonic() + 10
+        while pid_alive(dpid):
+            self.assertLess(time.monotonic(), end, "dnsmasq still runs")
+            time.sleep(0.05)
+
+
 class EventsTest(VsrvdTest):
     def test_stream_and_metrics(self):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

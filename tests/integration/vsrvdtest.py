@@ -105,14 +105,15 @@ def pid_alive(pid):
 class Vsrvd:
     """A vsrvd process on state directory `state`."""
 
-    def __init__(self, state, config):
-        self.state, self.config = state, config
+    def __init__(self, state, config, wrap=()):
+        self.state, self.config, self.wrap = state, config, list(wrap)
         self.proc = None
         self.log = os.path.join(os.path.dirname(state), "vsrvd.log")
 
     def start(self, wait=True):
         logf = open(self.log, "a")
-        self.proc = subprocess.Popen([VSRVD, "--state-dir", self.state, "--config", self.config],
+        self.proc = subprocess.Popen(self.wrap + [VSRVD, "--state-dir", self.state,
+                                                  "--config", self.config],
                                      stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
         logf.close()
         if wait:
@@ -165,6 +166,7 @@ class VsrvdTest(unittest.TestCase):
     micro-guests' folder allowed for kernels and DIR/disks for disks."""
 
     config = {}
+    wrap = ()		# a command vsrvd runs under (it must exec vsrvd)
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="vsrvd-it-")
@@ -177,10 +179,11 @@ class VsrvdTest(unittest.TestCase):
                "restart_backoff": {"initial_ms": 100, "max_ms": 2000},
                "stop_timeout_ms": 5000}
         cfg.update(self.config)
+        cfg = {k: v for k, v in cfg.items() if v is not None}
         self.cfgfile = os.path.join(self.dir, "vsrvd.json")
         with open(self.cfgfile, "w") as f:
             json.dump(cfg, f)
-        self.d = Vsrvd(self.state, self.cfgfile).start()
+        self.d = Vsrvd(self.state, self.cfgfile, self.wrap).start()
         self.api = self.d.api()
 
     def tearDown(self):
