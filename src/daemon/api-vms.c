@@ -19,25 +19,100 @@ static json_t *described(struct request *rq, json_t *vm)
 	return vm;
 }
 
+/*
+ * Answers are cached per inventory generation (inventory_generation()):
+ * the list with 100 VMs is some 6,000 JSON values, one VM a few dozen and
+ * three queries, and most GETs find nothing changed since the last.  The
+ * list has a slot of its own, single VMs share VM_CACHE_SLOTS by the hash
+ * of the name asked for.
+ */
+static bool cache_get(struct answer_cache *c, const char *key, uint64_t gen, struct reply *rp)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->text && c->generation == gen && !strcmp(c->key, key)) {
+		rp->text = malloc(c->len);
+		if (rp->text) {
+			memcpy(rp->text, c->text, c->len);
+			rp->text_len = c->len;
+			rp->type = "application/json";
+			rp->status = 200;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rp->text != NULL;
+}
+
+/* The answer as text into rp (a newline after it, as every JSON answer),
+ * and into the cache for generation gen. */
+static void cache_put(struct answer_cache *c, const char *key, uint64_t gen, json_t *v,
+		      struct reply *rp)
+{
+	char *text = json_dumps(v, JSON_COMPACT), *copy;
+	size_t len;
+
+	json_decref(v);
+	if (!text)
+		return reply_error(rp, 500, "out of memory");
+	len = strlen(text);
+	rp->text = realloc(text, len + 2);
+	if (!rp->text) {
+		free(text);
+		return reply_error(rp, 500, "out of memory");
+	}
+	rp->text[len++] = '\n';
+	rp->text[len] = 0;
+	rp->text_len = len;
+	rp->type = "application/json";
+	rp->status = 200;
+	if (strlen(key) >= sizeof(c->key))
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (gen >= c->generation && (copy = malloc(len))) {
+		memcpy(copy, rp->text, len);
+		free(c->text);
+		c->text = copy;
+		c->len = len;
+		c->generation = gen;
+		strcpy(c->key, key);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static struct answer_cache *vm_slot(struct vsrvd *d, const char *name)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return &d->vm_one[h % VM_CACHE_SLOTS];
+}
+
 void api_vm_list(struct request *rq, struct reply *rp)
 {
+	uint64_t gen = inventory_generation(rq->d->inv);	/* before reading */
 	json_t *list, *vm;
 	size_t i;
 
+	if (cache_get(&rq->d->vm_list, "", gen, rp))
+		return;
 	inventory_vm_list(rq->d->inv, &list);
 	json_array_foreach(list, i, vm)
 		described(rq, vm);
-	reply_json(rp, 200, list);
+	cache_put(&rq->d->vm_list, "", gen, list, rp);
 }
 
 void api_vm_get(struct request *rq, struct reply *rp)
 {
+	uint64_t gen = inventory_generation(rq->d->inv);
+	struct answer_cache *c = vm_slot(rq->d, rq->params[0]);
 	struct vsrvd_err e = { 0 };
 	json_t *vm;
 
+	if (cache_get(c, rq->params[0], gen, rp))
+		return;
 	if (inventory_vm_get(rq->d->inv, rq->params[0], &vm, &e) < 0)
 		return reply_err(rp, &e);
-	reply_json(rp, 200, described(rq, vm));
+	cache_put(c, rq->params[0], gen, described(rq, vm), rp);
 }
 
 void api_vm_create(struct request *rq, struct reply *rp)

@@ -17,6 +17,8 @@
  * the body too large, 501 not yet possible.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <grp.h>
 #include <stdarg.h>
@@ -328,6 +330,22 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 }
 
+/* No Nagle on TCP: an answer larger than a segment goes out as its header
+ * and then its body, and the body would wait for the client's delayed ACK
+ * (40 ms a request). */
+static void connection_started(void *cls, struct MHD_Connection *c, void **socket_ctx,
+			       enum MHD_ConnectionNotificationCode code)
+{
+	const union MHD_ConnectionInfo *info;
+	int one = 1;
+
+	if (code != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (info)
+		setsockopt(info->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static int unix_listener(const struct vsrvd_config *cfg, struct vsrvd_err *e)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -377,6 +395,7 @@ static struct MHD_Daemon *start_daemon(struct api *api, int listen_fd,
 	return MHD_start_daemon(flags, ntohs(sa->sin_port), NULL, NULL, h, api,
 				MHD_OPTION_SOCK_ADDR, sa,
 				MHD_OPTION_NOTIFY_COMPLETED, completed, api,
+				MHD_OPTION_NOTIFY_CONNECTION, connection_started, api,
 				MHD_OPTION_CONNECTION_LIMIT, api->d->cfg.threads_max,
 				MHD_OPTION_CONNECTION_TIMEOUT, 120u,
 				MHD_OPTION_END);

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +119,7 @@ struct inventory {
 	sqlite3_stmt *stmt[NR_STMTS];
 	uint8_t mac_prefix[3];
 	unsigned events_added;
+	_Atomic uint64_t generation;	/* moves at every change of what GET shows */
 };
 
 static int db_fail(struct inventory *inv, struct vsrvd_err *e, const char *what)
@@ -243,6 +245,16 @@ void inventory_close(struct inventory *inv)
 	sqlite3_close(inv->db);
 	pthread_mutex_destroy(&inv->lock);
 	free(inv);
+}
+
+uint64_t inventory_generation(struct inventory *inv)
+{
+	return atomic_load(&inv->generation);
+}
+
+void inventory_touch(struct inventory *inv)
+{
+	atomic_fetch_add(&inv->generation, 1);
 }
 
 int inventory_schema_version(struct inventory *inv)
@@ -481,6 +493,7 @@ static int vm_write(struct inventory *inv, sqlite3_int64 id, json_t *spec, struc
 	if (sqlite3_step(st) != SQLITE_DONE)
 		r = db_fail(inv, e, "vm");
 	sqlite3_finalize(st);
+	inventory_touch(inv);
 	return r;
 }
 
@@ -601,6 +614,7 @@ static int by_name(struct inventory *inv, const char *sql, const char *name, con
 	else if (sqlite3_changes(inv->db) == 0)
 		r = vsrvd_fail(e, 404, -ENOENT, "%s '%s': not found", what, name);
 	sqlite3_finalize(st);
+	inventory_touch(inv);
 out:
 	pthread_mutex_unlock(&inv->lock);
 	return r;
@@ -631,6 +645,7 @@ int inventory_vm_set_state(struct inventory *inv, const char *name, const char *
 			r = -EIO;
 	}
 	sqlite3_finalize(st);
+	inventory_touch(inv);
 	pthread_mutex_unlock(&inv->lock);
 	return st ? r : -EIO;
 }
@@ -694,6 +709,7 @@ static int insert_row(struct inventory *inv, const char *table, const char *cons
 	if (sqlite3_step(st) != SQLITE_DONE)
 		r = db_fail(inv, e, table);
 	sqlite3_finalize(st);
+	inventory_touch(inv);
 	pthread_mutex_unlock(&inv->lock);
 	return r;
 }

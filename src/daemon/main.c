@@ -7,7 +7,6 @@
  *
  *   vsrvd [--state-dir DIR] [--config FILE]
  *   vsrvd routes                 the API's route table (for the tests)
- *   vsrvd monitor DIR VSRV ...   one VM's monitor (vmm-client.c starts it)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmm-client.h"
+#include "vsrvd.h"
 
 static const char usage[] =
 	"usage: vsrvd [--state-dir DIR] [--config FILE]\n"
@@ -136,15 +135,15 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct vsrvd d = { 0 };
+	struct vsrvd d = { .vm_list.lock = PTHREAD_MUTEX_INITIALIZER };
 	struct vsrvd_err e = { 0 };
 	const char *state_dir = NULL;
 	char *config = NULL, self[PATH_MAX];
 	ssize_t n;
 	int c, r;
 
-	if (argc > 1 && !strcmp(argv[1], "monitor"))
-		return monitor_main(argc - 1, argv + 1);
+	for (int i = 0; i < VM_CACHE_SLOTS; i++)
+		pthread_mutex_init(&d.vm_one[i].lock, NULL);
 	if (argc == 2 && !strcmp(argv[1], "routes")) {
 		api_print_routes();
 		return 0;
@@ -178,12 +177,18 @@ int main(int argc, char **argv)
 		return fail("config", &e);
 	}
 	free(config);
+	/* The monitor is beside vsrvd. */
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	self[n > 0 ? n : 0] = 0;
-	d.self = self;
+	if (strrchr(self, '/'))
+		strcpy(strrchr(self, '/') + 1, "vsrvd-monitor");
+	d.monitor = self;
 	d.started_ms = now_ms();
 	r = serve(&d);
 	free(d.token);
+	free(d.vm_list.text);
+	for (int i = 0; i < VM_CACHE_SLOTS; i++)
+		free(d.vm_one[i].text);
 	config_free(&d.cfg);
 	return r;
 }

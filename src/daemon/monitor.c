@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * `vsrvd monitor DIR VSRV ARGS...`: the parent of one `vsrv run`, so that
+ * vsrvd-monitor DIR VSRV ARGS...: the parent of one `vsrv run`, so that
  * the VM needs no vsrvd to go on running and its end is never lost.
- * (conmon plays this part for containers.)
+ * (conmon plays this part for containers.)  A program of its own, linked
+ * with nothing but libc, so that starting it costs a VM's start little.
  *
  * Started by vsrvd (vmm-client.c) with DIR's lock on fd 3, a pipe to close
  * once the VMM is started on fd 4, and vmm.log as standard output and
@@ -22,7 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "vmm-client.h"
+#include "vsrvd.h"
 
 static int put_pid(const char *name, pid_t pid)
 {
@@ -32,7 +33,7 @@ static int put_pid(const char *name, pid_t pid)
 	return write_file_atomic(name, buf, (size_t)n, 0644);
 }
 
-int monitor_main(int argc, char **argv)
+int main(int argc, char **argv)
 {
 	sigset_t set;
 	char buf[64];
@@ -40,7 +41,7 @@ int monitor_main(int argc, char **argv)
 	int status, n;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: vsrvd monitor DIR VSRV ARGS...\n");
+		fprintf(stderr, "usage: vsrvd-monitor DIR VSRV ARGS...\n");
 		return 2;
 	}
 	sigemptyset(&set);

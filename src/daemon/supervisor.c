@@ -60,7 +60,10 @@ struct vm_run {
 	unsigned restarts;		/* automatic restarts in a row (backoff) */
 	unsigned total_restarts;
 	uint64_t started;		/* mono_ms at the last start */
+	uint64_t started_wall;		/* the same as Unix time in ms, for people */
+	pid_t vmm_pid;			/* vsrv run's, while it runs */
 	uint64_t restart_at;		/* mono_ms of a pending restart, 0 if none */
+	uint64_t restart_wall;
 	uint64_t kill_at;		/* mono_ms to kill a VMM that will not stop */
 	char last_exit[96];
 };
@@ -161,6 +164,8 @@ static int start_locked(struct supervisor *sv, struct vm_run *r, json_t *vm, str
 	if (ret < 0)
 		return ret;
 	r->started = mono_ms();
+	r->started_wall = now_ms();
+	r->vmm_pid = vmm_client_vmm_pid(r->dir);
 	r->restart_at = 0;
 	r->kill_at = 0;
 	watch(sv, r);
@@ -262,18 +267,17 @@ void supervisor_describe(struct supervisor *sv, json_t *vm)
 
 	pthread_mutex_lock(&sv->lock);
 	r = find(sv, json_string_value(json_object_get(vm, "name")));
+	/* Only what changes with the inventory's generation (see
+	 * inventory_touch()): answers may be cached until it moves. */
 	if (r && (r->state == RS_RUNNING || r->state == RS_STOPPING)) {
-		pid_t pid = vmm_client_vmm_pid(r->dir);
-
-		json_object_set_new(vm, "pid", pid ? json_integer(pid) : json_null());
-		json_object_set_new(vm, "uptime_ms", json_integer((json_int_t)(mono_ms() -
-									      r->started)));
+		json_object_set_new(vm, "pid", r->vmm_pid ? json_integer(r->vmm_pid) : json_null());
+		json_object_set_new(vm, "started_at", json_integer((json_int_t)r->started_wall));
 	}
 	if (r) {
 		json_object_set_new(vm, "restarts", json_integer(r->total_restarts));
 		if (r->restart_at)
-			json_object_set_new(vm, "restart_in_ms", json_integer((json_int_t)
-				(r->restart_at > mono_ms() ? r->restart_at - mono_ms() : 0)));
+			json_object_set_new(vm, "restart_at",
+					    json_integer((json_int_t)r->restart_wall));
 	}
 	pthread_mutex_unlock(&sv->lock);
 }
@@ -309,6 +313,13 @@ static const char *restart_policy(struct supervisor *sv, struct vm_run *r)
 	return buf;
 }
 
+static void schedule_restart(struct supervisor *sv, struct vm_run *r, uint64_t delay)
+{
+	r->restart_at = mono_ms() + delay;
+	r->restart_wall = now_ms() + delay;
+	inventory_touch(sv->d->inv);	/* it shows in the VM's answers */
+}
+
 /* A VMM ended (or was found ended): record it, apply the restart policy. */
 static void ended(struct supervisor *sv, struct vm_run *r, struct vmm_exit *x)
 {
@@ -319,6 +330,7 @@ static void ended(struct supervisor *sv, struct vm_run *r, struct vmm_exit *x)
 	if (epoll_ctl(sv->epfd, EPOLL_CTL_DEL, r->h.pidfd, NULL) < 0 && r->h.pidfd >= 0)
 		errno = 0;
 	vmm_client_reap(&r->h, r->dir, x);
+	r->vmm_pid = 0;
 	snprintf(r->last_exit, sizeof(r->last_exit), "%s", x->desc);
 	r->kill_at = 0;
 	if (requested || !x->crashed) {
@@ -342,7 +354,7 @@ static void ended(struct supervisor *sv, struct vm_run *r, struct vmm_exit *x)
 		if (delay > c->backoff_max_ms)
 			delay = c->backoff_max_ms;
 		r->restarts++;
-		r->restart_at = mono_ms() + delay;
+		schedule_restart(sv, r, delay);
 		events_log(sv->d->ev, "vm.restart-scheduled", r->name,
 			   "restart policy %s: starting again in %llu ms", policy,
 			   (unsigned long long)delay);
@@ -517,7 +529,16 @@ int supervisor_resume(struct supervisor *sv)
 		state = json_string_value(json_object_get(vm, "state"));
 		a = vmm_client_adopt(r->dir, &r->h);
 		if (a > 0) {
+			struct stat st;
+			char path[4200];
+
 			r->started = mono_ms();
+			r->vmm_pid = vmm_client_vmm_pid(r->dir);
+			/* When it started: when its monitor wrote vmm.pid. */
+			snprintf(path, sizeof(path), "%s/vmm.pid", r->dir);
+			r->started_wall = stat(path, &st) == 0 ?
+				(uint64_t)st.st_mtim.tv_sec * 1000 + (uint64_t)st.st_mtim.tv_nsec / 1000000 :
+				now_ms();
 			watch(sv, r);
 			if (!strcmp(state, "stopping")) {
 				/* The power-off was asked for: see it through. */
@@ -539,7 +560,7 @@ int supervisor_resume(struct supervisor *sv)
 			const char *policy = json_string_value(json_object_get(vm, "restart_policy"));
 
 			if (strcmp(policy, "never"))
-				r->restart_at = mono_ms() + sv->d->cfg.backoff_ms;
+				schedule_restart(sv, r, sv->d->cfg.backoff_ms);
 		}
 		if (r->state != RS_RUNNING && r->state != RS_STOPPING && !r->restart_at &&
 		    json_is_true(json_object_get(vm, "autostart"))) {

@@ -3,7 +3,7 @@
  * One VMM as the supervisor sees it (vmm-client.h).
  *
  * vsrvd does not run `vsrv run` as its own child: a monitor process
- * (monitor.c, `vsrvd monitor`) does, in a session of its own, and records
+ * (vsrvd-monitor, monitor.c) does, in a session of its own, and records
  * how it ended in DIR/exit-status.  So a VM outlives vsrvd (kill -9
  * included), a later vsrvd still learns its exact exit status, and the
  * pid vsrvd signals is the monitor's, which cannot be reused while vsrvd
@@ -97,8 +97,7 @@ int vmm_client_start(struct vsrvd *d, const char *dir, bool test_device,
 		unlink(path);
 	}
 	snprintf(path, sizeof(path), "%s/vmm.log", dir);
-	argv[n++] = "vsrvd";
-	argv[n++] = "monitor";
+	argv[n++] = "vsrvd-monitor";
 	argv[n++] = (char *)dir;
 	argv[n++] = d->cfg.vsrv_bin;
 	argv[n++] = "run";
@@ -122,13 +121,14 @@ int vmm_client_start(struct vsrvd *d, const char *dir, bool test_device,
 	posix_spawn_file_actions_adddup2(&fa, ready[1], 4);
 	/* A session of its own: a terminal's ^C or a signal to vsrvd's
 	 * process group never reaches the VMs. */
-	r = -spawn_clean(&pid, d->self, &fa, argv, true);
+	r = -spawn_clean(&pid, d->monitor, &fa, argv, true);
 	posix_spawn_file_actions_destroy(&fa);
 	close(lock);	/* the monitor's fd 3 holds it now */
 	close(ready[1]);
 	if (r) {
 		close(ready[0]);
-		return vsrvd_fail(e, 500, -r, "starting the monitor (%s): %s", d->self, strerror(r));
+		return vsrvd_fail(e, 500, -r, "starting the monitor (%s): %s", d->monitor,
+				  strerror(r));
 	}
 	/* The monitor closes fd 4 once vmm.pid is written (or dies): so a
 	 * start's answer has the VMM's pid. */

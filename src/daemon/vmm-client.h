@@ -47,7 +47,5 @@ int vmm_client_control(struct vmm_handle *h, const char *dir, const char *action
 void vmm_client_reap(struct vmm_handle *h, const char *dir, struct vmm_exit *x);
 /* vsrv run's pid (from DIR/vmm.pid), 0 if not known. */
 pid_t vmm_client_vmm_pid(const char *dir);
-/* `vsrvd monitor DIR VSRV ARGS...`: the monitor's main. */
-int monitor_main(int argc, char **argv);
 
 #endif

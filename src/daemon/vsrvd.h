@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <spawn.h>
 
 #include <jansson.h>
@@ -80,6 +81,11 @@ int inventory_open(struct inventory **out, const char *path, const uint8_t mac_p
 		   struct vsrvd_err *e);
 void inventory_close(struct inventory *inv);
 int inventory_schema_version(struct inventory *inv);
+/* A number that moves whenever anything a GET shows changes (every write
+ * here, and the supervisor's own changes through inventory_touch()): an
+ * answer built at one generation is good until it moves. */
+uint64_t inventory_generation(struct inventory *inv);
+void inventory_touch(struct inventory *inv);
 
 /* VMs are JSON objects with the fields of vmspec.c, plus "id", "state",
  * "created_at" and, when running, what the supervisor adds. */
@@ -186,15 +192,29 @@ int api_start(struct api **out, struct vsrvd *d, struct vsrvd_err *e);
 void api_stop(struct api *api);
 void api_print_routes(void);
 
+/* A GET's answer as text, the inventory generation it is of, and what it
+ * answered (a VM's name; "" for the list).  api-vms.c. */
+struct answer_cache {
+	pthread_mutex_t lock;
+	uint64_t generation;
+	char key[72];
+	char *text;
+	size_t len;
+};
+
+#define VM_CACHE_SLOTS	64
+
 /* The service: what every part may reach. */
 struct vsrvd {
+	struct answer_cache vm_list;
+	struct answer_cache vm_one[VM_CACHE_SLOTS];
 	struct vsrvd_config cfg;
 	struct inventory *inv;
 	struct events *ev;
 	struct supervisor *sv;
 	struct api *api;
 	char *token;
-	char *self;			/* this vsrvd's executable, for monitors */
+	char *monitor;			/* vsrvd-monitor, beside vsrvd */
 	uint64_t started_ms;
 };
 

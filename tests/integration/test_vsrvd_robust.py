@@ -19,7 +19,7 @@ ROUNDS = int(os.environ.get("VSRVD_KILL_ROUNDS", "20"))
 def is_monitor(pid):
     try:
         with open(f"/proc/{pid}/comm") as f:
-            return pid_alive(pid) and f.read() == "vsrvd\n"
+            return pid_alive(pid) and f.read() == "vsrvd-monitor\n"
     except FileNotFoundError:
         return False
 

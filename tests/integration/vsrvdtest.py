@@ -202,7 +202,7 @@ class VsrvdTest(unittest.TestCase):
             self.kill_monitors()
             return
         for vm in self.api.ok("GET", "/v1/vms"):
-            if vm["state"] in ("running", "stopping") or vm.get("restart_in_ms") is not None:
+            if vm["state"] in ("running", "stopping") or vm.get("restart_at") is not None:
                 self.api.call("POST", f"/v1/vms/{vm['name']}/power-off")
         for vm in self.api.ok("GET", "/v1/vms"):
             self.wait_state(vm["name"], ("stopped", "crashed"), timeout=30)
