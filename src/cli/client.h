@@ -36,7 +36,8 @@ enum {
 	{ "json", no_argument, NULL, OPT_CLIENT_JSON }, \
 	{ "help", no_argument, NULL, OPT_CLIENT_HELP }
 
-int cmd_vm(int argc, char **argv);
-int cmd_net(int argc, char **argv);
+/* vm.c: vsrv vm, vsrv net (argv[0] is "vm" or "net"). */
+int client_vm_main(int argc, char **argv);
+int client_net_main(int argc, char **argv);
 
 #endif

@@ -319,12 +319,12 @@ done:
 	return r < 0 ? 0 : r;
 }
 
-int cmd_vm(int argc, char **argv)
+int client_vm_main(int argc, char **argv)
 {
 	return run(argc, argv, "vms", vm_usage);
 }
 
-int cmd_net(int argc, char **argv)
+int client_net_main(int argc, char **argv)
 {
 	return run(argc, argv, "networks", net_usage);
 }
