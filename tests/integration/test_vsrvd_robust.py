@@ -206,6 +206,11 @@ class KillTest(VsrvdTest):
         self.assertEqual(db.execute("PRAGMA integrity_check").fetchall(), [("ok",)])
         self.assertEqual(db.execute("PRAGMA foreign_key_check").fetchall(), [])
         db.close()
+        # A VM found stopping (its power-off was asked for before the kill)
+        # may end at any moment: wait for those to settle first.
+        for v in self.api.ok("GET", "/v1/vms"):
+            if v["state"] == "stopping":
+                self.wait_state(v["name"], ("stopped", "crashed"))
         vms = {v["name"]: v for v in self.api.ok("GET", "/v1/vms")}
         for v in vms.values():
             vm = self.api.ok("GET", f"/v1/vms/{v['name']}")
