@@ -10,17 +10,6 @@
 
 #include "cli.h"
 
-void cli_err(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("vsrv: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 /*
  * Warnings are held until the command has succeeded: a command that fails
  * says so in exactly one line, and what led up to it (a footer read from
@@ -49,12 +38,6 @@ void cli_flush_warnings(void)
 	free(warnings.text);
 	warnings.text = NULL;
 	warnings.len = 0;
-}
-
-int cli_usage(const char *usage)
-{
-	fprintf(stderr, "usage: %s\n", usage);
-	return EXIT_USAGE;
 }
 
 int cli_parse_size(const char *what, const char *s, uint64_t *out)
@@ -105,8 +88,10 @@ static int cmd_version(int argc, char **argv)
 
 static const struct cli_cmd commands[] = {
 	{ "disk", cmd_disk, "create, inspect, check, convert and serve VHD disks" },
+	{ "net", cmd_client, "vsrvd's virtual networks: list, show, create, delete" },
 	{ "run", cmd_run, "run a virtual machine in this process" },
 	{ "version", cmd_version, "print the version" },
+	{ "vm", cmd_client, "vsrvd's VMs: list, show, create, start, power-off, delete, ..." },
 	{ NULL, NULL, NULL },
 };
 

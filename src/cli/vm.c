@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * vsrv vm and vsrv net: vsrvd's VMs and networks from the command line,
+ * through its API (client.c), as virsh is to libvirtd.  Every subcommand
+ * takes --connect, --token-file and --json (the API's own JSON, as is).
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "client.h"
+
+static const char vm_usage[] =
+	"vsrv vm list|show|create|start|shutdown|power-off|reset|pause|resume|save|restore|delete ...\n"
+	"  vsrv vm list\n"
+	"  vsrv vm show NAME\n"
+	"  vsrv vm create NAME --kernel FILE [--initrd FILE] [--cmdline STR] [--vcpus N]\n"
+	"                 [--memory SIZE] [--description STR] [--autostart]\n"
+	"                 [--restart-policy never|on-crash|always] [--rng] [--test-device]\n"
+	"                 [--nic NETWORK]... [--disk PATH[,undo][,readonly]]...\n"
+	"  vsrv vm start|shutdown|power-off|reset|pause|resume|save|restore|checkpoint NAME\n"
+	"  vsrv vm delete NAME\n"
+	"every command: [--connect unix:PATH|http://HOST:PORT] [--token-file FILE] [--json]\n"
+	"(default: $VSRV_CONNECT, else vsrvd's standard socket; over http, $VSRV_TOKEN)";
+
+static const char net_usage[] =
+	"vsrv net list|show|create|delete ...\n"
+	"  vsrv net list\n"
+	"  vsrv net show NAME\n"
+	"  vsrv net create NAME --type user|internal|bridge [--bridge IFNAME]\n"
+	"                  [--dhcp --subnet ADDR/PREFIX]\n"
+	"  vsrv net delete NAME\n"
+	"every command: [--connect unix:PATH|http://HOST:PORT] [--token-file FILE] [--json]";
+
+enum {
+	O_KERNEL = 1, O_INITRD, O_CMDLINE, O_VCPUS, O_MEMORY, O_DESC, O_AUTOSTART, O_POLICY,
+	O_RNG, O_TESTDEV, O_NIC, O_DISK, O_TYPE, O_BRIDGE, O_DHCP, O_SUBNET,
+};
+
+static const struct option vm_opts[] = {
+	CLIENT_OPTS,
+	{ "kernel", required_argument, NULL, O_KERNEL },
+	{ "initrd", required_argument, NULL, O_INITRD },
+	{ "cmdline", required_argument, NULL, O_CMDLINE },
+	{ "vcpus", required_argument, NULL, O_VCPUS },
+	{ "memory", required_argument, NULL, O_MEMORY },
+	{ "description", required_argument, NULL, O_DESC },
+	{ "autostart", no_argument, NULL, O_AUTOSTART },
+	{ "restart-policy", required_argument, NULL, O_POLICY },
+	{ "rng", no_argument, NULL, O_RNG },
+	{ "test-device", no_argument, NULL, O_TESTDEV },
+	{ "nic", required_argument, NULL, O_NIC },
+	{ "disk", required_argument, NULL, O_DISK },
+	{ "type", required_argument, NULL, O_TYPE },
+	{ "bridge", required_argument, NULL, O_BRIDGE },
+	{ "dhcp", no_argument, NULL, O_DHCP },
+	{ "subnet", required_argument, NULL, O_SUBNET },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct args {
+	const char *connect, *token_file;
+	bool json;
+	json_t *body;		/* create's fields */
+	char *pos[2];		/* positional arguments */
+	int npos;
+};
+
+static void set(json_t *o, const char *key, json_t *v)
+{
+	json_object_set_new(o, key, v);
+}
+
+static json_t *array_of(json_t *o, const char *key)
+{
+	json_t *a = json_object_get(o, key);
+
+	if (!a) {
+		a = json_array();
+		json_object_set_new(o, key, a);
+	}
+	return a;
+}
+
+/* Options into a; 0, or an exit status. */
+static int parse(int argc, char **argv, const char *usage, struct args *a)
+{
+	int c;
+
+	a->body = json_object();
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", vm_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_CONNECT:
+			a->connect = optarg;
+			break;
+		case OPT_TOKEN_FILE:
+			a->token_file = optarg;
+			break;
+		case OPT_CLIENT_JSON:
+			a->json = true;
+			break;
+		case OPT_CLIENT_HELP:
+			printf("usage: %s\n", usage);
+			return -1;
+		case O_KERNEL:
+			set(a->body, "kernel", json_string(optarg));
+			break;
+		case O_INITRD:
+			set(a->body, "initrd", json_string(optarg));
+			break;
+		case O_CMDLINE:
+			set(a->body, "cmdline", json_string(optarg));
+			break;
+		case O_VCPUS: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+
+			if (*end || end == optarg) {
+				cli_err("--vcpus: '%s' is not a number", optarg);
+				return EXIT_USAGE;
+			}
+			set(a->body, "vcpus", json_integer(n));
+			break;
+		}
+		case O_MEMORY:
+			set(a->body, "memory", json_string(optarg));
+			break;
+		case O_DESC:
+			set(a->body, "description", json_string(optarg));
+			break;
+		case O_AUTOSTART:
+			set(a->body, "autostart", json_true());
+			break;
+		case O_POLICY:
+			set(a->body, "restart_policy", json_string(optarg));
+			break;
+		case O_RNG:
+			set(a->body, "rng", json_true());
+			break;
+		case O_TESTDEV:
+			set(a->body, "test_device", json_true());
+			break;
+		case O_NIC:
+			json_array_append_new(array_of(a->body, "nics"),
+					      json_pack("{s:s}", "network", optarg));
+			break;
+		case O_DISK: {
+			char *path = strdup(optarg), *opt = strchr(path, ',');
+			json_t *d;
+
+			if (opt)
+				*opt++ = 0;
+			d = json_pack("{s:s}", "path", path);
+			for (char *o = opt ? strtok(opt, ",") : NULL; o; o = strtok(NULL, ",")) {
+				if (strcmp(o, "undo") && strcmp(o, "readonly")) {
+					cli_err("--disk: '%s' is not undo or readonly", o);
+					json_decref(d);
+					free(path);
+					return EXIT_USAGE;
+				}
+				set(d, o, json_true());
+			}
+			json_array_append_new(array_of(a->body, "disks"), d);
+			free(path);
+			break;
+		}
+		case O_TYPE:
+			set(a->body, "type", json_string(optarg));
+			break;
+		case O_BRIDGE:
+			set(a->body, "bridge", json_string(optarg));
+			break;
+		case O_DHCP:
+			set(a->body, "dhcp", json_true());
+			break;
+		case O_SUBNET:
+			set(a->body, "subnet", json_string(optarg));
+			break;
+		default:
+			return cli_usage(usage);
+		}
+	}
+	for (; optind < argc; optind++) {
+		if (a->npos == 2)
+			return cli_usage(usage);
+		a->pos[a->npos++] = argv[optind];
+	}
+	return 0;
+}
+
+static void print_json(json_t *v)
+{
+	char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (s)
+		puts(s);
+	free(s);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_string(v) ? json_string_value(v) : "-";
+}
+
+/* "key: value" lines, in the answer's order, arrays and objects as JSON. */
+static void print_fields(json_t *o)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(o, key, v) {
+		char *s = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+		printf("%-16s %s\n", key, s ? s : json_string_value(v));
+		free(s);
+	}
+}
+
+static void print_vm_table(json_t *list)
+{
+	size_t i;
+	json_t *vm;
+
+	printf("%-24s %-9s %5s %10s %s\n", "NAME", "STATE", "VCPUS", "MEMORY", "UUID");
+	json_array_foreach(list, i, vm)
+		printf("%-24s %-9s %5lld %9lldM %s\n", str(vm, "name"), str(vm, "state"),
+		       (long long)json_integer_value(json_object_get(vm, "vcpus")),
+		       (long long)json_integer_value(json_object_get(vm, "memory")) >> 20,
+		       str(vm, "uuid"));
+}
+
+static void print_net_table(json_t *list)
+{
+	size_t i;
+	json_t *n;
+
+	printf("%-24s %-9s %-16s %-5s %s\n", "NAME", "TYPE", "BRIDGE", "NICS", "SUBNET");
+	json_array_foreach(list, i, n)
+		printf("%-24s %-9s %-16s %-5lld %s\n", str(n, "name"), str(n, "type"),
+		       str(n, "bridge"), (long long)json_integer_value(json_object_get(n, "nics")),
+		       str(n, "subnet"));
+}
+
+static const char *const vm_actions[] = {
+	"start", "shutdown", "power-off", "reset", "pause", "resume", "save", "restore",
+	"checkpoint", NULL,
+};
+
+/* One call for a (sub)command of `kind` ("vms" or "networks"). */
+static int run(int argc, char **argv, const char *kind, const char *usage)
+{
+	const char *sub = argc > 1 ? argv[1] : NULL, *method = NULL;
+	bool is_vm = !strcmp(kind, "vms");
+	struct args a = { 0 };
+	struct client c;
+	char path[256];
+	json_t *body = NULL, *out = NULL;
+	int r;
+
+	if (!sub)
+		return cli_usage(usage);
+	r = parse(argc - 1, argv + 1, usage, &a);
+	if (r)
+		goto done;
+	r = EXIT_USAGE;
+	if (!strcmp(sub, "list") && a.npos == 0) {
+		method = "GET";
+		snprintf(path, sizeof(path), "/v1/%s", kind);
+	} else if (!strcmp(sub, "show") && a.npos == 1) {
+		method = "GET";
+		snprintf(path, sizeof(path), "/v1/%s/%s", kind, a.pos[0]);
+	} else if (!strcmp(sub, "delete") && a.npos == 1) {
+		method = "DELETE";
+		snprintf(path, sizeof(path), "/v1/%s/%s", kind, a.pos[0]);
+	} else if (!strcmp(sub, "create") && a.npos == 1) {
+		method = "POST";
+		snprintf(path, sizeof(path), "/v1/%s", kind);
+		set(a.body, "name", json_string(a.pos[0]));
+		body = a.body;
+	} else if (is_vm && a.npos == 1) {
+		for (const char *const *act = vm_actions; *act; act++)
+			if (!strcmp(sub, *act))
+				method = "POST";
+		snprintf(path, sizeof(path), "/v1/vms/%s/%s", a.pos[0], sub);
+	}
+	if (!method) {
+		cli_err("%s %s: unknown command or wrong arguments (see --help)",
+			is_vm ? "vm" : "net", sub);
+		goto done;
+	}
+	if (strcmp(sub, "create") && json_object_size(a.body)) {
+		cli_err("%s %s: takes no creation options", is_vm ? "vm" : "net", sub);
+		goto done;
+	}
+	r = client_init(&c, a.connect, a.token_file);
+	if (r)
+		goto done;
+	r = client_call(&c, method, path, body, &out) < 0 ? 1 : 0;
+	client_free(&c);
+	if (r == 0) {
+		if (a.json)
+			print_json(out);
+		else if (!strcmp(sub, "list"))
+			(is_vm ? print_vm_table : print_net_table)(out);
+		else if (!strcmp(sub, "delete"))
+			printf("deleted %s\n", a.pos[0]);
+		else
+			print_fields(out);
+	}
+done:
+	json_decref(out);
+	json_decref(a.body);
+	return r < 0 ? 0 : r;
+}
+
+int client_vm_main(int argc, char **argv)
+{
+	return run(argc, argv, "vms", vm_usage);
+}
+
+int client_net_main(int argc, char **argv)
+{
+	return run(argc, argv, "networks", net_usage);
+}

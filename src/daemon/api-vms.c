@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * /v1/vms: the VMs' CRUD and their actions.  A VM is named by its name or
+ * its uuid.  What it is comes from the inventory, how it runs from the
+ * supervisor (pid, uptime, restarts).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+
+static json_t *described(struct request *rq, json_t *vm)
+{
+	supervisor_describe(rq->d->sv, vm);
+	return vm;
+}
+
+/*
+ * Answers are cached per inventory generation (inventory_generation()):
+ * the list with 100 VMs is some 6,000 JSON values, one VM a few dozen and
+ * three queries, and most GETs find nothing changed since the last.  The
+ * list has a slot of its own, single VMs share VM_CACHE_SLOTS by the hash
+ * of the name asked for.
+ */
+static bool cache_get(struct answer_cache *c, const char *key, uint64_t gen, struct reply *rp)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->text && c->generation == gen && !strcmp(c->key, key)) {
+		rp->text = malloc(c->len);
+		if (rp->text) {
+			memcpy(rp->text, c->text, c->len);
+			rp->text_len = c->len;
+			rp->type = "application/json";
+			rp->status = 200;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rp->text != NULL;
+}
+
+/* The answer as text into rp (a newline after it, as every JSON answer),
+ * and into the cache for generation gen. */
+static void cache_put(struct answer_cache *c, const char *key, uint64_t gen, json_t *v,
+		      struct reply *rp)
+{
+	char *text = json_dumps(v, JSON_COMPACT), *copy;
+	size_t len;
+
+	json_decref(v);
+	if (!text)
+		return reply_error(rp, 500, "out of memory");
+	len = strlen(text);
+	rp->text = realloc(text, len + 2);
+	if (!rp->text) {
+		free(text);
+		return reply_error(rp, 500, "out of memory");
+	}
+	rp->text[len++] = '\n';
+	rp->text[len] = 0;
+	rp->text_len = len;
+	rp->type = "application/json";
+	rp->status = 200;
+	if (strlen(key) >= sizeof(c->key))
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (gen >= c->generation && (copy = malloc(len))) {
+		memcpy(copy, rp->text, len);
+		free(c->text);
+		c->text = copy;
+		c->len = len;
+		c->generation = gen;
+		strcpy(c->key, key);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static struct answer_cache *vm_slot(struct vsrvd *d, const char *name)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return &d->vm_one[h % VM_CACHE_SLOTS];
+}
+
+void api_vm_list(struct request *rq, struct reply *rp)
+{
+	uint64_t gen = inventory_generation(rq->d->inv);	/* before reading */
+	json_t *list, *vm;
+	size_t i;
+
+	if (cache_get(&rq->d->vm_list, "", gen, rp))
+		return;
+	inventory_vm_list(rq->d->inv, &list);
+	json_array_foreach(list, i, vm)
+		described(rq, vm);
+	cache_put(&rq->d->vm_list, "", gen, list, rp);
+}
+
+void api_vm_get(struct request *rq, struct reply *rp)
+{
+	uint64_t gen = inventory_generation(rq->d->inv);
+	struct answer_cache *c = vm_slot(rq->d, rq->params[0]);
+	struct vsrvd_err e = { 0 };
+	json_t *vm;
+
+	if (cache_get(c, rq->params[0], gen, rp))
+		return;
+	if (inventory_vm_get(rq->d->inv, rq->params[0], &vm, &e) < 0)
+		return reply_err(rp, &e);
+	cache_put(c, rq->params[0], gen, described(rq, vm), rp);
+}
+
+void api_vm_create(struct request *rq, struct reply *rp)
+{
+	struct vsrvd_err e = { 0 };
+	json_t *spec = request_spec(rq, rp, SPEC_VM_CREATE), *vm;
+
+	if (!spec)
+		return;
+	if (inventory_vm_create(rq->d->inv, spec, &vm, &e) < 0) {
+		json_decref(spec);
+		return reply_err(rp, &e);
+	}
+	events_log(rq->d->ev, "vm.created", json_string_value(json_object_get(spec, "name")),
+		   "created");
+	json_decref(spec);
+	reply_json(rp, 201, described(rq, vm));
+}
+
+void api_vm_update(struct request *rq, struct reply *rp)
+{
+	struct vsrvd_err e = { 0 };
+	json_t *spec = request_spec(rq, rp, SPEC_VM_UPDATE), *vm, *v;
+	const char *key, *name;
+
+	if (!spec)
+		return;
+	if (inventory_vm_get(rq->d->inv, rq->params[0], &vm, &e) < 0)
+		goto fail;
+	name = json_string_value(json_object_get(vm, "name"));
+	if (supervisor_is_active(rq->d->sv, name)) {
+		json_object_foreach(spec, key, v) {
+			if (!spec_field_live(key)) {
+				vsrvd_fail(&e, 409, -EBUSY,
+					   "vm '%s': %s cannot change while it runs (power it off first)",
+					   name, key);
+				json_decref(vm);
+				goto fail;
+			}
+		}
+	}
+	json_decref(vm);
+	if (inventory_vm_update(rq->d->inv, rq->params[0], spec, &vm, &e) < 0)
+		goto fail;
+	if (json_object_get(spec, "name"))
+		supervisor_forget(rq->d->sv, rq->params[0]);
+	events_log(rq->d->ev, "vm.updated", json_string_value(json_object_get(vm, "name")),
+		   "updated");
+	json_decref(spec);
+	return reply_json(rp, 200, described(rq, vm));
+fail:
+	json_decref(spec);
+	reply_err(rp, &e);
+}
+
+/* The VM's folder and what it holds (logs, config, pid files). */
+static void remove_dir(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+
+	if (!dp)
+		return;
+	while ((de = readdir(dp))) {
+		char path[4400];
+
+		if (de->d_name[0] == '.' && (!de->d_name[1] || !strcmp(de->d_name, "..")))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		unlink(path);
+	}
+	closedir(dp);
+	rmdir(dir);
+}
+
+void api_vm_delete(struct request *rq, struct reply *rp)
+{
+	struct vsrvd_err e = { 0 };
+	char dir[4096], name[65];
+	json_t *vm;
+
+	if (inventory_vm_get(rq->d->inv, rq->params[0], &vm, &e) < 0)
+		return reply_err(rp, &e);
+	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(vm, "name")));
+	snprintf(dir, sizeof(dir), "%s/vms/%lld", rq->d->cfg.state_dir,
+		 (long long)json_integer_value(json_object_get(vm, "id")));
+	json_decref(vm);
+	if (supervisor_is_active(rq->d->sv, name))
+		return reply_error(rp, 409, "vm '%s': running (power it off first)", name);
+	if (inventory_vm_delete(rq->d->inv, name, &e) < 0)
+		return reply_err(rp, &e);
+	supervisor_forget(rq->d->sv, name);
+	remove_dir(dir);
+	events_log(rq->d->ev, "vm.deleted", name, "deleted");
+	reply_json(rp, 200, json_pack("{s:s}", "deleted", name));
+}
+
+void api_vm_action(struct request *rq, struct reply *rp)
+{
+	struct vsrvd_err e = { 0 };
+	int r;
+
+	/* Actions take no body; a body is a client's mistake worth saying. */
+	if (rq->len)
+		return reply_error(rp, 400, "%s: takes no body", rq->action);
+	if (!strcmp(rq->action, "start"))
+		r = supervisor_start(rq->d->sv, rq->params[0], &e);
+	else if (!strcmp(rq->action, "power-off"))
+		r = supervisor_power_off(rq->d->sv, rq->params[0], &e);
+	else
+		r = supervisor_control(rq->d->sv, rq->params[0], rq->action, &e);
+	if (r < 0)
+		return reply_err(rp, &e);
+	api_vm_get(rq, rp);
+}

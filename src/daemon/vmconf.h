@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef VSRVD_VMCONF_H
+#define VSRVD_VMCONF_H
+
+#include "vsrvd.h"
+
+/* Writes DIR/vm.json for the inventory's VM object `vm`. */
+int vmconf_write(const json_t *vm, const char *dir, struct vsrvd_err *e);
+
+#endif
