@@ -123,29 +123,65 @@ void virtio_queue_kicked(void *opaque)
 		d->ops->queue_notify(d, q->index);
 }
 
+int virtio_queue_pop(struct virtio_dev *d, unsigned qi, struct virtq_elem *e)
+{
+	struct virtio_queue *q = &d->q[qi];
+	int r;
+
+	if (!atomic_load(&d->running) || !atomic_load(&q->ready))
+		return 0;
+	r = virtq_pop(&q->vq, e);
+	/* None: ask for the doorbell, then look once more, so that a buffer
+	 * added meanwhile is not left waiting for it. */
+	if (!r && virtq_enable_notify(&q->vq))
+		r = virtq_pop(&q->vq, e);
+	if (r < 0)
+		virtio_fail(d, "queue %u: %s", qi, q->vq.error);
+	return r;
+}
+
+void virtio_queue_push(struct virtio_dev *d, unsigned qi, const struct virtq_elem *e,
+		       uint32_t written, bool refused)
+{
+	struct virtio_queue *q = &d->q[qi];
+
+	if (refused) {
+		atomic_fetch_add_explicit(&d->count.refused, 1, memory_order_relaxed);
+		written = 0;
+	}
+	virtq_push(&q->vq, e->head, written);
+	q->pushed = true;
+	atomic_fetch_add_explicit(&d->count.requests, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&d->count.bytes_to_guest, written, memory_order_relaxed);
+}
+
+void virtio_queue_notify_used(struct virtio_dev *d, unsigned qi)
+{
+	struct virtio_queue *q = &d->q[qi];
+
+	if (!q->pushed || !atomic_load(&d->running))
+		return;
+	q->pushed = false;
+	if (virtq_should_notify(&q->vq)) {
+		atomic_fetch_add_explicit(&d->count.interrupts, 1, memory_order_relaxed);
+		notify(d, atomic_load(&q->vector), VIRTIO_ISR_QUEUE);
+	}
+}
+
 void virtio_queue_serve(struct virtio_dev *d, unsigned qi, virtio_handler handle)
 {
 	struct virtio_queue *q = &d->q[qi];
 	struct virtq *vq = &q->vq;
 	struct virtq_elem *e = d->elem;
-	unsigned pushed = 0;
 	int r = 0;
 
 	for (;;) {
 		virtq_disable_notify(vq);
 		while (atomic_load(&d->running) && (r = virtq_pop(vq, e)) > 0) {
 			uint32_t written = 0;
+			int h = handle(d, e, &written);
 
-			if (handle(d, e, &written) < 0) {
-				atomic_fetch_add_explicit(&d->count.refused, 1,
-							  memory_order_relaxed);
-				written = 0;
-			}
-			virtq_push(vq, e->head, written);
-			pushed++;
-			atomic_fetch_add_explicit(&d->count.requests, 1, memory_order_relaxed);
-			atomic_fetch_add_explicit(&d->count.bytes_to_guest, written,
-						  memory_order_relaxed);
+			virtio_queue_push(d, qi, e, written, h < 0);
 		}
 		if (!atomic_load(&d->running))
 			return;
@@ -156,10 +192,7 @@ void virtio_queue_serve(struct virtio_dev *d, unsigned qi, virtio_handler handle
 		if (!virtq_enable_notify(vq))
 			break;
 	}
-	if (pushed && virtq_should_notify(vq)) {
-		atomic_fetch_add_explicit(&d->count.interrupts, 1, memory_order_relaxed);
-		notify(d, atomic_load(&q->vector), VIRTIO_ISR_QUEUE);
-	}
+	virtio_queue_notify_used(d, qi);
 }
 
 void virtio_print_stats(struct virtio_dev *d, FILE *f)

@@ -542,6 +542,7 @@ void virtio_reset(struct virtio_dev *d)
 
 		atomic_store(&q->ready, false);
 		atomic_store(&q->vector, VIRTIO_NO_VECTOR);
+		q->pushed = false;
 		memset(&q->vq, 0, sizeof(q->vq));
 		q->size = d->ops->queue_max;
 		q->desc = q->driver = q->device = 0;
@@ -590,6 +591,8 @@ static int setup(struct pci_bus *bus, struct virtio_dev *d)
 			return -errno;
 		r = iothread_add(d->io, q->kick_fd, virtio_queue_kicked, q);
 	}
+	if (r >= 0 && ops->io_setup)
+		r = ops->io_setup(d, d->io);
 	if (r < 0)
 		return r;
 	virtio_reset(d);

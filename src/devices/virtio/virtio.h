@@ -70,6 +70,10 @@ struct virtio_dev_ops {
 	/* Queue q's doorbell rang: on the device's I/O thread (or the vCPU's
 	 * without ioeventfds), one at a time, only while the device runs. */
 	void (*queue_notify)(struct virtio_dev *d, unsigned q);
+	/* At creation, before the I/O thread starts: a device type whose work
+	 * also comes from outside the guest (a network backend's sockets)
+	 * adds a poll source for it (iothread_add_source).  May be NULL. */
+	int (*io_setup)(struct virtio_dev *d, struct iothread *io);
 	/* Back to power-on (the I/O thread paused). */
 	void (*reset)(struct virtio_dev *d);
 	/* Quiesce: with the I/O thread paused, finish what is in flight;
@@ -89,6 +93,7 @@ struct virtio_queue {
 	uint64_t desc, driver, device;	/* the rings' guest addresses */
 	_Atomic uint16_t vector;	/* MSI-X vector, or VIRTIO_NO_VECTOR */
 	_Atomic bool ready;		/* enabled with its rings checked */
+	bool pushed;			/* chains given back since the last interrupt check */
 	int kick_fd;			/* the doorbell's eventfd */
 	uint64_t ioeventfd_gpa;		/* where KVM signals it, or 0 */
 };
@@ -131,6 +136,20 @@ void virtio_print_stats(struct virtio_dev *d, FILE *f);
  * and interrupts the driver as it asks. */
 typedef int (*virtio_handler)(struct virtio_dev *d, struct virtq_elem *e, uint32_t *written);
 void virtio_queue_serve(struct virtio_dev *d, unsigned q, virtio_handler handle);
+/*
+ * For device types that take a chain when work of their own needs one (a
+ * frame received from the network) rather than when the doorbell rings;
+ * on the I/O thread.  pop: 1 and the next chain; 0 when there is none
+ * (the driver's next buffer then rings the doorbell); negative when the
+ * driver broke the queue's rules (the device is NEEDS_RESET, logged).
+ * push: gives it back with `written` bytes, or refused (nothing written,
+ * counted).  notify_used: after a batch of pushes, interrupts the driver
+ * if it asks to be.
+ */
+int virtio_queue_pop(struct virtio_dev *d, unsigned q, struct virtq_elem *e);
+void virtio_queue_push(struct virtio_dev *d, unsigned q, const struct virtq_elem *e,
+		       uint32_t written, bool refused);
+void virtio_queue_notify_used(struct virtio_dev *d, unsigned q);
 bool virtio_has_feature(const struct virtio_dev *d, unsigned bit);
 /* One line on standard error, "vsrv: <device> <pci address>: ...". */
 void virtio_log(struct virtio_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
