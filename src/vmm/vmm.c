@@ -11,7 +11,7 @@
  * Every VM has a PC's legacy devices: the UART on COM1 (the console), the
  * keyboard controller and the reset control register (resets), the CMOS
  * RTC; and a PCI host bridge, with virtio devices behind it as the
- * configuration asks (--rng).  A guest powers off through ACPI (to come with the ACPI tables) or,
+ * configuration asks (--rng, --net).  A guest powers off through ACPI (to come with the ACPI tables) or,
  * for micro-guests, the test device's exit port with 0.
  *
  * SIGTERM, SIGINT and SIGHUP stop the VM: its vCPUs leave KVM_RUN, the
@@ -32,6 +32,7 @@
 
 #include "../devices/devices.h"
 #include "../devices/pci.h"
+#include "../devices/virtio/net.h"
 #include "../devices/virtio/rng.h"
 #include "vmm.h"
 
@@ -52,6 +53,7 @@ struct devices {
 	struct rtc *rtc;
 	struct pci_bus *pci;
 	struct virtio_rng *rng;
+	struct virtio_net *nics[NET_NICS_MAX];
 };
 
 static void print_stats(const struct vm *vm, const struct devices *dev)
@@ -75,12 +77,14 @@ static void print_stats(const struct vm *vm, const struct devices *dev)
 	}
 	if (dev->rng)
 		virtio_rng_print_stats(dev->rng, stderr);
+	for (unsigned i = 0; i < NET_NICS_MAX && dev->nics[i]; i++)
+		virtio_net_print_stats(dev->nics[i], stderr);
 }
 
 /* The legacy devices every VM has, the PCI bus, and the virtio devices
- * the configuration asks for. */
+ * the configuration asks for.  err: a line of the NICs' own, if any. */
 static int devices_create(struct vm *vm, const struct vmm_config *cfg,
-			  struct console *con, struct devices *dev)
+			  struct console *con, struct devices *dev, char *err, size_t errlen)
 {
 	int r = port80_init(vm);
 
@@ -96,17 +100,32 @@ static int devices_create(struct vm *vm, const struct vmm_config *cfg,
 		r = pci_bus_create(vm, &dev->pci);
 	if (r >= 0 && cfg->rng)
 		r = virtio_rng_create(dev->pci, &dev->rng);
+	for (unsigned i = 0; r >= 0 && i < cfg->nr_nics; i++)
+		r = virtio_net_create(dev->pci, &cfg->nics[i], i, &dev->nics[i], err, errlen);
 	return r;
 }
 
 static void devices_destroy(struct devices *dev)
 {
 	/* The virtio devices' threads end before the bus goes. */
+	for (unsigned i = 0; i < NET_NICS_MAX; i++)
+		virtio_net_destroy(dev->nics[i]);
 	virtio_rng_destroy(dev->rng);
 	pci_bus_destroy(dev->pci);
 	uart_destroy(dev->uart);
 	i8042_destroy(dev->kbc);
 	rtc_destroy(dev->rtc);
+}
+
+/* The calls the sandbox must allow beyond the VMM's own. */
+static unsigned sandbox_needs(const struct vmm_config *cfg)
+{
+	unsigned needs = 0;
+
+	for (unsigned i = 0; i < cfg->nr_nics; i++)
+		if (cfg->nics[i].type == NET_USER)
+			needs |= SANDBOX_NET_USER;
+	return needs;
 }
 
 /* Ctrl-A x on the console. */
@@ -150,9 +169,10 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 	}
 	vm.quirks = cfg->vm.quirks == QUIRKS_ON ||
 		    (cfg->vm.quirks == QUIRKS_AUTO && quirks_detect());
-	r = devices_create(&vm, cfg, con, &dev);
+	r = devices_create(&vm, cfg, con, &dev, err, sizeof(err));
 	if (r < 0) {
-		snprintf(err, sizeof(err), "attaching devices: %s", strerror(-r));
+		if (!err[0])
+			snprintf(err, sizeof(err), "attaching devices: %s", strerror(-r));
 		goto fail;
 	}
 	r = boot_load(&vm, &cfg->boot, &bi, err, sizeof(err));
@@ -170,7 +190,7 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 	vmm_stop_signals(&wait_set);
 	sigaddset(&wait_set, VM_EXIT_SIGNAL);
 	if (r >= 0)
-		r = sandbox_enter(err, sizeof(err));
+		r = sandbox_enter(sandbox_needs(cfg), err, sizeof(err));
 	if (r >= 0)
 		r = vcpus_start(&vm, err, sizeof(err));
 	if (r < 0)
