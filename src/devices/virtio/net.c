@@ -438,6 +438,11 @@ void virtio_net_destroy(struct virtio_net *n)
 	free(n);
 }
 
+struct net_backend *virtio_net_backend(struct virtio_net *n)
+{
+	return n->backend;
+}
+
 void virtio_net_print_stats(struct virtio_net *n, FILE *f)
 {
 	struct net_counters *c = &n->count;

@@ -22,6 +22,9 @@ void virtio_net_destroy(struct virtio_net *n);
 /* Two lines: the transport's counters, then the NIC's. */
 void virtio_net_print_stats(struct virtio_net *n, FILE *f);
 
+/* For the fuzzer: the backend, whose port is where frames arrive. */
+struct net_backend *virtio_net_backend(struct virtio_net *n);
+
 /* The parsing the guest's chains go through, for the fuzzer too. */
 enum virtio_net_refusal {
 	NET_OK = 0,
