@@ -75,7 +75,8 @@ static const int run_calls[] = {
  */
 static const int net_user_calls[] = {
 	SCMP_SYS(socket),			/* the guest's TCP, UDP and ping sockets */
-	SCMP_SYS(connect),			/* its TCP connections out */
+	SCMP_SYS(connect),			/* its TCP connections out, */
+	SCMP_SYS(getpeername),			/* and whether one has been made */
 	SCMP_SYS(accept),			/* a connection to a port forward */
 	SCMP_SYS(setsockopt), SCMP_SYS(getsockopt),	/* TCP_NODELAY, IP_TTL; SO_ERROR */
 	SCMP_SYS(sendto), SCMP_SYS(recvfrom),	/* send() and recv() are these */

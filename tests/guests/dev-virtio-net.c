@@ -14,6 +14,9 @@
  *               ping, echoes UDP on port 7 ("quit" ends the guest, after
  *               a "bye"), and on TCP port 22 answers each connection's
  *               first line with a banner that repeats it, then closes
+ *   tcp-to=A.B.C.D port=N
+ *               a connection from port 40000: a line sent, the answer read
+ *               until the server closes, then closed too
  *   udp-to=A.B.C.D port=N
  *               a datagram from port 1234 to that address (10.0.2.2 is the
  *               host, 10.0.2.3 slirp's DNS forwarder) and its answer printed
@@ -294,10 +297,14 @@ static void arp_gateway(void)
 
 /* --- serve: ARP, ping, UDP echo, one TCP connection at a time --- */
 
-enum { T_CLOSED, T_SYN_RCVD, T_OPEN };
+enum { T_CLOSED, T_SYN_RCVD, T_SYN_SENT, T_OPEN };
 
+/* One connection: the server's on port 22 (serve), or the client's
+ * (tcp-to). */
 static struct tcb {
 	int state;
+	bool client;
+	uint16_t lport;
 	uint8_t peer_mac[6];
 	uint32_t peer;
 	uint16_t port;
@@ -313,7 +320,7 @@ static void tcp_send(uint8_t flags, const void *data, unsigned len)
 {
 	uint8_t *f = tx_frame();
 
-	tx_send(tcp_frame(f, tcb.peer_mac, mac, my_ip, 22, tcb.peer, tcb.port, tcb.snd_nxt,
+	tx_send(tcp_frame(f, tcb.peer_mac, mac, my_ip, tcb.lport, tcb.peer, tcb.port, tcb.snd_nxt,
 			  tcb.rcv_nxt, flags, data, len), true);
 }
 
@@ -339,16 +346,29 @@ static void tcp_input(const uint8_t *e, const uint8_t *ip, const uint8_t *t, uns
 	uint8_t flags = t[13];
 	unsigned plen = seglen - hl;
 
-	if (hl < 20 || hl > seglen || get16(t + 2) != 22)
+	if (hl < 20 || hl > seglen || get16(t + 2) != (tcb.client ? tcb.lport : 22))
 		return;
 	if (flags & TCP_RST) {
 		tcb.state = T_CLOSED;
 		return;
 	}
-	if (flags & TCP_SYN) {
+	if (tcb.client && tcb.state == T_SYN_SENT) {
+		static const char hello[] = "hello from the guest\n";
+
+		if ((flags & (TCP_SYN | TCP_ACK)) != (TCP_SYN | TCP_ACK) || ack != tcb.iss + 1 ||
+		    get32(ip + 12) != tcb.peer || get16(t) != tcb.port)
+			return;
+		tcb.rcv_nxt = seq + 1;
+		tcb.state = T_OPEN;
+		tcp_send(TCP_ACK | TCP_PSH, hello, sizeof(hello) - 1);
+		tcb.snd_nxt += sizeof(hello) - 1;
+		return;
+	}
+	if ((flags & TCP_SYN) && !tcb.client) {
 		if (tcb.state != T_CLOSED && !(tcb.state == T_SYN_RCVD && tcb.port == get16(t)))
 			return;
 		zero(&tcb, sizeof(tcb));
+		tcb.lport = 22;
 		copy(tcb.peer_mac, e + 6, 6);
 		tcb.peer = get32(ip + 12);
 		tcb.port = get16(t);
@@ -372,7 +392,7 @@ static void tcp_input(const uint8_t *e, const uint8_t *ip, const uint8_t *t, uns
 		for (unsigned i = 0; i < plen && tcb.got < sizeof(tcb.line); i++)
 			tcb.line[tcb.got++] = (char)t[hl + i];
 		tcb.rcv_nxt += plen;
-		if (!tcb.fin_sent && tcb.got && tcb.line[tcb.got - 1] == '\n')
+		if (!tcb.client && !tcb.fin_sent && tcb.got && tcb.line[tcb.got - 1] == '\n')
 			tcp_answer();
 		else
 			tcp_send(TCP_ACK, NULL, 0);
@@ -382,9 +402,26 @@ static void tcp_input(const uint8_t *e, const uint8_t *ip, const uint8_t *t, uns
 	if ((flags & TCP_FIN) && seq + plen == tcb.rcv_nxt) {
 		tcb.rcv_nxt++;
 		tcb.fin_rcvd = true;
-		tcp_send(TCP_ACK, NULL, 0);
+		/* The client closes when the server has. */
+		tcp_send(tcb.client ? TCP_ACK | TCP_FIN : TCP_ACK, NULL, 0);
+		if (tcb.client) {
+			tcb.snd_nxt++;
+			tcb.fin_sent = true;
+		}
 	}
-	if (tcb.fin_sent && tcb.fin_acked && tcb.fin_rcvd) {
+	if (tcb.fin_sent && tcb.fin_acked && tcb.fin_rcvd && tcb.client) {
+		puts_dbg("tcp: connected to ");
+		put_ip(tcb.peer);
+		puts_dbg(" port ");
+		put_dec(tcb.port, 1);
+		puts_dbg(", got ");
+		put_dec(tcb.got, 1);
+		puts_dbg(" bytes: ");
+		for (unsigned i = 0; i < tcb.got; i++)
+			outb(0xe9, tcb.line[i] >= ' ' && tcb.line[i] < 0x7f ? (uint8_t)tcb.line[i] : '.');
+		puts_dbg(", closed\n");
+		tcb.state = T_CLOSED;
+	} else if (tcb.fin_sent && tcb.fin_acked && tcb.fin_rcvd) {
 		puts_dbg("tcp: ");
 		put_ip(tcb.peer);
 		puts_dbg(" said ");
@@ -532,6 +569,38 @@ static void udp_to(uint32_t dst, uint16_t port)
 	}
 	puts_dbg("FAIL no answer\n");
 	failures++;
+}
+
+/* A connection to dst:port through slirp, a line sent, the answer read
+ * until the server closes, then closed. */
+static void tcp_to(uint32_t dst, uint16_t port)
+{
+	static const uint8_t gw_mac[6] = { 0x52, 0x55, 0x0a, 0x00, 0x02, 0x02 };
+	uint32_t id, len;
+
+	for (uint16_t i = 0; i < 16; i++)
+		rx_post(i, i == 15);
+	zero(&tcb, sizeof(tcb));
+	tcb.client = true;
+	tcb.lport = 40000;
+	copy(tcb.peer_mac, gw_mac, 6);
+	tcb.peer = dst;
+	tcb.port = port;
+	tcb.iss = 0x2000;
+	tcb.snd_nxt = tcb.iss;
+	tcb.state = T_SYN_SENT;
+	tcp_send(TCP_SYN, NULL, 0);
+	tcb.snd_nxt++;
+	while (tcb.state != T_CLOSED && rx_wait(&id, &len, 20)) {
+		if (len > NET_HDR)
+			frame_input(rx_buf[id] + NET_HDR, len - NET_HDR);
+		rx_post((uint16_t)id, true);
+	}
+	if (tcb.state != T_CLOSED) {
+		puts_dbg("FAIL the connection did not close\n");
+		failures++;
+	}
+	tx_drain();
 }
 
 /* --- drop: frames with nowhere to go --- */
@@ -782,6 +851,8 @@ int guest_main(void)
 	c = cmdline_find("case", true);
 	if (cmdline_has("serve")) {
 		serve();
+	} else if (cmdline_find("tcp-to", true)) {
+		tcp_to(parse_ip(cmdline_find("tcp-to", true)), (uint16_t)cmdline_num("port", 7));
 	} else if (cmdline_find("udp-to", true)) {
 		udp_to(parse_ip(cmdline_find("udp-to", true)), (uint16_t)cmdline_num("port", 7));
 	} else if (cmdline_has("drop")) {

@@ -2,7 +2,8 @@
 (tests/guests/dev-virtio-net.c): the NIC as a driver sees it (its MAC, the
 link, two queues), user networking through libslirp (DHCP's offer, ARP for
 the gateway, port forwards from the host's loopback to the guest's TCP and
-UDP), frames dropped and counted when the driver posts no buffers, saved
+UDP, the guest's own TCP connection and datagrams out, the DNS forwarder; the
+release build's seccomp filter too), frames dropped and counted when the driver posts no buffers, saved
 state, a hostile driver case by case with the exact line the VMM logs, and a
 tap device, alone or on a Linux bridge, in a network namespace the test
 makes (root only), exchanging UDP and TCP with the host's own stack."""
@@ -216,6 +217,38 @@ class UserNet(TmpDirTest):
                 "nic 00:01.0 mac 52:54:00:12:34:56\n" + probe() +
                 f"udp: 32 bytes back from 10.0.2.2 port {port}: "
                 "hello back: hello from the guest\nnet ok\n"), ""), binary)
+
+    def test_tcp_out(self):
+        """The guest's connection to 10.0.2.2 (slirp connects a socket of its
+        own to the host's loopback, after the sandbox): a line each way, the
+        server closes, then the guest; in the release build too."""
+        for binary in (VSRV, RELEASE):
+            with socket.socket() as srv:
+                srv.bind(("127.0.0.1", 0))
+                srv.listen()
+                srv.settimeout(60)
+                port = srv.getsockname()[1]
+                got = []
+
+                def serve():
+                    c, _ = srv.accept()
+                    with c:
+                        c.settimeout(60)
+                        line = b""
+                        while not line.endswith(b"\n"):
+                            line += c.recv(100)
+                        got.append(line)
+                        c.sendall(b"hello back: " + line)
+                t = threading.Thread(target=serve, daemon=True)
+                t.start()
+                p = run("--net", "user", "--append", f"tcp-to=10.0.2.2 port={port}",
+                        binary=binary)
+                t.join(5)
+            self.assertEqual(got, [b"hello from the guest\n"])
+            self.assertEqual((p.returncode, p.stdout, p.stderr), (0, (
+                "nic 00:01.0 mac 52:54:00:12:34:56\n" + probe() +
+                f"tcp: connected to 10.0.2.2 port {port}, got 33 bytes: "
+                "hello back: hello from the guest., closed\nnet ok\n"), ""), binary)
 
     def test_drop_accounting(self):
         """70 ARP requests with no receive buffer posted: slirp's 70 replies,
