@@ -35,6 +35,8 @@
 #include "../../src/devices/pci.h"
 #include "../../src/devices/state.h"
 #include "../../src/devices/virtio/net.h"
+#define FUZZ_NAME "fuzz-net"
+#include "fuzz-vm.h"
 
 #define MEMSZ		(64u << 10)
 #define MAX_POPS	256
@@ -43,29 +45,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void bug(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void bug(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("fuzz-net: bug: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	abort();
-}
-
 static uint8_t mem[MEMSZ] __attribute__((aligned(4096)));
 static uint8_t frame[NET_FRAME_MAX];
-
-static void fake_vm(struct vm *vm)
-{
-	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = -1;
-	vm->mem[0] = (struct mem_region){ .gpa = 0, .size = MEMSZ, .hva = mem };
-	vm->nr_mem = 1;
-}
 
 static bool in_mem(const void *p, size_t len)
 {
@@ -174,7 +155,7 @@ static void chain_mode(const uint8_t *data, size_t size)
 	uint16_t qsize = (uint16_t)(1u << (data[0] >> 2 & 7));
 	int r = 0;
 
-	fake_vm(&vm);
+	fake_vm(&vm, mem, MEMSZ);
 	memset(mem, 0, sizeof(mem));
 	memcpy(mem, data + 1, size - 1 < MEMSZ ? size - 1 : MEMSZ);
 	for (size_t i = 0; i < sizeof(frame); i++)
@@ -271,7 +252,7 @@ static void device_mode(const uint8_t *data, size_t size)
 
 	if (size < 3)
 		return;
-	fake_vm(&vm);
+	fake_vm(&vm, mem, MEMSZ);
 	/* Doorbells inline (no ioeventfds); MSI-X present, sent nowhere. */
 	vm.caps.signal_msi = true;
 	memset(mem, 0, sizeof(mem));

@@ -743,19 +743,22 @@ static const char *const cases[] = {
 
 static void print_features(uint64_t f)
 {
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = {
+		{ F_VERSION_1, "version_1" }, { F_INDIRECT_DESC, "indirect_desc" },
+		{ F_EVENT_IDX, "event_idx" }, { F_NET_MAC, "mac" }, { F_NET_STATUS, "status" },
+	};
+
 	puts_dbg("features:");
-	if (f & 1ull << F_VERSION_1)
-		puts_dbg(" version_1");
-	if (f & 1ull << F_INDIRECT_DESC)
-		puts_dbg(" indirect_desc");
-	if (f & 1ull << F_EVENT_IDX)
-		puts_dbg(" event_idx");
-	if (f & 1ull << F_NET_MAC)
-		puts_dbg(" mac");
-	if (f & 1ull << F_NET_STATUS)
-		puts_dbg(" status");
-	f &= ~(1ull << F_VERSION_1 | 1ull << F_INDIRECT_DESC | 1ull << F_EVENT_IDX |
-	       1ull << F_NET_MAC | 1ull << F_NET_STATUS);
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (f & 1ull << names[i].bit) {
+			puts_dbg(" ");
+			puts_dbg(names[i].name);
+		}
+		f &= ~(1ull << names[i].bit);
+	}
 	if (f) {
 		puts_dbg(" and 0x");
 		put_hex(f, 16);
