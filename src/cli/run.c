@@ -17,8 +17,9 @@ static const char usage[] =
 	"         [--memory SIZE] [--boot auto|linux64|pvh] [--on-reboot restart|exit]\n"
 	"         [--console stdio|file:PATH|socket:PATH] [--console-buffer SIZE]\n"
 	"         [--host-quirks auto|on|off] [--hugepages] [--memfd] [--rng] [--test-device]\n"
+	"         [--stats] [--dry-run] [--dump-acpi DIR]\n"
 	"         [--net user[,hostfwd=tcp:127.0.0.1:2222-:22][,mac=MAC] | tap=NAME[,mac=MAC]\n"
-	"                | bridge=NAME[,mac=MAC]]... [--stats] [--dry-run]\n"
+	"                | bridge=NAME[,mac=MAC]]...\n"
 	"--config: a VM described in JSON (docs/vm-config.md); options override it.\n"
 	"--boot: the entry into the kernel: auto (a vmlinux's ELF entry; a bzImage's\n"
 	"        64-bit entry, else its 32-bit one), linux64, or pvh (a vmlinux's PVH note).\n"
@@ -30,6 +31,7 @@ static const char usage[] =
 	"        repeatable), a tap device (made if missing), or a new tap on a bridge.\n"
 	"        mac= defaults to 52:54:00:12:34:56 for the first NIC, :57 the next, ...\n"
 	"--dry-run: load the kernel, initrd and tables, print where, and exit.\n"
+	"--dump-acpi: write the ACPI tables, as the guest finds them, to DIR/*.dat.\n"
 	"SIGTERM, SIGINT or SIGHUP powers the VM off and ends vsrv with status 0.\n"
 	"exit status: 0 the guest powered off; 3 it rebooted (--on-reboot exit);\n"
 	"             4 it crashed; 1 the VMM failed (or made a system call its\n"
@@ -38,7 +40,8 @@ static const char usage[] =
 enum {
 	OPT_KERNEL = 1, OPT_INITRD, OPT_APPEND, OPT_CPUS, OPT_MEMORY,
 	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV, OPT_STATS,
-	OPT_CONFIG, OPT_BOOT, OPT_DRY_RUN, OPT_CONSOLE, OPT_CONSOLE_BUFFER, OPT_RNG, OPT_NET,
+	OPT_CONFIG, OPT_BOOT, OPT_DRY_RUN, OPT_CONSOLE, OPT_CONSOLE_BUFFER, OPT_RNG,
+	OPT_DUMP_ACPI, OPT_NET,
 };
 
 static const struct option opts[] = {
@@ -60,6 +63,7 @@ static const struct option opts[] = {
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "console-buffer", required_argument, NULL, OPT_CONSOLE_BUFFER },
+	{ "dump-acpi", required_argument, NULL, OPT_DUMP_ACPI },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -141,6 +145,9 @@ static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 			break;
 		case OPT_DRY_RUN:
 			cfg->boot.dry_run = true;
+			break;
+		case OPT_DUMP_ACPI:
+			cfg->acpi_dump = optarg;
 			break;
 		case OPT_HUGEPAGES:
 			cfg->vm.hugepages = true;

@@ -9,7 +9,11 @@
 
 #include "../vmm/vm.h"
 
-int testdev_init(struct vm *vm);
+struct acpi_pm;
+
+/* testdev.c: micro-guests' ports (--test-device); a write to its power
+ * button port presses pm's button. */
+int testdev_init(struct vm *vm, struct acpi_pm *pm);
 int port80_init(struct vm *vm);
 
 /* console.c: the backend behind the serial port (vsrv run --console).
@@ -69,5 +73,15 @@ int i8042_ctrl_alt_del(struct i8042 *k);
 struct rtc;
 int rtc_init(struct vm *vm, struct rtc **out);
 void rtc_destroy(struct rtc *rtc);
+
+/* acpi-pm.c: ACPI's PM1 registers and PM timer (VM_ACPI_PM_BASE), the
+ * SCI (GSI VM_ACPI_SCI_GSI), and S5 soft-off. */
+int acpi_pm_init(struct vm *vm, struct acpi_pm **out);
+void acpi_pm_destroy(struct acpi_pm *pm);
+/* Presses the power button (callable from any thread): sets PWRBTN_STS,
+ * raising the SCI if the guest enabled the event.  0 when it did;
+ * -EAGAIN when the guest has not enabled the power button (the status
+ * stays set, so a guest that enables it later sees the press). */
+int acpi_pm_press_power_button(struct acpi_pm *pm);
 
 #endif

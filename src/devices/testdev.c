@@ -3,8 +3,11 @@
  * The test device micro-guests report through (vsrv run --test-device):
  * bytes written to port 0xe9 go to standard output as they come (QEMU's
  * debugcon port), and a 32-bit value written to port 0xf4 ends the VM with
- * that value as the process's exit status.  Port 0x80 (POST codes, and
- * Linux's I/O delay) is accepted and ignored, as on a PC.
+ * that value as the process's exit status.  A write of any value to port
+ * 0xf8 presses the ACPI power button (acpi_pm_press_power_button(), which
+ * `vsrv ctl shutdown` is to press from outside): a guest says it is ready
+ * for the press by asking for it.  Port 0x80 (POST codes, and Linux's I/O
+ * delay) is accepted and ignored, as on a PC.
  *
  * Port 0xea proves saved state: a write quiesces every device that has
  * state, saves it, loads it back (each device from power-on) and resumes
@@ -20,6 +23,7 @@
 #define TESTDEV_DEBUG_PORT	0xe9
 #define TESTDEV_EXIT_PORT	0xf4
 #define TESTDEV_CHECKPOINT_PORT	0xea
+#define TESTDEV_BUTTON_PORT	0xf8
 
 static atomic_int checkpoint_result;
 
@@ -60,9 +64,16 @@ static void checkpoint_read(void *opaque, uint64_t addr, void *data, unsigned le
 
 static const struct io_ops checkpoint_ops = { .read = checkpoint_read,
 					      .write = checkpoint_write };
+
+static void button_write(void *opaque, uint64_t addr, const void *data, unsigned len)
+{
+	acpi_pm_press_power_button(opaque);
+}
+
+static const struct io_ops button_ops = { .write = button_write };
 static const struct io_ops sink_ops = { 0 };
 
-int testdev_init(struct vm *vm)
+int testdev_init(struct vm *vm, struct acpi_pm *pm)
 {
 	int r = vm_register_pio(vm, TESTDEV_DEBUG_PORT, 1, &debug_ops, vm, "debugcon");
 
@@ -71,6 +82,9 @@ int testdev_init(struct vm *vm)
 	if (r >= 0)
 		r = vm_register_pio(vm, TESTDEV_CHECKPOINT_PORT, 1, &checkpoint_ops, vm,
 				    "test-checkpoint");
+	if (r >= 0)
+		r = vm_register_pio(vm, TESTDEV_BUTTON_PORT, 1, &button_ops, pm,
+				    "test-power-button");
 	return r;
 }
 

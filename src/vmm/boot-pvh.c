@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "acpi.h"
 #include "boot.h"
 
 #define XEN_ELFNOTE_PHYS32_ENTRY	18
@@ -156,6 +157,7 @@ int boot_pvh_start_info(struct vm *vm, const struct boot_opts *o,
 	si->magic = HVM_START_MAGIC;
 	si->version = 1;
 	si->cmdline_paddr = BOOT_CMDLINE;
+	si->rsdp_paddr = ACPI_RSDP_ADDR;
 	si->memmap_paddr = PVH_MEMMAP;
 	si->memmap_entries = n;
 	if (size) {

@@ -18,6 +18,7 @@
 
 #include <asm/bootparam.h>
 
+#include "acpi.h"
 #include "boot.h"
 
 /* Files larger than this are not a kernel or initrd anyone boots. */
@@ -103,6 +104,16 @@ void boot_unmap_file(struct boot_file *f)
 	f->data = NULL;
 }
 
+uint8_t boot_checksum(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	uint8_t sum = 0;
+
+	while (len--)
+		sum += *b++;
+	return (uint8_t)-sum;
+}
+
 int boot_copy(struct vm *vm, uint64_t gpa, const void *src, uint64_t len)
 {
 	void *dst = vm_gpa(vm, gpa, len);
@@ -152,13 +163,16 @@ int boot_place(struct vm *vm, const char *path, const char *what,
 
 unsigned boot_memory_map(struct vm *vm, struct boot_mem_range *m, unsigned max)
 {
-	/* The EBDA (MP table) and the BIOS area are reserved, as on a PC;
-	 * the legacy VGA hole 0xa0000-0xf0000 is simply not RAM. */
+	/* The EBDA (MP table) and the BIOS area (ACPI tables) are
+	 * reserved, as on a PC; the legacy VGA hole 0xa0000-0xe0000 is
+	 * simply not RAM.  So is MMCONFIG, in the hole: Linux uses it only
+	 * when the memory map (or the DSDT) reserves it. */
 	const struct boot_mem_range map[] = {
 		{ 0, BOOT_EBDA_START, BOOT_E820_RAM },
 		{ BOOT_EBDA_START, 0xa0000 - BOOT_EBDA_START, BOOT_E820_RESERVED },
 		{ BOOT_BIOS_START, BOOT_HIGH_START - BOOT_BIOS_START, BOOT_E820_RESERVED },
 		{ BOOT_HIGH_START, vm->ram_below_4g - BOOT_HIGH_START, BOOT_E820_RAM },
+		{ VM_PCI_MMCONFIG_BASE, VM_PCI_MMCONFIG_SIZE, BOOT_E820_RESERVED },
 		{ VM_HIGH_RAM_START, vm->ram_above_4g, BOOT_E820_RAM },
 	};
 	unsigned n = 0;
@@ -241,6 +255,9 @@ int boot_zero_page(struct vm *vm, const struct boot_opts *o,
 	bp->hdr.cmd_line_ptr = (uint32_t)BOOT_CMDLINE;
 	bp->ext_cmd_line_ptr = 0;
 	bp->hdr.type_of_loader = 0xff;		/* undefined loader */
+	/* zero-page.rst's acpi_rsdp_addr (at 0x070, not in the setup header:
+	 * protocol 2.14's was withdrawn); kernels that predate it scan. */
+	bp->acpi_rsdp_addr = ACPI_RSDP_ADDR;
 	n = boot_memory_map(vm, m, E820_MAX_ENTRIES_ZEROPAGE);
 	bp->e820_entries = (uint8_t)n;
 	for (unsigned i = 0; i < n; i++) {
@@ -372,6 +389,11 @@ int boot_load(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
 	if (r < 0)
 		return r;
 	/* Linux finds it by scanning the EBDA whichever way it was entered
-	 * (PVH included), so every boot gets one. */
-	return mptable_write(vm, vm->opts.nr_cpus, bi, err, errlen);
+	 * (PVH included), so every boot gets one.  Both it and the ACPI
+	 * tables: a kernel without ACPI (or booted with acpi=off) reads the
+	 * MP table, one with ACPI prefers the MADT, and the two agree. */
+	r = mptable_write(vm, vm->opts.nr_cpus, bi, err, errlen);
+	if (r < 0)
+		return r;
+	return acpi_write(vm, vm->opts.nr_cpus, bi, err, errlen);
 }

@@ -23,7 +23,7 @@
 #define BOOT_CMDLINE		0x20000ull
 #define BOOT_CMDLINE_MAX	0x10000u
 #define BOOT_EBDA_START		0x9fc00ull	/* MP table lives here */
-#define BOOT_BIOS_START		0xf0000ull
+#define BOOT_BIOS_START		0xe0000ull	/* the BIOS area: ACPI tables */
 #define BOOT_HIGH_START		0x100000ull
 
 /* The longest command line x86 Linux takes without the terminating NUL
@@ -83,6 +83,8 @@ struct boot_file {
  * process before its VM starts. */
 int boot_map_file(const char *path, struct boot_file *f, char *err, size_t errlen);
 void boot_unmap_file(struct boot_file *f);
+/* The byte that makes len bytes sum to 0 (MP and ACPI tables). */
+uint8_t boot_checksum(const void *p, size_t len);
 int boot_copy(struct vm *vm, uint64_t gpa, const void *src, uint64_t len);
 void boot_describe(struct boot_info *bi, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -96,7 +98,7 @@ int boot_place(struct vm *vm, const char *path, const char *what,
 /* The guest's memory map, for the zero page's e820 table and PVH's
  * memmap alike; returns the number of entries (at most max). */
 #define BOOT_E820_RAM		1
-#define BOOT_E820_RESERVED	2
+#define BOOT_E820_RESERVED	2	/* the BIOS area, MMCONFIG */
 struct boot_mem_range {
 	uint64_t addr, size;
 	uint32_t type;

@@ -107,16 +107,6 @@ _Static_assert(sizeof(struct mp_bus) == 8 && sizeof(struct mp_ioapic) == 8 &&
 _Static_assert(sizeof(struct mp_floating) + MP_TABLE_MAX <= 0x400,
 	       "the MP tables fit the EBDA's first KiB");
 
-static uint8_t checksum(const void *p, size_t len)
-{
-	const uint8_t *b = p;
-	uint8_t sum = 0;
-
-	while (len--)
-		sum += *b++;
-	return (uint8_t)-sum;
-}
-
 /* CPUID 1's signature and features, as KVM reports them, for the
  * processor entries (Linux ignores them, other guests may not). */
 static void cpu_signature(struct vm *vm, uint32_t *sig, uint32_t *features)
@@ -227,13 +217,13 @@ int mptable_write(struct vm *vm, unsigned nr_cpus, struct boot_info *bi,
 	p += sizeof(struct mp_intsrc);
 	mpc->count += 2;
 	mpc->length = (uint16_t)(p - (uint8_t *)mpc);
-	mpc->checksum = checksum(mpc, mpc->length);
+	mpc->checksum = boot_checksum(mpc, mpc->length);
 
 	memcpy(mpf->signature, "_MP_", 4);
 	mpf->physptr = (uint32_t)(BOOT_EBDA_START + sizeof(*mpf));
 	mpf->length = 1;
 	mpf->spec = 4;
-	mpf->checksum = checksum(mpf, sizeof(*mpf));
+	mpf->checksum = boot_checksum(mpf, sizeof(*mpf));
 	boot_describe(bi, "mptable 0x%llx %u cpus %u bytes\n",
 		      (unsigned long long)BOOT_EBDA_START, nr_cpus,
 		      (unsigned)(sizeof(*mpf) + mpc->length));

@@ -10,9 +10,10 @@
  *
  * Every VM has a PC's legacy devices: the UART on COM1 (the console), the
  * keyboard controller and the reset control register (resets), the CMOS
- * RTC; and a PCI host bridge, with virtio devices behind it as the
- * configuration asks (--rng, --net).  A guest powers off through ACPI (to come with the ACPI tables) or,
- * for micro-guests, the test device's exit port with 0.
+ * RTC, ACPI's power management registers (acpi-pm.c: the PM timer, the
+ * SCI, the power button); and a PCI host bridge, with virtio devices behind
+ * it as the configuration asks (--rng, --net).  A guest powers off through ACPI
+ * (PM1a_CNT's S5) or, for micro-guests, the test device's exit port with 0.
  *
  * SIGTERM, SIGINT and SIGHUP stop the VM: its vCPUs leave KVM_RUN, the
  * devices are torn down in order and the console flushed, and vsrv ends
@@ -34,6 +35,7 @@
 #include "../devices/pci.h"
 #include "../devices/virtio/net.h"
 #include "../devices/virtio/rng.h"
+#include "acpi.h"
 #include "vmm.h"
 
 static int fail(const char *msg)
@@ -42,20 +44,21 @@ static int fail(const char *msg)
 	return VM_STATUS_ERROR;
 }
 
-/*
- * One line per exit reason: how often the vCPUs came out to user space,
- * which is what an exit costs most on (about 30 us on hosts without
- * hardware virtualization), split by vCPU when there are several.
- */
 struct devices {
 	struct uart *uart;
 	struct i8042 *kbc;
 	struct rtc *rtc;
+	struct acpi_pm *pm;
 	struct pci_bus *pci;
 	struct virtio_rng *rng;
 	struct virtio_net *nics[NET_NICS_MAX];
 };
 
+/*
+ * One line per exit reason: how often the vCPUs came out to user space,
+ * which is what an exit costs most on (about 30 us on hosts without
+ * hardware virtualization), split by vCPU when there are several.
+ */
 static void print_stats(const struct vm *vm, const struct devices *dev)
 {
 	for (unsigned reason = 0; reason < 64; reason++) {
@@ -94,8 +97,10 @@ static int devices_create(struct vm *vm, const struct vmm_config *cfg,
 		r = i8042_init(vm, &dev->kbc);
 	if (r >= 0)
 		r = rtc_init(vm, &dev->rtc);
+	if (r >= 0)
+		r = acpi_pm_init(vm, &dev->pm);
 	if (r >= 0 && cfg->vm.test_device)
-		r = testdev_init(vm);
+		r = testdev_init(vm, dev->pm);
 	if (r >= 0)
 		r = pci_bus_create(vm, &dev->pci);
 	if (r >= 0 && cfg->rng)
@@ -115,6 +120,7 @@ static void devices_destroy(struct devices *dev)
 	uart_destroy(dev->uart);
 	i8042_destroy(dev->kbc);
 	rtc_destroy(dev->rtc);
+	acpi_pm_destroy(dev->pm);
 }
 
 /* The calls the sandbox must allow beyond the VMM's own. */
@@ -176,6 +182,8 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 		goto fail;
 	}
 	r = boot_load(&vm, &cfg->boot, &bi, err, sizeof(err));
+	if (r >= 0 && cfg->acpi_dump)
+		r = acpi_dump(&vm, cfg->acpi_dump, err, sizeof(err));
 	if (r >= 0 && cfg->boot.dry_run) {
 		fputs(bi.desc, stdout);
 		devices_destroy(&dev);

@@ -28,6 +28,7 @@ struct vmm_config {
 	const char *console;	/* stdio, file:PATH, socket:PATH; NULL: stdio */
 	struct config_file *file;	/* what --config read; owns the strings */
 	uint64_t console_buffer;	/* output kept for a reader; 0: default */
+	const char *acpi_dump;	/* --dump-acpi: a directory for the tables */
 };
 
 /* config.c: fills cfg from a JSON file (docs/vm-config.md), over what it

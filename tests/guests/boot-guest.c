@@ -123,6 +123,9 @@ static void report_zero_page(uint64_t zp)
 	field("ramdisk_size", rd(zp + 0x0c4, 4), 8);
 	field("cmd_line_ptr", rd(zp + 0x0c8, 4), 8);
 	put("\n");
+	put("acpi");
+	field("rsdp_addr", rd(zp + 0x070, 8), 16);
+	put("\n");
 	/* The whole setup header area, so that the test sees what the
 	 * loader copied from the file and what it wrote, byte for byte. */
 	put("hdr_bytes ");

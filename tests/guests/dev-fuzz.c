@@ -2,9 +2,10 @@
 /*
  * The guest as an adversary: random reads and writes, of random widths, of
  * random values, in random order, to every port of the UART, the keyboard
- * controller, the reset control register and the RTC (the VMM must stay
- * up, under the sanitizers too).  The seed is the command line's "seed=N";
- * the writes that would reset the machine are left out so that every run
+ * controller, the reset control register, the RTC and ACPI's PM1 blocks
+ * and PM timer (the VMM must stay up, under the sanitizers too).  The seed is the command line's "seed=N";
+ * the writes that would reset the machine or power it off (SLP_EN) are
+ * left out so that every run
  * does all its accesses.  Prints "fuzz done" and exits 0.
  */
 #include "dev-guest.h"
@@ -14,6 +15,7 @@
 static const uint16_t ports[] = {
 	0x3f8, 0x3f9, 0x3fa, 0x3fb, 0x3fc, 0x3fd, 0x3fe, 0x3ff,
 	0x60, 0x64, 0x70, 0x71, 0xcf9,
+	0x600, 0x601, 0x602, 0x603, 0x604, 0x605, 0x608, 0x609, 0x60a, 0x60b,
 };
 
 static uint64_t state;
@@ -40,12 +42,17 @@ static uint64_t seed(void)
 	return v * 0x9e3779b97f4a7c15ull + 1;
 }
 
-/* Whether a write resets the machine: the keyboard controller's pulse
- * commands and output port (whose command it also leaves out), the reset
- * control register.  Only the first byte of a wider access reaches these
- * one-port devices. */
-static bool resets(uint16_t port, uint8_t b)
+/* Whether a write resets the machine or powers it off: the keyboard
+ * controller's pulse commands and output port (whose command it also
+ * leaves out), the reset control register (only the first byte of a wider
+ * access reaches these one-port devices), PM1a_CNT's SLP_EN (bit 13: bit
+ * 5 of the byte at 0x605, whichever access carries it). */
+static bool resets(uint16_t port, uint32_t v, unsigned width)
 {
+	uint8_t b = (uint8_t)v;
+
+	if (port <= 0x605 && port + width > 0x605 && (v >> (8 * (0x605 - port)) & 0x20))
+		return true;
 	return (port == 0x64 && (b >= 0xf0 || b == 0xd1)) || (port == 0xcf9 && (b & 0x04));
 }
 
@@ -70,7 +77,7 @@ int guest_main(void)
 		/* Mostly small values, where the registers' meanings are. */
 		if ((r >> 17) & 1)
 			v &= 0x1f;
-		if (resets(port, (uint8_t)v))
+		if (resets(port, v, width))
 			continue;
 		if (width == 1)
 			outb(port, (uint8_t)v);

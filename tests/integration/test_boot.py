@@ -1,5 +1,6 @@
 """vsrv run's boot paths: the Linux boot protocol (bzImage 64- and 32-bit,
-vmlinux ELF 64- and 32-bit), PVH, and the MP table.
+vmlinux ELF 64- and 32-bit), PVH, the MP table, and where each path says
+the ACPI tables are (the tables themselves: test_acpi.py).
 
 Fake kernels (tests/guests/boot-*.S, boot-guest.c, mptable-smp.c) report
 over the debug port what the VMM handed them; this file computes what the
@@ -27,6 +28,9 @@ OK, BAD = 0x55, 0x66
 MIB = 1 << 20
 HOLE = 3 << 30                  # RAM below 4 GiB ends here at most
 ZERO_PAGE, CMDLINE, START_INFO = 0x7000, 0x20000, 0x6000
+RSDP = 0xe0000                  # the ACPI tables' root, in the BIOS area
+MMCONFIG = (0xe0000000, 0x100000)
+DSDT_LENGTH = 755               # its AML: test_acpi.py's DSDT_ASL
 CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME") or
                      os.path.expanduser("~/.cache"), "vsrv")
 
@@ -50,11 +54,23 @@ def fnv1a(data):
 def memory_map(mem):
     """The e820 map / PVH memmap for --memory mem: (addr, size, type)."""
     low = min(mem, HOLE)
-    m = [(0, 0x9fc00, 1), (0x9fc00, 0x400, 2), (0xf0000, 0x10000, 2),
-         (0x100000, low - 0x100000, 1)]
+    m = [(0, 0x9fc00, 1), (0x9fc00, 0x400, 2), (0xe0000, 0x20000, 2),
+         (0x100000, low - 0x100000, 1), (*MMCONFIG, 2)]
     if mem > low:
         m.append((1 << 32, mem - low, 1))
     return m
+
+
+def acpi_bytes(cpus):
+    """What vsrv's ACPI tables take from RSDP to the DSDT's end: RSDP,
+    FACS (64-aligned), XSDT, FADT, MADT, MCFG, DSDT, each 16-aligned
+    (test_acpi.py checks the tables themselves)."""
+    def up(v):
+        return (v + 15) & ~15
+    madt = 0x1e0
+    mcfg = up(madt + 44 + 8 * cpus + 12 + 2 * 10 + 6)
+    dsdt = up(mcfg + 60)
+    return dsdt + DSDT_LENGTH
 
 
 def initrd_at(mem, size, addr_max=0x7fffffff):
@@ -108,6 +124,7 @@ def zero_page_report(kind, bits, hdr, mem, cmdline, initrd, initrd_addr):
         f"cmd_line_ptr={h32(f(0x228, 4))} cmdline_size={h32(f(0x238, 4))} "
         f"ramdisk_image={h32(f(0x218, 4))} ramdisk_size={h32(f(0x21c, 4))}")
     lines.append("ext ramdisk_image=00000000 ramdisk_size=00000000 cmd_line_ptr=00000000")
+    lines.append(f"acpi rsdp_addr={RSDP:016x}")
     lines.append("hdr_bytes " + hdr[0x1f1:0x290].hex())
     m = memory_map(mem)
     lines.append(f"e820 entries={len(m):02x}")
@@ -164,7 +181,7 @@ def pvh_report(bits, mem, cmdline, initrd, initrd_addr):
     lines.append(f"start_info addr={h32(START_INFO)} magic=336ec578 version=00000001 "
                  f"flags=00000000 nr_modules={h32(nmod)}")
     lines.append(f"start_info modlist_paddr={(START_INFO + 0x40) * nmod:016x} "
-                 f"cmdline_paddr={CMDLINE:016x} rsdp_paddr={0:016x} "
+                 f"cmdline_paddr={CMDLINE:016x} rsdp_paddr={RSDP:016x} "
                  f"memmap_paddr={START_INFO + 0x80:016x} memmap_entries={h32(len(m))} "
                  "reserved=00000000")
     if nmod:
@@ -350,8 +367,9 @@ class BootTest(TmpDirTest):
             "entry 0x1000200 long linux\n"
             "cmdline 0x20000 3\n"
             f"initrd {at:#x} {len(self.initrd_data)}\n"
-            "zero_page 0x7000\ne820 4\n"
-            f"mptable 0x9fc00 3 cpus {16 + 44 + 3 * 20 + 8 + 8 + 18 * 8} bytes\n"))
+            "zero_page 0x7000\ne820 5\n"
+            f"mptable 0x9fc00 3 cpus {16 + 44 + 3 * 20 + 8 + 8 + 18 * 8} bytes\n"
+            f"acpi 0xe0000 3 cpus {acpi_bytes(3)} bytes\n"))
         self.assertEqual((p.returncode, p.stderr), (0, ""))
         p = vsrv("run", "--kernel", guest("boot-guest32.elf"), "--boot", "pvh",
                  "--host-quirks", "off", "--dry-run")
@@ -359,7 +377,7 @@ class BootTest(TmpDirTest):
                         re.M)
         self.assertIsNotNone(pvh)
         self.assertIn(f"\nentry 0x{int(pvh.group(1), 16):x} prot32 pvh\n", p.stdout)
-        self.assertIn("\nstart_info 0x6000\nmemmap 4\n", p.stdout)
+        self.assertIn("\nstart_info 0x6000\nmemmap 5\n", p.stdout)
 
     def test_mptable(self):
         for cpus in (1, 2, 4, 16):
@@ -389,11 +407,13 @@ class BootTest(TmpDirTest):
                              (OK, "\n".join(want) + "\n", ""), cpus)
 
     def test_mptable_every_path(self):
-        # Written for every boot path, PVH too (Linux scans for it there).
+        # Written for every boot path, PVH too (Linux scans for it there),
+        # and so are the ACPI tables.
         for args in (["--kernel", guest("boot-bz32.bzImage")],
                      ["--kernel", guest("boot-guest64.elf"), "--boot", "pvh"]):
             p = vsrv("run", *args, "--cpus", "2", "--dry-run")
-            self.assertIn("\nmptable 0x9fc00 2 cpus 260 bytes\n", p.stdout)
+            self.assertIn("\nmptable 0x9fc00 2 cpus 260 bytes\n"
+                          f"acpi 0xe0000 2 cpus {acpi_bytes(2)} bytes\n", p.stdout)
 
     def test_bad_bzimage(self):
         good = read(guest("boot-bz64.bzImage"))
@@ -619,8 +639,9 @@ class RealKernelTest(TmpDirTest):
             "entry": f"{load + 0x200:#x} long linux",
             "cmdline": "0x20000 0",
             "zero_page": "0x7000",
-            "e820": "4",
+            "e820": "5",
             "mptable": "0x9fc00 1 cpus 240 bytes",
+            "acpi": f"0xe0000 1 cpus {acpi_bytes(1)} bytes",
         })
         # file(1) reads the version string through its own magic.
         f = run("file", "-b", self.vmlinuz).stdout
@@ -653,8 +674,9 @@ class RealKernelTest(TmpDirTest):
         self.assertIsNotNone(m, n)
         pvh = int.from_bytes(bytes.fromhex(m.group(1).replace(" ", "")), "little")
         d = dry_run("--kernel", self.vmlinux, "--boot", "pvh", "--cpus", "2")
-        self.assertEqual((d["entry"], d["start_info"], d["memmap"], d["mptable"]),
-                         (f"{pvh:#x} prot32 pvh", "0x6000", "4", "0x9fc00 2 cpus 260 bytes"))
+        self.assertEqual((d["entry"], d["start_info"], d["memmap"], d["mptable"], d["acpi"]),
+                         (f"{pvh:#x} prot32 pvh", "0x6000", "5", "0x9fc00 2 cpus 260 bytes",
+                          f"0xe0000 2 cpus {acpi_bytes(2)} bytes"))
 
 
 if __name__ == "__main__":

@@ -37,15 +37,30 @@ SLOW = os.environ.get("VSRV_SLOW_TESTS") == "1"
 # What a boot proves, in the order the kernel prints it.
 KERNEL_LINES = [
     ("the kernel's banner", r"Linux version 6\.1\.\d+"),
+    # ACPI (src/vmm/acpi.c, docs/vmm-devices.md): the tables found through
+    # the zero page, the CPUs and interrupts from the MADT, the DSDT loaded.
+    ("the ACPI tables at the RSDP", r"ACPI: RSDP 0x00000000000E0000 000024 \(v02 VSRV  \)"),
+    ("the PM timer from the FADT", r"ACPI: PM-Timer IO Port: 0x608"),
+    ("the SCI's override, level and active high",
+     r"ACPI: INT_SRC_OVR \(bus 0 bus_irq 9 global_irq 9 high level\)"),
+    ("the CPUs from the MADT", r"ACPI: Using ACPI \(MADT\) for SMP configuration information"),
     (f"{CPUS} CPUs brought up", rf"smp: Brought up 1 node, {CPUS} CPUs"),
+    ("the DSDT loaded", r"ACPI: 1 ACPI AML tables successfully acquired and loaded"),
+    ("soft-off (S5) found", r"ACPI: PM: \(supports S0 S5\)"),
+    ("the PCI root bridge from the DSDT", r"ACPI: PCI Root Bridge \[PCI0\] \(domain 0000 \[bus 00\]\)"),
+    ("its memory window", r"pci_bus 0000:00: root bus resource \[mem 0xc0000000-0xdfffffff window\]"),
+    ("MMCONFIG from the MCFG", r"PCI: MMCONFIG for domain 0000 \[bus 00-00\] at "
+     r"\[mem 0xe0000000-0xe00fffff\] \(base 0xe0000000\)"),
+    ("the legacy devices from the DSDT", r"pnp: PnP ACPI: found 4 devices"),
+    ("the power button (fixed feature)", r"ACPI: button: Power Button \[PWRF\]"),
     ("the 8250 UART found as ttyS0 on IRQ 4",
      r"ttyS0 at I/O 0x3f8 \(irq = 4, base_baud = \d+\) is a \w+"),
-    ("PCI found through type 1 configuration access (no ACPI)",
-     r"PCI: Using configuration type 1 for base access"),
     ("the PCI host bridge at 00:00.0", r"pci 0000:00:00\.0: \[1b36:0008\] type 00 class 0x060000"),
     ("virtio-rng at 00:01.0 with its two BARs",
      r"pci 0000:00:01\.0: \[1af4:1044\] type 00 class 0xff0000(?s:.*)"
      r"pci 0000:00:01\.0: BAR 4 \[mem 0xc0004000-0xc0007fff 64bit\]"),
+    ("the 8042 from the DSDT", r"i8042: PNP: PS/2 Controller \[PNP0303:KBD\] at 0x60,0x64 irq 1"),
+    ("the CMOS RTC from the DSDT", r"rtc_cmos 00:0\d: registered as rtc0"),
     ("the initramfs unpacked", r"Unpacking initramfs\.\.\.|Trying to unpack rootfs image"),
     ("the initrd's memory freed after unpacking", r"Freeing initrd memory: \d+K"),
     ("/init run from the initramfs", r"Run /init as init process"),
@@ -252,9 +267,10 @@ class LinuxBootTest(TmpDirTest):
     def test_vmlinux(self):
         """The uncompressed vmlinux through vsrv's ELF loader, on 2 vCPUs
         with the busybox initramfs: the boot protocol (zero page, e820,
-        command line, initrd), the MP table, the UART and its IRQ, PCI
-        through type 1 configuration access and virtio-rng (--rng) with
-        Linux's own drivers."""
+        command line, initrd), the ACPI tables (CPUs, interrupts, PCI root,
+        power button, the legacy devices), the UART and its IRQ, the
+        keyboard, PCI and virtio-rng (--rng) with Linux's own drivers; where
+        user space runs, the power-off through ACPI S5."""
         g = guest()
         if guest_user_space_runs():
             b = self.boot(os.path.join(g, "vmlinux"), False, BOOT_TIMEOUT)
