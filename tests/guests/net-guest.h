@@ -64,15 +64,28 @@ static inline void vq_setup(struct vdev *v, struct vq *q, unsigned index, uint16
 	mmio_write16(v->common + C_QENABLE, 1);
 }
 
-/* Makes the chain at `head` available; kick: ring the doorbell too. */
-static inline void vq_add(struct vq *q, uint16_t head, bool kick)
+/* Puts the chain at `head` in the available ring, not yet shown to the
+ * device: vq_publish() shows every chain put so far at once. */
+static inline void vq_put(struct vq *q, uint16_t head)
 {
-	q->avail[2 + q->avail_idx % q->size] = head;
+	q->avail[2 + q->avail_idx++ % q->size] = head;
+}
+
+/* The available index past every chain put; kick: ring the doorbell too. */
+static inline void vq_publish(struct vq *q, bool kick)
+{
 	__asm__ volatile("" ::: "memory");
-	q->avail[1] = ++q->avail_idx;
+	q->avail[1] = q->avail_idx;
 	__asm__ volatile("mfence" ::: "memory");
 	if (kick)
 		mmio_write16(q->doorbell, (uint16_t)q->index);
+}
+
+/* Makes the chain at `head` available; kick: ring the doorbell too. */
+static inline void vq_add(struct vq *q, uint16_t head, bool kick)
+{
+	vq_put(q, head);
+	vq_publish(q, kick);
 }
 
 static inline void vq_kick(struct vq *q)
