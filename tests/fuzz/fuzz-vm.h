@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * What the device fuzz targets (fuzz-virtq.c, fuzz-net.c) share: bug(),
- * for a broken invariant (says which, under the target's FUZZ_NAME, and
- * aborts), and a VM that is guest memory and nothing else: no KVM behind
- * it, so doorbells are handled inline and interrupts go nowhere.
+ * What the device fuzz targets (fuzz-virtq.c, fuzz-virtio-blk.c,
+ * fuzz-net.c) share: bug(), for a broken invariant (says which, under the
+ * target's FUZZ_NAME, and aborts), and a VM that is guest memory and
+ * nothing else: no KVM behind it, so doorbells are handled inline and
+ * interrupts go nowhere.
  */
 #ifndef VSRV_FUZZ_VM_H
 #define VSRV_FUZZ_VM_H
