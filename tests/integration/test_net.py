@@ -3,10 +3,11 @@
 link, two queues), user networking through libslirp (DHCP's offer, ARP for
 the gateway, port forwards from the host's loopback to the guest's TCP and
 UDP, the guest's own TCP connection and datagrams out, the DNS forwarder; the
-release build's seccomp filter too), frames dropped and counted when the driver posts no buffers, saved
-state, a hostile driver case by case with the exact line the VMM logs, and a
-tap device, alone or on a Linux bridge, in a network namespace the test
-makes (root only), exchanging UDP and TCP with the host's own stack."""
+release build's seccomp filter too), frames dropped and counted when the
+driver posts no buffers, saved state, a NIC beside a disk, a hostile driver
+case by case with the exact line the VMM logs, and a tap device, alone or on
+a Linux bridge, in a network namespace the test makes (root only),
+exchanging UDP and TCP with the host's own stack."""
 import json
 import os
 import queue
@@ -304,6 +305,28 @@ class UserNet(TmpDirTest):
         self.assertEqual((p.returncode, p.stderr), (0, ""))
         self.assertEqual(p.stdout, "nic 00:01.0 mac 52:54:00:00:00:03\n" +
                          probe("52:54:00:00:00:03") + DHCP_ARP)
+
+    def test_beside_a_disk(self):
+        """"disks" and "nics" in one configuration file: the disk takes PCI
+        slot 1 and the NIC slot 2 (the file's order), and DHCP and ARP go
+        through libslirp while the disk's device polls its own completions
+        on a thread beside the NIC's."""
+        with open(self.p("disk.img"), "wb") as f:
+            f.truncate(1 << 20)
+        cfg = self.p("vm.json")
+        with open(cfg, "w") as f:
+            json.dump({"version": 1, "kernel": GUEST, "disks": [{"path": "disk.img"}],
+                       "nics": [{"type": "user"}]}, f)
+        p = subprocess.run([VSRV, "run", "--config", cfg, "--test-device", "--stats"],
+                           capture_output=True, text=True, timeout=TIMEOUT,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual((p.returncode, p.stdout), (0, "nic 00:02.0 mac 52:54:00:12:34:56\n" +
+                                                    probe(slot=2) + DHCP_ARP), p.stderr)
+        self.assertIn("vsrv: virtio-blk 00:01.0: 0 notifications, 0 requests, 0 bytes to the "
+                      "guest, 0 interrupts, 0 refused, 0 resets needed\n", p.stderr)
+        # The DHCP offer and the ARP reply in; the DISCOVER and the request out.
+        self.assertIn("vsrv: virtio-net 00:02.0: rx 2 packets, 654 bytes, 0 dropped, 0 errors; "
+                      "tx 2 packets, 632 bytes, 0 dropped, 0 errors\n", p.stderr)
 
     def test_bad_options(self):
         """Each mistake on the command line: one line, status 2, no VM."""
