@@ -18,7 +18,10 @@ static const char usage[] =
 	"         [--console stdio|file:PATH|socket:PATH] [--console-buffer SIZE]\n"
 	"         [--host-quirks auto|on|off] [--hugepages] [--memfd] [--rng] [--test-device]\n"
 	"         [--disk path=FILE[,format=raw|vhd][,readonly=on][,undo=commit|keep|discard]\n"
-	"                [,cache=writeback|none|unsafe]]... [--stats] [--dry-run] [--dump-acpi DIR]\n"
+	"                [,cache=writeback|none|unsafe]]...\n"
+	"         [--net user[,hostfwd=tcp:127.0.0.1:2222-:22][,mac=MAC] | tap=NAME[,mac=MAC]\n"
+	"                | bridge=NAME[,mac=MAC]]...\n"
+	"         [--stats] [--dry-run] [--dump-acpi DIR]\n"
 	"--config: a VM described in JSON (docs/vm-config.md); options override it.\n"
 	"--boot: the entry into the kernel: auto (a vmlinux's ELF entry; a bzImage's\n"
 	"        64-bit entry, else its 32-bit one), linux64, or pvh (a vmlinux's PVH note).\n"
@@ -28,6 +31,10 @@ static const char usage[] =
 	"--disk: a virtio-blk device (PCI) on a raw file or a VHD, once per disk;\n"
 	"        undo= runs the VM on an overlay that is merged into the disk, kept\n"
 	"        beside it (NAME.undo.vhd) or thrown away when vsrv run ends.\n"
+	"--net: a virtio-net NIC (repeatable): user networking (NAT, the guest at\n"
+	"        10.0.2.15 by DHCP; hostfwd=[tcp|udp]:[HOSTADDR]:PORT-[GUESTADDR]:PORT,\n"
+	"        repeatable), a tap device (made if missing), or a new tap on a bridge.\n"
+	"        mac= defaults to 52:54:00:12:34:56 for the first NIC, :57 the next, ...\n"
 	"--dry-run: load the kernel, initrd and tables, print where, and exit.\n"
 	"--dump-acpi: write the ACPI tables, as the guest finds them, to DIR/*.dat.\n"
 	"SIGTERM, SIGINT or SIGHUP powers the VM off and ends vsrv with status 0.\n"
@@ -39,8 +46,7 @@ enum {
 	OPT_KERNEL = 1, OPT_INITRD, OPT_APPEND, OPT_CPUS, OPT_MEMORY,
 	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV, OPT_STATS,
 	OPT_CONFIG, OPT_BOOT, OPT_DRY_RUN, OPT_CONSOLE, OPT_CONSOLE_BUFFER, OPT_RNG,
-	OPT_DUMP_ACPI,
-	OPT_DISK,
+	OPT_DUMP_ACPI, OPT_DISK, OPT_NET,
 };
 
 static const struct option opts[] = {
@@ -55,6 +61,7 @@ static const struct option opts[] = {
 	{ "memfd", no_argument, NULL, OPT_MEMFD },
 	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "net", required_argument, NULL, OPT_NET },
 	{ "test-device", no_argument, NULL, OPT_TESTDEV },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "config", required_argument, NULL, OPT_CONFIG },
@@ -100,8 +107,8 @@ static int add_disk(struct vmm_config *cfg, char *arg, bool first)
  * 0, or the exit status to return now. */
 static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 {
-	bool disks = false;
-	char *end;
+	bool disks = false, net_given = false;
+	char *end, why[300];
 	int c;
 
 	optind = 0;	/* a second pass over argv: GNU getopt starts afresh */
@@ -190,6 +197,21 @@ static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 			if (add_disk(cfg, optarg, !disks))
 				return EXIT_USAGE;
 			disks = true;
+			break;
+		case OPT_NET:
+			/* --net replaces the file's "nics" as a whole. */
+			if (!net_given)
+				cfg->nr_nics = 0;
+			net_given = true;
+			if (cfg->nr_nics == NET_NICS_MAX) {
+				cli_err("--net: more than %d NICs", NET_NICS_MAX);
+				return EXIT_USAGE;
+			}
+			if (net_spec_parse(optarg, &cfg->nics[cfg->nr_nics], why, sizeof(why)) < 0) {
+				cli_err("--net: %s", why);
+				return EXIT_USAGE;
+			}
+			cfg->nr_nics++;
 			break;
 		case OPT_TESTDEV:
 			cfg->vm.test_device = true;

@@ -22,6 +22,7 @@ struct iothread {
 	pthread_mutex_t lock;
 	pthread_cond_t resumed;
 	unsigned paused;
+	unsigned pauses;	/* pauses so far: a poll prepared before one is stale */
 	int wake_fd;		/* stop and resume reach the thread through it */
 	unsigned nr;
 	struct {
@@ -29,6 +30,7 @@ struct iothread {
 		iothread_fn fn;
 		void *opaque;
 	} h[IOTHREAD_MAX_FDS];
+	struct iothread_source src;	/* prepare NULL: none */
 };
 
 int iothread_create(struct iothread **out, const char *name, bool own_thread)
@@ -63,6 +65,15 @@ int iothread_add(struct iothread *io, int fd, iothread_fn fn, void *opaque)
 	return 0;
 }
 
+int iothread_add_source(struct iothread *io, const struct iothread_source *src)
+{
+	if (io->started || io->src.prepare || !src->prepare || !src->dispatch)
+		return -EINVAL;
+	io->src = *src;
+	io->own_thread = true;
+	return 0;
+}
+
 /* Runs the handler of each signalled eventfd; with the lock held and the
  * iothread not paused. */
 static void dispatch(struct iothread *io)
@@ -78,7 +89,9 @@ static void dispatch(struct iothread *io)
 static void *run(void *arg)
 {
 	struct iothread *io = arg;
-	struct pollfd p[IOTHREAD_MAX_FDS + 1];
+	struct pollfd p[IOTHREAD_MAX_FDS + 1 + IOTHREAD_SOURCE_FDS];
+	unsigned nr = io->nr + 1, extra = 0, pauses;
+	int timeout;
 	uint64_t n;
 
 	/* The main thread takes the signals; a vCPU's kick is not for us. */
@@ -87,8 +100,6 @@ static void *run(void *arg)
 		p[i] = (struct pollfd){ .fd = io->h[i].fd, .events = POLLIN };
 	p[io->nr] = (struct pollfd){ .fd = io->wake_fd, .events = POLLIN };
 	for (;;) {
-		if (poll(p, io->nr + 1, -1) < 0 && errno != EINTR)
-			break;
 		pthread_mutex_lock(&io->lock);
 		/* Paused: the signals wait in their eventfds, not in a loop
 		 * of polls. */
@@ -98,9 +109,26 @@ static void *run(void *arg)
 			pthread_mutex_unlock(&io->lock);
 			break;
 		}
+		timeout = -1;
+		if (io->src.prepare)
+			extra = io->src.prepare(io->src.opaque, p + nr, IOTHREAD_SOURCE_FDS,
+						&timeout);
+		pauses = io->pauses;
+		pthread_mutex_unlock(&io->lock);
+		if (poll(p, nr + extra, timeout) < 0 && errno != EINTR)
+			break;
+		pthread_mutex_lock(&io->lock);
+		/* Paused meanwhile: what the source asked for may be gone
+		 * (a reset, a state loaded); the eventfds keep their signals. */
+		if (io->paused || io->stop || pauses != io->pauses) {
+			pthread_mutex_unlock(&io->lock);
+			continue;
+		}
 		if (read(io->wake_fd, &n, sizeof(n)) < 0)
 			n = 0;
 		dispatch(io);
+		if (io->src.dispatch)
+			io->src.dispatch(io->src.opaque, p + nr, extra);
 		pthread_mutex_unlock(&io->lock);
 	}
 	return NULL;
@@ -146,7 +174,11 @@ void iothread_pause(struct iothread *io)
 	/* Taking the lock waits for a handler in progress. */
 	pthread_mutex_lock(&io->lock);
 	io->paused++;
+	io->pauses++;
 	pthread_mutex_unlock(&io->lock);
+	/* A thread asleep in poll() with a source's timeout notices at once. */
+	if (io->own_thread && io->src.prepare)
+		signal_fd(io->wake_fd);
 }
 
 void iothread_resume(struct iothread *io)

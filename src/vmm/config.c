@@ -53,7 +53,6 @@ static const struct field {
 	{ "memfd", F_BOOL },
 	{ "rng", F_BOOL },
 	{ "disks", F_ARRAY },
-	/* A placeholder: a later vsrv describes network cards in it. */
 	{ "nics", F_ARRAY },
 };
 
@@ -280,6 +279,65 @@ static int apply_disks(json_t *arr, const char *path, struct vmm_config *cfg,
 	return 0;
 }
 
+/* One of "nics": {"type", "name", "mac", "hostfwd": [...]}. */
+static int apply_nic(json_t *o, const char *path, unsigned i, struct net_spec *spec, char *err,
+		     size_t errlen)
+{
+	json_t *type = json_object_get(o, "type"), *name = json_object_get(o, "name"), *v;
+	char why[300];
+	const char *key;
+	size_t k;
+
+	memset(spec, 0, sizeof(*spec));
+	json_object_foreach(o, key, v) {
+		if (strcmp(key, "type") && strcmp(key, "name") && strcmp(key, "mac") &&
+		    strcmp(key, "hostfwd"))
+			return bad(err, errlen, path, "nics[%u]: unknown field '%s' (type, name, mac, hostfwd)",
+				   i, key);
+		if (strcmp(key, "hostfwd") ? !json_is_string(v) : !json_is_array(v))
+			return bad(err, errlen, path, "nics[%u].%s: expected %s", i, key,
+				   strcmp(key, "hostfwd") ? "a string" : "an array of strings");
+	}
+	if (!type)
+		return bad(err, errlen, path, "nics[%u].type: missing (\"user\", \"tap\" or \"bridge\")",
+			   i);
+	if (net_spec_set_type(spec, json_string_value(type), name ? json_string_value(name) : NULL,
+			      why, sizeof(why)) < 0)
+		return bad(err, errlen, path, "nics[%u]: %s", i, why);
+	if ((v = json_object_get(o, "mac")) &&
+	    net_spec_set_mac(spec, json_string_value(v), why, sizeof(why)) < 0)
+		return bad(err, errlen, path, "nics[%u]: %s", i, why);
+	json_array_foreach(json_object_get(o, "hostfwd"), k, v) {
+		if (!json_is_string(v))
+			return bad(err, errlen, path, "nics[%u].hostfwd: expected an array of strings",
+				   i);
+		if (net_spec_add_hostfwd(spec, json_string_value(v), why, sizeof(why)) < 0)
+			return bad(err, errlen, path, "nics[%u]: %s", i, why);
+	}
+	return 0;
+}
+
+static int apply_nics(json_t *nics, const char *path, struct vmm_config *cfg, char *err,
+		      size_t errlen)
+{
+	size_t i;
+	json_t *o;
+
+	if (json_array_size(nics) > NET_NICS_MAX)
+		return bad(err, errlen, path, "nics: more than %d", NET_NICS_MAX);
+	json_array_foreach(nics, i, o) {
+		int r;
+
+		if (!json_is_object(o))
+			return bad(err, errlen, path, "nics[%zu]: expected an object", i);
+		r = apply_nic(o, path, (unsigned)i, &cfg->nics[i], err, errlen);
+		if (r < 0)
+			return r;
+	}
+	cfg->nr_nics = (unsigned)json_array_size(nics);
+	return 0;
+}
+
 static int apply(json_t *root, const char *path, struct vmm_config *cfg,
 		 struct config_file *cf, char *err, size_t errlen)
 {
@@ -387,9 +445,12 @@ static int apply(json_t *root, const char *path, struct vmm_config *cfg,
 		if (r < 0)
 			return r;
 	}
-	if ((v = json_object_get(root, "nics")) && json_array_size(v))
-		return bad(err, errlen, path,
-			   "nics: not supported by this vsrv yet (leave it out or empty)");
+	if ((v = json_object_get(root, "nics"))) {
+		int r = apply_nics(v, path, cfg, err, errlen);
+
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 

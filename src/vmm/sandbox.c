@@ -13,9 +13,12 @@
  * (Killing outright would say nothing unless audit is configured.)
  *
  * Adding a device that needs a call at run time: add it to run_calls
- * with why; an ioctl, to kvm_ioctls or its own table.
+ * with why; an ioctl, to kvm_ioctls or its own table.  Calls that only
+ * some configurations need come as a set of their own (SANDBOX_*, vm.h),
+ * allowed only when the VM has such a device.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -23,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -66,6 +70,30 @@ static const int run_calls[] = {
 	SCMP_SYS(pread64), SCMP_SYS(pwrite64),	/* libvhd's metadata: bitmaps, BAT, footer */
 	SCMP_SYS(set_robust_list), SCMP_SYS(rseq),	/* a new thread's start */
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
+};
+
+/*
+ * SANDBOX_NET_USER: libslirp (src/net/slirp.c) is a TCP/IP stack whose
+ * connections out are the host's own sockets, made as the guest opens
+ * them, so a VM with user networking may make sockets, as qemu's does.
+ * (Its port forwards listen from the start; a tap or bridge NIC needs
+ * nothing here: its descriptor is read and written.)  What libslirp 4.7
+ * was seen to call, and why:
+ */
+static const int net_user_calls[] = {
+	SCMP_SYS(socket),			/* the guest's TCP, UDP and ping sockets */
+	SCMP_SYS(connect),			/* its TCP connections out, */
+	SCMP_SYS(getpeername),			/* and whether one has been made */
+	SCMP_SYS(accept),			/* a connection to a port forward */
+	SCMP_SYS(setsockopt), SCMP_SYS(getsockopt),	/* TCP_NODELAY, IP_TTL; SO_ERROR */
+	SCMP_SYS(sendto), SCMP_SYS(recvfrom),	/* send() and recv() are these */
+	SCMP_SYS(recvmsg),			/* MSG_ERRQUEUE: ICMP errors for UDP */
+	SCMP_SYS(shutdown),			/* a half-closed TCP connection */
+	SCMP_SYS(fcntl),			/* O_NONBLOCK on each new socket */
+	/* The DNS forwarder at 10.0.2.3 finds the host's resolver in
+	 * /etc/resolv.conf (openat below), and looks again when the file
+	 * changes: stat, and fopen's fstat. */
+	SCMP_SYS(newfstatat),
 };
 
 /* The KVM ioctls the running VMM issues (vcpu.c, quirks.c, kvm.c,
@@ -156,9 +184,32 @@ static int add_rules(scmp_filter_ctx ctx, const int *calls, size_t n)
 	return 0;
 }
 
-static int build(scmp_filter_ctx ctx)
+/* The set SANDBOX_NET_USER adds (net_user_calls, and the arguments). */
+static int build_net_user(scmp_filter_ctx ctx)
+{
+	int r = add_rules(ctx, net_user_calls, sizeof(net_user_calls) / sizeof(net_user_calls[0]));
+
+	/* Reading only (/etc/resolv.conf): no file is made or written.  The
+	 * path is beyond a filter: a VMM taken over could read what its user
+	 * may, but not write it. */
+	if (r >= 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+				     SCMP_A2(SCMP_CMP_MASKED_EQ,
+					     O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | O_TMPFILE,
+					     O_RDONLY));
+	/* FIONREAD: the size of a UDP datagram waiting. */
+	if (r >= 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				     SCMP_A1(SCMP_CMP_EQ, FIONREAD));
+	return r;
+}
+
+static int build(scmp_filter_ctx ctx, unsigned needs)
 {
 	int r = add_rules(ctx, run_calls, sizeof(run_calls) / sizeof(run_calls[0]));
+
+	if (r >= 0 && (needs & SANDBOX_NET_USER))
+		r = build_net_user(ctx);
 
 #ifdef SANITIZER_BUILD
 	if (r >= 0)
@@ -189,7 +240,7 @@ static int build(scmp_filter_ctx ctx)
 	return r;
 }
 
-int sandbox_enter(char *err, size_t errlen)
+int sandbox_enter(unsigned needs, char *err, size_t errlen)
 {
 	struct sigaction sa = { .sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO };
 	const char *hook = getenv("VSRV_TEST_FORBIDDEN_SYSCALL");
@@ -223,7 +274,7 @@ int sandbox_enter(char *err, size_t errlen)
 	if (r >= 0)
 		r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
 	if (r >= 0)
-		r = build(ctx);
+		r = build(ctx, needs);
 	if (r >= 0)
 		r = seccomp_load(ctx);
 	seccomp_release(ctx);

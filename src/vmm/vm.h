@@ -235,8 +235,10 @@ void vcpu_dump(struct vcpu *c, char *out, size_t len);
 const char *vcpu_exit_name(uint32_t reason);
 
 /* sandbox.c: no_new_privs and the seccomp allow-list, for every thread
- * (called once set-up is done, before the first KVM_RUN). */
-int sandbox_enter(char *err, size_t errlen);
+ * (called once set-up is done, before the first KVM_RUN).  needs: the
+ * SANDBOX_* sets of calls some devices add. */
+#define SANDBOX_NET_USER	(1u << 0)	/* libslirp's sockets (--net user) */
+int sandbox_enter(unsigned needs, char *err, size_t errlen);
 /* With VSRV_TEST_FORBIDDEN_SYSCALL=main or vcpu, makes a forbidden call in
  * the main thread (at sandbox_enter) or vCPU 0's thread (here). */
 void sandbox_test_hook(bool vcpu);

@@ -12,9 +12,9 @@
  * keyboard controller and the reset control register (resets), the CMOS
  * RTC, ACPI's power management registers (acpi-pm.c: the PM timer, the
  * SCI, the power button); and a PCI host bridge, with virtio devices behind
- * it as the configuration asks (--rng, --disk: disks.c).  A guest powers off
- * through ACPI (PM1a_CNT's S5) or, for micro-guests, the test device's exit
- * port with 0.
+ * it as the configuration asks (--rng, --disk: disks.c, --net).  A guest
+ * powers off through ACPI (PM1a_CNT's S5) or, for micro-guests, the test
+ * device's exit port with 0.
  *
  * SIGTERM, SIGINT and SIGHUP stop the VM: its vCPUs leave KVM_RUN, the
  * devices are torn down in order and the console flushed, and vsrv ends
@@ -35,6 +35,7 @@
 #include "../devices/devices.h"
 #include "../devices/pci.h"
 #include "../devices/virtio/blk.h"
+#include "../devices/virtio/net.h"
 #include "../devices/virtio/rng.h"
 #include "acpi.h"
 #include "vmm.h"
@@ -53,6 +54,7 @@ struct devices {
 	struct pci_bus *pci;
 	struct virtio_rng *rng;
 	struct virtio_blk *blk[VMM_DISKS_MAX];
+	struct virtio_net *nics[NET_NICS_MAX];
 };
 
 /*
@@ -83,12 +85,15 @@ static void print_stats(const struct vm *vm, const struct devices *dev)
 		virtio_rng_print_stats(dev->rng, stderr);
 	for (unsigned i = 0; i < VMM_DISKS_MAX && dev->blk[i]; i++)
 		virtio_blk_print_stats(dev->blk[i], stderr);
+	for (unsigned i = 0; i < NET_NICS_MAX && dev->nics[i]; i++)
+		virtio_net_print_stats(dev->nics[i], stderr);
 }
 
 /* The legacy devices every VM has, the PCI bus, and the virtio devices
- * the configuration asks for. */
+ * the configuration asks for.  err: a line of the disks' or the NICs'
+ * own, if any. */
 static int devices_create(struct vm *vm, const struct vmm_config *cfg,
-			  struct console *con, struct devices *dev)
+			  struct console *con, struct devices *dev, char *err, size_t errlen)
 {
 	int r = port80_init(vm);
 
@@ -106,6 +111,11 @@ static int devices_create(struct vm *vm, const struct vmm_config *cfg,
 		r = pci_bus_create(vm, &dev->pci);
 	if (r >= 0 && cfg->rng)
 		r = virtio_rng_create(dev->pci, &dev->rng);
+	/* In the configuration's order: disks, then NICs. */
+	if (r >= 0)
+		r = vmm_disks_attach(cfg, dev->pci, dev->blk, err, errlen);
+	for (unsigned i = 0; r >= 0 && i < cfg->nr_nics; i++)
+		r = virtio_net_create(dev->pci, &cfg->nics[i], i, &dev->nics[i], err, errlen);
 	return r;
 }
 
@@ -113,6 +123,8 @@ static void devices_destroy(struct devices *dev)
 {
 	/* The virtio devices' threads end before the bus goes; the disks
 	 * have their last flush. */
+	for (unsigned i = 0; i < NET_NICS_MAX; i++)
+		virtio_net_destroy(dev->nics[i]);
 	virtio_rng_destroy(dev->rng);
 	for (unsigned i = 0; i < VMM_DISKS_MAX; i++)
 		virtio_blk_destroy(dev->blk[i]);
@@ -121,6 +133,17 @@ static void devices_destroy(struct devices *dev)
 	i8042_destroy(dev->kbc);
 	rtc_destroy(dev->rtc);
 	acpi_pm_destroy(dev->pm);
+}
+
+/* The calls the sandbox must allow beyond the VMM's own. */
+static unsigned sandbox_needs(const struct vmm_config *cfg)
+{
+	unsigned needs = 0;
+
+	for (unsigned i = 0; i < cfg->nr_nics; i++)
+		if (cfg->nics[i].type == NET_USER)
+			needs |= SANDBOX_NET_USER;
+	return needs;
 }
 
 /* Ctrl-A x on the console. */
@@ -164,14 +187,12 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 	}
 	vm.quirks = cfg->vm.quirks == QUIRKS_ON ||
 		    (cfg->vm.quirks == QUIRKS_AUTO && quirks_detect());
-	r = devices_create(&vm, cfg, con, &dev);
+	r = devices_create(&vm, cfg, con, &dev, err, sizeof(err));
 	if (r < 0) {
-		snprintf(err, sizeof(err), "attaching devices: %s", strerror(-r));
+		if (!err[0])
+			snprintf(err, sizeof(err), "attaching devices: %s", strerror(-r));
 		goto fail;
 	}
-	r = vmm_disks_attach(cfg, dev.pci, dev.blk, err, sizeof(err));
-	if (r < 0)
-		goto fail;
 	r = boot_load(&vm, &cfg->boot, &bi, err, sizeof(err));
 	if (r >= 0 && cfg->acpi_dump)
 		r = acpi_dump(&vm, cfg->acpi_dump, err, sizeof(err));
@@ -189,7 +210,7 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 	vmm_stop_signals(&wait_set);
 	sigaddset(&wait_set, VM_EXIT_SIGNAL);
 	if (r >= 0)
-		r = sandbox_enter(err, sizeof(err));
+		r = sandbox_enter(sandbox_needs(cfg), err, sizeof(err));
 	if (r >= 0)
 		r = vcpus_start(&vm, err, sizeof(err));
 	if (r < 0)

@@ -4,6 +4,7 @@
 #define VSRV_VMM_H
 
 #include "../disk/disk.h"
+#include "../net/net.h"
 #include "boot.h"
 #include "vm.h"
 
@@ -34,6 +35,8 @@ struct vmm_config {
 	enum on_reboot on_reboot;
 	bool stats;		/* print exit counts when the VM ends */
 	bool rng;		/* a virtio-rng device (--rng) */
+	struct net_spec nics[NET_NICS_MAX];	/* virtio-net devices (--net, "nics") */
+	unsigned nr_nics;
 	const char *name, *uuid;	/* identity, from --config */
 	const char *console;	/* stdio, file:PATH, socket:PATH; NULL: stdio */
 	struct config_file *file;	/* what --config read; owns the strings */

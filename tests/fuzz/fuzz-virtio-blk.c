@@ -24,7 +24,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +34,8 @@
 #include <linux/virtio_blk.h>
 
 #include "../../src/devices/virtio/blk-req.h"
+#define FUZZ_NAME "fuzz-virtio-blk"
+#include "fuzz-vm.h"
 
 #define MEMSZ		(16u << 10)
 #define DESC_GPA	0x0000u
@@ -45,19 +46,6 @@
 #define HEADS		128	/* the largest queue byte 0 can ask for */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void bug(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void bug(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("fuzz-virtio-blk: bug: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	abort();
-}
 
 static uint8_t mem[MEMSZ] __attribute__((aligned(4096)));
 
@@ -140,15 +128,6 @@ static void setup_once(void)
 	done = true;
 }
 
-/* A VM with guest memory and nothing else. */
-static void fake_vm(struct vm *vm)
-{
-	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = -1;
-	vm->mem[0] = (struct mem_region){ .gpa = 0, .size = MEMSZ, .hva = mem };
-	vm->nr_mem = 1;
-}
-
 static void take(struct blk_queue *bq, const struct virtq_elem *e)
 {
 	int r;
@@ -184,7 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The same bytes for every input: what a run found, a replay finds. */
 	if (!m->bd.readonly && pwrite(m->fd, original, DISK_SIZE, 0) != DISK_SIZE)
 		bug("memfd: %s", strerror(errno));
-	fake_vm(&vm);
+	fake_vm(&vm, mem, MEMSZ);
 	memset(mem, 0, sizeof(mem));
 	memcpy(mem, data + 1, size - 1 < MEMSZ ? size - 1 : MEMSZ);
 	memset(heads, 0, sizeof(heads));

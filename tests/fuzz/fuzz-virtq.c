@@ -32,6 +32,8 @@
 #include "../../src/devices/pci.h"
 #include "../../src/devices/virtio/queue.h"
 #include "../../src/devices/virtio/rng.h"
+#define FUZZ_NAME "fuzz-virtq"
+#include "fuzz-vm.h"
 
 #define MEMSZ		(16u << 10)
 #define DESC_GPA	0x0000u
@@ -42,29 +44,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void bug(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void bug(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("fuzz-virtq: bug: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	abort();
-}
-
 static uint8_t mem[MEMSZ] __attribute__((aligned(4096)));
-
-/* A VM with guest memory and nothing else. */
-static void fake_vm(struct vm *vm)
-{
-	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = -1;
-	vm->mem[0] = (struct mem_region){ .gpa = 0, .size = MEMSZ, .hva = mem };
-	vm->nr_mem = 1;
-}
 
 /* Random bytes that are not: the same for the same input. */
 static ssize_t fill(void *buf, size_t len, unsigned flags)
@@ -104,7 +84,7 @@ static void queue_mode(const uint8_t *data, size_t size)
 	uint8_t scratch[256];
 	int r = 0;
 
-	fake_vm(&vm);
+	fake_vm(&vm, mem, MEMSZ);
 	memset(mem, 0, sizeof(mem));
 	memcpy(mem, data + 1, size - 1 < MEMSZ ? size - 1 : MEMSZ);
 	if (virtq_setup(&q, &vm, qsize, DESC_GPA, AVAIL_GPA, USED_GPA, data[0] & 1,
@@ -182,7 +162,7 @@ static void transport_mode(const uint8_t *data, size_t size)
 
 	if (size < 3)
 		return;
-	fake_vm(&vm);
+	fake_vm(&vm, mem, MEMSZ);
 	/* Doorbells inline (no ioeventfds); MSI-X present, sent nowhere. */
 	vm.caps.signal_msi = true;
 	memset(mem, 0, sizeof(mem));

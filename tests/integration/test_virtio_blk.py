@@ -6,7 +6,7 @@ dynamic VHD, a differencing chain, with qemu-img and vsrv disk check as
 peers); undo disks (commit, keep, discard), across a reboot too; a hostile
 driver, case by case, with the exact lines the VMM logs; the disk options'
 and the configuration file's errors; and the release build's seccomp filter
-with both I/O engines."""
+with both I/O engines, and beside a NIC on user networking."""
 import json
 import os
 import re
@@ -527,15 +527,21 @@ class Options(DiskTest):
 
 
 class ReleaseFilter(DiskTest):
-    def test_both_engines_under_the_release_filter(self):
-        """The release build's seccomp filter (scripts/build's build/, whose
-        allow-list lacks what the sanitizers call): a raw disk and a VHD,
-        with io_uring and with the thread engine, each making every kind of
-        request, and no forbidden call."""
+    def release(self):
+        """The release build (scripts/build's build/, whose allow-list lacks
+        what the sanitizers call) and an environment for it: its own
+        libvhd, not the sanitizer build's."""
         release = os.path.join(SRCDIR, "build", "src", "cli", "vsrv")
         self.assertTrue(os.access(release, os.X_OK),
                         f"{release} is missing: scripts/build makes it (scripts/test runs it)")
-        env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
+        return release, {k: v for k, v in os.environ.items()
+                         if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
+
+    def test_both_engines_under_the_release_filter(self):
+        """The release build's seccomp filter: a raw disk and a VHD, with
+        io_uring and with the thread engine, each making every kind of
+        request, and no forbidden call."""
+        release, env = self.release()
         for aio in ("uring", "thread"):
             for kind in ("raw", "vhd"):
                 disk = self.make_raw(f"{aio}.img") if kind == "raw" else \
@@ -547,6 +553,27 @@ class ReleaseFilter(DiskTest):
                                  (0, expected_output(ORIGINAL, serial, 2), PAST_END),
                                  (aio, kind))
                 self.check_written(self.bytes_of(disk))
+
+    def test_beside_user_networking(self):
+        """A disk and a NIC on user networking in one VM, under the release
+        build's filter: the disk keeps PCI slot 1 (disks come before NICs),
+        the NIC takes slot 2, and every kind of request goes through
+        io_uring while libslirp's sockets and timers are polled on the
+        NIC's thread, the sandbox allowing the disk layer's calls and the
+        user-networking set together."""
+        release, env = self.release()
+        disk = self.make_raw()
+        p = run("dev-virtio-blk", "--cpus", "2", "--disk", f"path={disk},aio=uring",
+                "--net", "user", "--stats", binary=release, env=env)
+        self.assertEqual((p.returncode, p.stdout),
+                         (0, expected_output(ORIGINAL, raw_serial(disk), 2)), p.stderr)
+        self.assertTrue(p.stderr.startswith(PAST_END), p.stderr)
+        self.assertIn(DEV + f"{disk}: 12 reads (20480 bytes), 1 writes (4096 bytes), "
+                      "1 flushes, 1 discards (8192 bytes), 1 write-zeroes (8192 bytes), "
+                      "1 errors\n", p.stderr)
+        self.assertIn("vsrv: virtio-net 00:02.0: 0 notifications, 0 requests, 0 bytes to the "
+                      "guest, 0 interrupts, 0 refused, 0 resets needed\n", p.stderr)
+        self.check_written(self.bytes_of(disk))
 
 
 if __name__ == "__main__":

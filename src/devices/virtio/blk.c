@@ -13,8 +13,9 @@
  * CONFIG_WCE: the cache mode is the host's choice (--disk cache=).
  *
  * Queues: nr_queues request queues, each with a disk queue of its own; all
- * are served on the device's I/O thread, which polls each doorbell and
- * each disk queue's completion eventfd (attach).  Requests complete
+ * are served on the device's I/O thread, which polls each doorbell and,
+ * through a poll source (io_setup), each disk queue's completion eventfd.
+ * Requests complete
  * asynchronously: a chain is taken, its request submitted, and the chain
  * given back when the disk completes it.  A queue takes at most as many
  * chains as its size before its requests complete: a driver that makes
@@ -101,7 +102,7 @@ static void serve(struct virtio_dev *d, unsigned qi)
 	while (bq->inflight < size && virtio_queue_pop(d, qi, d->elem) > 0)
 		if (blk_request(bq, d->elem) < 0)
 			atomic_fetch_add_explicit(&d->count.refused, 1, memory_order_relaxed);
-	virtio_queue_notify(d, qi);
+	virtio_queue_notify_used(d, qi);
 }
 
 static void queue_notify(struct virtio_dev *d, unsigned qi)
@@ -111,9 +112,8 @@ static void queue_notify(struct virtio_dev *d, unsigned qi)
 
 /* A disk queue's completions: answers, then, if the queue had stopped
  * taking chains at its bound, the chains that waited. */
-static void completed(void *opaque)
+static void completed(struct blk_queue *bq)
 {
-	struct blk_queue *bq = opaque;
 	struct virtio_dev *d = dev_of(bq);
 	bool was_full = bq->inflight >= d->q[bq->index].vq.size;
 
@@ -121,17 +121,36 @@ static void completed(void *opaque)
 	if (was_full && atomic_load(&d->running) && atomic_load(&d->q[bq->index].ready))
 		serve(d, bq->index);
 	else
-		virtio_queue_notify(d, bq->index);
+		virtio_queue_notify_used(d, bq->index);
 }
 
-static int blk_attach(struct virtio_dev *d, struct iothread *io)
+/* The poll source: each disk queue's completion eventfd, in queue order
+ * (disk_queue_reap reads it); never more than VIRTIO_QUEUES_MAX. */
+static unsigned source_prepare(void *opaque, struct pollfd *p, unsigned max, int *timeout_ms)
 {
-	struct virtio_blk *blk = d->priv;
-	int r = 0;
+	struct virtio_blk *blk = opaque;
 
-	for (unsigned i = 0; r >= 0 && i < blk->nr_queues; i++)
-		r = iothread_add(io, disk_queue_fd(blk->dq[i]), completed, &blk->q[i]);
-	return r;
+	for (unsigned i = 0; i < blk->nr_queues; i++)
+		p[i] = (struct pollfd){ .fd = disk_queue_fd(blk->dq[i]), .events = POLLIN };
+	return blk->nr_queues;
+}
+
+static void source_dispatch(void *opaque, struct pollfd *p, unsigned nr)
+{
+	struct virtio_blk *blk = opaque;
+
+	for (unsigned i = 0; i < nr; i++)
+		if (p[i].revents & POLLIN)
+			completed(&blk->q[i]);
+}
+
+static int blk_io_setup(struct virtio_dev *d, struct iothread *io)
+{
+	struct iothread_source src = {
+		.prepare = source_prepare, .dispatch = source_dispatch, .opaque = d->priv,
+	};
+
+	return iothread_add_source(io, &src);
 }
 
 /* --- configuration --- */
@@ -186,7 +205,7 @@ static int blk_quiesce(struct virtio_dev *d)
 
 	drain(blk);
 	for (unsigned i = 0; i < blk->nr_queues; i++)
-		virtio_queue_notify(d, i);
+		virtio_queue_notify_used(d, i);
 	return 0;
 }
 
@@ -242,7 +261,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.config_size = BLK_CONFIG_SIZE,
 	.config_read = config_read,
 	.queue_notify = queue_notify,
-	.attach = blk_attach,
+	.io_setup = blk_io_setup,
 	.reset = blk_reset,
 	.quiesce = blk_quiesce,
 	.resume = blk_resume,

@@ -125,13 +125,16 @@ void virtio_queue_kicked(void *opaque)
 
 int virtio_queue_pop(struct virtio_dev *d, unsigned qi, struct virtq_elem *e)
 {
-	struct virtq *vq = &d->q[qi].vq;
+	struct virtio_queue *q = &d->q[qi];
+	struct virtq *vq = &q->vq;
 	int r;
 
 	/* Notifications stay off while there is work; back on only once the
 	 * ring is empty, then a second look for what came meanwhile. */
 	for (;;) {
-		if (!atomic_load(&d->running))
+		/* A device's own events (a frame received) may come before
+		 * the driver enabled the queue: no rings to look at yet. */
+		if (!atomic_load(&d->running) || !atomic_load(&q->ready))
 			return 0;
 		virtq_disable_notify(vq);
 		r = virtq_pop(vq, e);
@@ -151,17 +154,23 @@ void virtio_queue_push(struct virtio_dev *d, unsigned qi, uint16_t head, uint32_
 	struct virtio_queue *q = &d->q[qi];
 
 	virtq_push(&q->vq, head, written);
-	q->unnotified++;
+	q->pushed = true;
 	atomic_fetch_add_explicit(&d->count.requests, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&d->count.bytes_to_guest, written, memory_order_relaxed);
 }
 
-void virtio_queue_notify(struct virtio_dev *d, unsigned qi)
+void virtio_queue_refuse(struct virtio_dev *d, unsigned qi, uint16_t head)
+{
+	atomic_fetch_add_explicit(&d->count.refused, 1, memory_order_relaxed);
+	virtio_queue_push(d, qi, head, 0);
+}
+
+void virtio_queue_notify_used(struct virtio_dev *d, unsigned qi)
 {
 	struct virtio_queue *q = &d->q[qi];
-	bool pushed = q->unnotified;
+	bool pushed = q->pushed;
 
-	q->unnotified = 0;
+	q->pushed = false;
 	/* A stopped device tells the driver nothing more: it resets. */
 	if (!pushed || !atomic_load(&d->running) || !virtq_should_notify(&q->vq))
 		return;
@@ -176,13 +185,12 @@ void virtio_queue_serve(struct virtio_dev *d, unsigned qi, virtio_handler handle
 	while (virtio_queue_pop(d, qi, e) > 0) {
 		uint32_t written = 0;
 
-		if (handle(d, e, &written) < 0) {
-			atomic_fetch_add_explicit(&d->count.refused, 1, memory_order_relaxed);
-			written = 0;
-		}
-		virtio_queue_push(d, qi, e->head, written);
+		if (handle(d, e, &written) < 0)
+			virtio_queue_refuse(d, qi, e->head);
+		else
+			virtio_queue_push(d, qi, e->head, written);
 	}
-	virtio_queue_notify(d, qi);
+	virtio_queue_notify_used(d, qi);
 }
 
 void virtio_print_stats(struct virtio_dev *d, FILE *f)

@@ -542,8 +542,8 @@ void virtio_reset(struct virtio_dev *d)
 
 		atomic_store(&q->ready, false);
 		atomic_store(&q->vector, VIRTIO_NO_VECTOR);
+		q->pushed = false;
 		memset(&q->vq, 0, sizeof(q->vq));
-		q->unnotified = 0;
 		q->size = d->ops->queue_max;
 		q->desc = q->driver = q->device = 0;
 	}
@@ -582,8 +582,8 @@ static int setup(struct pci_bus *bus, struct virtio_dev *d)
 		return r;
 	/* Where KVM has ioeventfds, the doorbells reach a thread of the
 	 * device's own; otherwise its work runs on the ringing vCPU, unless
-	 * the device type has eventfds of its own to poll. */
-	r = iothread_create(&d->io, d->pci.name, d->vm->caps.ioeventfd || ops->attach);
+	 * the device type adds a poll source of its own (io_setup). */
+	r = iothread_create(&d->io, d->pci.name, d->vm->caps.ioeventfd);
 	for (unsigned i = 0; r >= 0 && i < ops->nr_queues; i++) {
 		struct virtio_queue *q = &d->q[i];
 
@@ -592,8 +592,8 @@ static int setup(struct pci_bus *bus, struct virtio_dev *d)
 			return -errno;
 		r = iothread_add(d->io, q->kick_fd, virtio_queue_kicked, q);
 	}
-	if (r >= 0 && ops->attach)
-		r = ops->attach(d, d->io);
+	if (r >= 0 && ops->io_setup)
+		r = ops->io_setup(d, d->io);
 	if (r < 0)
 		return r;
 	virtio_reset(d);

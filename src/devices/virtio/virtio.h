@@ -70,11 +70,13 @@ struct virtio_dev_ops {
 	/* Queue q's doorbell rang: on the device's I/O thread (or the vCPU's
 	 * without ioeventfds), one at a time, only while the device runs. */
 	void (*queue_notify)(struct virtio_dev *d, unsigned q);
-	/* Optional, at set-up: eventfds of the device type's own for its I/O
-	 * thread to poll (iothread_add), such as its backend's completions.
-	 * A device that has one always gets a thread of its own, even where
-	 * doorbells exit to the vCPU thread: nothing else would poll them. */
-	int (*attach)(struct virtio_dev *d, struct iothread *io);
+	/* At creation, before the I/O thread starts: a device type whose work
+	 * also comes from outside the guest adds a poll source for it
+	 * (iothread_add_source): its backend's descriptors, such as a disk
+	 * queue's completion eventfds or a network backend's sockets, and a
+	 * timeout for its timers.  That gives the device a thread of its own
+	 * even where doorbells exit to the vCPU thread.  May be NULL. */
+	int (*io_setup)(struct virtio_dev *d, struct iothread *io);
 	/* Back to power-on (the I/O thread paused). */
 	void (*reset)(struct virtio_dev *d);
 	/* Quiesce: with the I/O thread paused, finish what is in flight;
@@ -94,9 +96,9 @@ struct virtio_queue {
 	uint64_t desc, driver, device;	/* the rings' guest addresses */
 	_Atomic uint16_t vector;	/* MSI-X vector, or VIRTIO_NO_VECTOR */
 	_Atomic bool ready;		/* enabled with its rings checked */
-	int kick_fd;			/* the doorbell's eventfd */
-	unsigned unnotified;		/* chains given back since the last
+	bool pushed;			/* chains given back since the last
 					 * interrupt decision (I/O thread) */
+	int kick_fd;			/* the doorbell's eventfd */
 	uint64_t ioeventfd_gpa;		/* where KVM signals it, or 0 */
 };
 
@@ -139,19 +141,24 @@ void virtio_print_stats(struct virtio_dev *d, FILE *f);
 typedef int (*virtio_handler)(struct virtio_dev *d, struct virtq_elem *e, uint32_t *written);
 void virtio_queue_serve(struct virtio_dev *d, unsigned q, virtio_handler handle);
 /*
- * The same in three steps, for device types that finish requests later
- * (virtio-blk: its backend completes them asynchronously), all on the
- * device's I/O thread.  pop: 1 and the next chain of queue q in e; 0 when
+ * The same in steps, on the device's I/O thread, for device types that
+ * take a chain when work of their own needs one (a frame received from
+ * the network) or finish requests later (virtio-blk: the disk completes
+ * them asynchronously).  pop: 1 and the next chain of queue q in e; 0 when
  * there is none (available-buffer notifications are then back on, and the
- * ring was looked at again after) or the device does not run; negative
- * when the driver broke the ring's rules (the device is then NEEDS_RESET,
- * logged).  push: gives a chain back with `written` bytes, counted.
- * notify: after one or more pushes, interrupts the driver if it asks for
- * it (its flag, or its used_event); nothing when the device has stopped.
+ * ring was looked at again after: the driver's next buffer rings the
+ * doorbell), or the device does not run or the queue is not enabled;
+ * negative when the driver broke the ring's rules (the device is then
+ * NEEDS_RESET, logged).  push: gives a chain back with `written` bytes,
+ * counted; refuse: gives it back with nothing written, counted as refused
+ * (the caller logs why).  notify_used: after one or more pushes,
+ * interrupts the driver if it asks for it (its flag, or its used_event);
+ * nothing when the device has stopped.
  */
 int virtio_queue_pop(struct virtio_dev *d, unsigned q, struct virtq_elem *e);
 void virtio_queue_push(struct virtio_dev *d, unsigned q, uint16_t head, uint32_t written);
-void virtio_queue_notify(struct virtio_dev *d, unsigned q);
+void virtio_queue_refuse(struct virtio_dev *d, unsigned q, uint16_t head);
+void virtio_queue_notify_used(struct virtio_dev *d, unsigned q);
 bool virtio_has_feature(const struct virtio_dev *d, unsigned bit);
 /* One line on standard error, "vsrv: <device> <pci address>: ...". */
 void virtio_log(struct virtio_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
