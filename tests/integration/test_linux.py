@@ -123,8 +123,17 @@ VHD_ROOT_LINES = [
     ("ext4 mounted it", r"EXT4-fs \(vda\): mounted filesystem"),
     ("as the root file system", r"VFS: Mounted root \(ext4 filesystem\) on device \d+:\d+\."),
     ("/init run from the disk", r"Run /init as init process"),
+    # virtio-net on libslirp: Linux's driver, then its DHCP client.
+    ("the kernel's DHCP answered by user networking",
+     r"IP-Config: Got DHCP answer from 10\.0\.2\.2, my address is 10\.0\.2\.15"),
+    ("eth0 configured with vsrv's default MAC",
+     r"device=eth0, hwaddr=52:54:00:12:34:56, ipaddr=10\.0\.2\.15, "
+     r"mask=255\.255\.255\.0, gw=10\.0\.2\.2"),
+    ("the DNS forwarder", r"nameserver0=10\.0\.2\.3"),
 ]
 BLK_STATS = re.compile(r"^vsrv: virtio-blk 00:0\d\.0: .*$", re.M)
+NET_STATS = re.compile(r"^vsrv: virtio-net 00:0\d\.0: rx (\d+) packets, \d+ bytes, "
+                       r"(\d+) dropped, 0 errors; tx (\d+) packets, .*$", re.M)
 
 
 def make_root_vhd(g, stem):
@@ -212,7 +221,10 @@ class LinuxBootTest(TmpDirTest):
         b = Boot()
         cmd = [VSRV, "run", "--kernel", kernel]
         if root:
-            cmd += ["--disk", root, "--append", APPEND + " root=/dev/vda rw init=/init"]
+            # And a NIC on user networking: the kernel configures it by
+            # DHCP itself (ip=dhcp) before it mounts the root.
+            cmd += ["--disk", root, "--net", "user",
+                    "--append", APPEND + " root=/dev/vda rw init=/init ip=dhcp"]
         else:
             cmd += ["--initrd", initrd(g), "--append", APPEND]
         cmd += ["--cpus", str(CPUS), "--memory", "256M", "--on-reboot", "exit",
@@ -335,7 +347,9 @@ class LinuxBootTest(TmpDirTest):
         driver finds the disk, ext4 mounts it read-write (which writes its
         superblock: the mount count) and runs /init from it; SIGTERM stops
         the VM cleanly and the run's changes are merged into the VHD, which
-        vsrv disk check then finds clean."""
+        vsrv disk check then finds clean.  A virtio-net NIC on user
+        networking (libslirp) beside it: the kernel's own DHCP client
+        (ip=dhcp) configures eth0 from slirp's answer."""
         g = guest()
         base = make_root_vhd(g, self.p("root"))
         before = superblock(base, self.p("before.img"))
@@ -349,6 +363,12 @@ class LinuxBootTest(TmpDirTest):
         blk = BLK_STATS.search(b.stderr)
         self.assertTrue(blk, f"no virtio-blk counters from --stats\n{b.report()}")
         print("boot: " + blk.group(0)[len("vsrv: "):])
+        net = NET_STATS.search(b.stderr)
+        self.assertTrue(net, f"no virtio-net counters from --stats\n{b.report()}")
+        print("boot: " + net.group(0)[len("vsrv: "):])
+        rx, _, tx = map(int, net.groups())
+        # DHCP: at least a discover and a request out, an offer and an ack in.
+        self.assertTrue(rx >= 2 and tx >= 2, f"too few frames for DHCP\n{b.report()}")
         self.assertEqual(b.stderr.splitlines()[-1],
                          f"vsrv: {base}: the run's changes are merged into it (undo=commit)",
                          b.report())
