@@ -53,6 +53,21 @@ void console_input_ready(struct console *con);
 void console_set_quit(struct console *con, void (*quit)(void *opaque), void *opaque);
 bool console_quit_requested(struct console *con);
 
+/* listen.c: a Unix socket server's listening end at path (0600, non-blocking),
+ * one process per path: a socket file no process holds is taken over, one
+ * that another holds is refused ("WHAT: PATH: in use by another process").
+ * what names it in err's line ("console", "port NAME"). */
+struct unix_listener {
+	int fd;
+	int lock_fd;		/* held while the path is ours */
+	const char *path;	/* the caller's */
+	bool bound;		/* the path is ours to unlink */
+};
+int unix_listen(struct unix_listener *l, const char *what, const char *path, int backlog,
+		char *err, size_t errlen);
+/* Closes it and removes the socket file (a no-op on one never opened). */
+void unix_listen_close(struct unix_listener *l);
+
 /* uart.c: a 16550A on COM1 (0x3f8-0x3ff, IRQ 4), on the console. */
 struct uart;
 int uart_init(struct vm *vm, struct console *con, struct uart **out);
