@@ -633,6 +633,16 @@ int console_parse(const char *spec, enum console_kind *kind, const char **path)
 	return 0;
 }
 
+int console_parse_hvc(const char *spec, bool *hvc, const char **backend)
+{
+	enum console_kind kind;
+	const char *path;
+
+	*hvc = !strcmp(spec, "hvc") || !strncmp(spec, "hvc,", 4);
+	*backend = !strcmp(spec, "hvc") ? "stdio" : *hvc ? spec + 4 : spec;
+	return console_parse(*backend, &kind, &path);
+}
+
 /* stdin is ours to read when it is not a terminal, or is the terminal we
  * are in the foreground of (a background or setsid'd vsrv must neither
  * steal the keyboard nor stop on SIGTTIN). */

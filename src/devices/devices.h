@@ -24,6 +24,10 @@ struct console;
 
 /* Splits "stdio", "file:PATH" or "socket:PATH"; -EINVAL for anything else. */
 int console_parse(const char *spec, enum console_kind *kind, const char **path);
+/* --console's whole value: one of those, or "hvc" (the console on a
+ * virtio-console's hvc0: "hvc" alone is "hvc,stdio") before one:
+ * *backend is what console_open() takes.  -EINVAL for anything else. */
+int console_parse_hvc(const char *spec, bool *hvc, const char **backend);
 #define CONSOLE_BUFFER_DEFAULT	(1u << 20)
 #define CONSOLE_BUFFER_MIN	4096u
 #define CONSOLE_BUFFER_MAX	(1u << 30)
