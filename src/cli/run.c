@@ -15,8 +15,9 @@
 static const char usage[] =
 	"vsrv run [--config FILE] --kernel FILE [--initrd FILE] [--append STR] [--cpus N]\n"
 	"         [--memory SIZE] [--boot auto|linux64|pvh] [--on-reboot restart|exit]\n"
-	"         [--console stdio|file:PATH|socket:PATH] [--console-buffer SIZE]\n"
-	"         [--host-quirks auto|on|off] [--hugepages] [--memfd] [--rng] [--test-device]\n"
+	"         [--console [hvc,]stdio|file:PATH|socket:PATH] [--console-buffer SIZE]\n"
+	"         [--port NAME=socket:PATH]... [--host-quirks auto|on|off] [--hugepages]\n"
+	"         [--memfd] [--rng] [--test-device]\n"
 	"         [--disk path=FILE[,format=raw|vhd][,readonly=on][,undo=commit|keep|discard]\n"
 	"                [,cache=writeback|none|unsafe]]...\n"
 	"         [--net user[,hostfwd=tcp:127.0.0.1:2222-:22][,mac=MAC] | tap=NAME[,mac=MAC]\n"
@@ -27,6 +28,10 @@ static const char usage[] =
 	"        64-bit entry, else its 32-bit one), linux64, or pvh (a vmlinux's PVH note).\n"
 	"--console: where the serial port (COM1) goes; on a terminal, Ctrl-A x quits.\n"
 	"        Output nobody reads yet is kept up to --console-buffer (default 1M).\n"
+	"        hvc: a virtio-console whose hvc0 shares the console with COM1 and\n"
+	"        takes its input (\"hvc\" alone is hvc,stdio).\n"
+	"--port: a named port of the virtio-console (the guest's /dev/vport0pN), relayed\n"
+	"        to one client at a time of a Unix socket vsrv listens on at PATH.\n"
 	"--rng: a virtio-rng device (PCI), fed from the host's getrandom().\n"
 	"--disk: a virtio-blk device (PCI) on a raw file or a VHD, once per disk;\n"
 	"        undo= runs the VM on an overlay that is merged into the disk, kept\n"
@@ -46,7 +51,7 @@ enum {
 	OPT_KERNEL = 1, OPT_INITRD, OPT_APPEND, OPT_CPUS, OPT_MEMORY,
 	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV, OPT_STATS,
 	OPT_CONFIG, OPT_BOOT, OPT_DRY_RUN, OPT_CONSOLE, OPT_CONSOLE_BUFFER, OPT_RNG,
-	OPT_DUMP_ACPI, OPT_DISK, OPT_NET,
+	OPT_DUMP_ACPI, OPT_DISK, OPT_NET, OPT_PORT,
 };
 
 static const struct option opts[] = {
@@ -70,6 +75,7 @@ static const struct option opts[] = {
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "console-buffer", required_argument, NULL, OPT_CONSOLE_BUFFER },
 	{ "dump-acpi", required_argument, NULL, OPT_DUMP_ACPI },
+	{ "port", required_argument, NULL, OPT_PORT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -107,7 +113,7 @@ static int add_disk(struct vmm_config *cfg, char *arg, bool first)
  * 0, or the exit status to return now. */
 static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 {
-	bool disks = false, net_given = false;
+	bool disks = false, net_given = false, ports_given = false;
 	char *end, why[300];
 	int c;
 
@@ -221,16 +227,30 @@ static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 			break;
 		case OPT_CONFIG:
 			break;		/* read first, by cmd_run */
-		case OPT_CONSOLE: {
-			enum console_kind kind;
-			const char *path;
-
-			if (console_parse(optarg, &kind, &path) < 0) {
-				cli_err("--console: '%s' is not stdio, file:PATH or socket:PATH",
-					optarg);
+		case OPT_CONSOLE:
+			if (console_parse_hvc(optarg, &cfg->hvc, &cfg->console) < 0) {
+				cli_err("--console: '%s' is not stdio, file:PATH, socket:PATH, hvc or "
+					"hvc,<one of these>", optarg);
 				return EXIT_USAGE;
 			}
-			cfg->console = optarg;
+			break;
+		case OPT_PORT: {
+			const char *eq = strchr(optarg, '=');
+
+			if (!ports_given) {
+				/* The command line's ports replace the file's. */
+				cfg->nr_ports = 0;
+				ports_given = true;
+			}
+			if (!eq || strncmp(eq + 1, "socket:", 7) || !eq[8]) {
+				cli_err("--port: '%s' is not NAME=socket:PATH", optarg);
+				return EXIT_USAGE;
+			}
+			if (vmm_port_add(cfg, optarg, (size_t)(eq - optarg), eq + 8, why,
+					 sizeof(why)) < 0) {
+				cli_err("--port: %s", why);
+				return EXIT_USAGE;
+			}
 			break;
 		}
 		case OPT_CONSOLE_BUFFER:

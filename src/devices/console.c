@@ -29,7 +29,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +36,6 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,9 +59,8 @@ struct console_client {
 struct console {
 	enum console_kind kind;
 	char *path;		/* file: and socket: */
-	int out_fd, in_fd, listen_fd, wake_fd;
-	int lock_fd;		/* socket: held while the path is ours */
-	bool bound;		/* socket: the path is ours to unlink */
+	int out_fd, in_fd, wake_fd;
+	struct unix_listener listener;	/* socket: */
 	bool tty;		/* stdin is our terminal: raw mode, Ctrl-A escapes */
 	pthread_t thread;
 	bool thread_started;
@@ -374,7 +370,7 @@ static void client_drop(struct console *con, unsigned i)
 
 static void client_accept(struct console *con)
 {
-	int fd = accept4(con->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int fd = accept4(con->listener.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	uint64_t head, oldest;
 
 	if (fd < 0)
@@ -550,7 +546,7 @@ static void *console_thread(void *arg)
 		if (con->kind == CONSOLE_STDIO && want_in && !con->in_eof && con->in_fd >= 0)
 			pfd[PFD_MAIN] = (struct pollfd){ .fd = con->in_fd, .events = POLLIN };
 		if (con->kind == CONSOLE_SOCKET && !stopping)
-			pfd[PFD_MAIN] = (struct pollfd){ .fd = con->listen_fd, .events = POLLIN };
+			pfd[PFD_MAIN] = (struct pollfd){ .fd = con->listener.fd, .events = POLLIN };
 		/* stdio and file: blocking fds, written a chunk at a time once
 		 * poll says there is room (a regular file always has). */
 		if (con->kind != CONSOLE_SOCKET && pending && !con->out_broken)
@@ -637,90 +633,14 @@ int console_parse(const char *spec, enum console_kind *kind, const char **path)
 	return 0;
 }
 
-/* One VMM per socket path: an abstract-namespace socket named after the
- * path is the lock.  The kernel drops it when its holder dies, however it
- * dies, so a socket file without it is left over and can go.  (Asking the
- * path itself, by connecting, would make the VMM there hand its buffered
- * output to the question.) */
-static int lock_path(struct console *con, char *err, size_t errlen)
+int console_parse_hvc(const char *spec, bool *hvc, const char **backend)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char *slash = strrchr(con->path, '/'), *dir;
-	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a */
-	const char *base;
-	int n;
+	enum console_kind kind;
+	const char *path;
 
-	if (slash) {
-		char *d = strndup(con->path, (size_t)(slash - con->path) + 1);
-
-		dir = d ? realpath(d, NULL) : NULL;
-		free(d);
-		base = slash + 1;
-	} else {
-		dir = realpath(".", NULL);
-		base = con->path;
-	}
-	if (!dir) {
-		n = -errno;
-		snprintf(err, errlen, "console: %s: %s", con->path, strerror(-n));
-		return n;
-	}
-	for (const char *p = dir; *p; p++)
-		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
-	h = (h ^ '/') * 0x100000001b3ull;
-	for (const char *p = base; *p; p++)
-		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
-	free(dir);
-	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "vsrv-console-%016llx",
-		     (unsigned long long)h);
-	con->lock_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (con->lock_fd < 0 ||
-	    bind(con->lock_fd, (struct sockaddr *)&sa,
-		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0) {
-		n = -errno;
-		if (n == -EADDRINUSE)
-			snprintf(err, errlen, "console: %s: in use by another process", con->path);
-		else
-			snprintf(err, errlen, "console: %s: %s", con->path, strerror(-n));
-		return n;
-	}
-	return 0;
-}
-
-static int open_socket(struct console *con, char *err, size_t errlen)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int r;
-
-	if (strlen(con->path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "console: %s: longer than %zu bytes (a Unix socket's limit)",
-			 con->path, sizeof(sa.sun_path) - 1);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, con->path);
-	if (lstat(con->path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "console: %s: exists and is not a socket", con->path);
-		return -EEXIST;
-	}
-	r = lock_path(con, err, errlen);
-	if (r < 0)
-		return r;
-	unlink(con->path);	/* a socket, and nobody's */
-	con->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (con->listen_fd < 0)
-		goto fail;
-	if (bind(con->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		goto fail;
-	con->bound = true;
-	/* The console carries whatever the guest types and prints. */
-	if (chmod(con->path, 0600) < 0 || listen(con->listen_fd, 4) < 0)
-		goto fail;
-	return 0;
-fail:
-	r = -errno;
-	snprintf(err, errlen, "console: %s: %s", con->path, strerror(-r));
-	return r;
+	*hvc = !strcmp(spec, "hvc") || !strncmp(spec, "hvc,", 4);
+	*backend = !strcmp(spec, "hvc") ? "stdio" : *hvc ? spec + 4 : spec;
+	return console_parse(*backend, &kind, &path);
 }
 
 /* stdin is ours to read when it is not a terminal, or is the terminal we
@@ -758,7 +678,8 @@ static int console_alloc(struct console **out, enum console_kind kind, size_t bu
 		return -ENOMEM;
 	}
 	con->kind = kind;
-	con->out_fd = con->in_fd = con->listen_fd = con->lock_fd = -1;
+	con->out_fd = con->in_fd = -1;
+	con->listener = (struct unix_listener){ .fd = -1, .lock_fd = -1 };
 	pthread_mutex_init(&con->lock, NULL);
 	pthread_mutex_init(&con->sink_lock, NULL);
 	*out = con;
@@ -822,7 +743,7 @@ int console_open(struct console **out, const char *spec, size_t buffer, char *er
 			snprintf(err, errlen, "console: %s: %s", con->path, strerror(-r));
 		break;
 	case CONSOLE_SOCKET:
-		r = open_socket(con, err, errlen);
+		r = unix_listen(&con->listener, "console", con->path, 4, err, errlen);
 		break;
 	}
 	if (r >= 0)
@@ -869,12 +790,7 @@ void console_close(struct console *con)
 		tio_restore();
 	for (unsigned i = 0; i < con->nr_clients; i++)
 		close(con->clients[i].fd);
-	if (con->listen_fd >= 0)
-		close(con->listen_fd);
-	if (con->bound)
-		unlink(con->path);
-	if (con->lock_fd >= 0)
-		close(con->lock_fd);
+	unix_listen_close(&con->listener);
 	if (con->kind == CONSOLE_FILE && con->out_fd >= 0)
 		close(con->out_fd);
 	if (con->wake_fd >= 0)

@@ -24,6 +24,10 @@ struct console;
 
 /* Splits "stdio", "file:PATH" or "socket:PATH"; -EINVAL for anything else. */
 int console_parse(const char *spec, enum console_kind *kind, const char **path);
+/* --console's whole value: one of those, or "hvc" (the console on a
+ * virtio-console's hvc0: "hvc" alone is "hvc,stdio") before one:
+ * *backend is what console_open() takes.  -EINVAL for anything else. */
+int console_parse_hvc(const char *spec, bool *hvc, const char **backend);
 #define CONSOLE_BUFFER_DEFAULT	(1u << 20)
 #define CONSOLE_BUFFER_MIN	4096u
 #define CONSOLE_BUFFER_MAX	(1u << 30)
@@ -52,6 +56,21 @@ void console_input_ready(struct console *con);
 /* Called on the console's thread when the user quits (Ctrl-A x). */
 void console_set_quit(struct console *con, void (*quit)(void *opaque), void *opaque);
 bool console_quit_requested(struct console *con);
+
+/* listen.c: a Unix socket server's listening end at path (0600, non-blocking),
+ * one process per path: a socket file no process holds is taken over, one
+ * that another holds is refused ("WHAT: PATH: in use by another process").
+ * what names it in err's line ("console", "port NAME"). */
+struct unix_listener {
+	int fd;
+	int lock_fd;		/* held while the path is ours */
+	const char *path;	/* the caller's */
+	bool bound;		/* the path is ours to unlink */
+};
+int unix_listen(struct unix_listener *l, const char *what, const char *path, int backlog,
+		char *err, size_t errlen);
+/* Closes it and removes the socket file (a no-op on one never opened). */
+void unix_listen_close(struct unix_listener *l);
 
 /* uart.c: a 16550A on COM1 (0x3f8-0x3ff, IRQ 4), on the console. */
 struct uart;

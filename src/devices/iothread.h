@@ -23,7 +23,7 @@
 #include <poll.h>
 #include <stdbool.h>
 
-#define IOTHREAD_MAX_FDS	16
+#define IOTHREAD_MAX_FDS	40	/* a device's doorbells (up to 32) and its own */
 /* What a poll source may watch at once. */
 #define IOTHREAD_SOURCE_FDS	256
 

@@ -29,7 +29,8 @@ void state_rewind(struct dev_state *s)
 
 void state_put_bytes(struct dev_state *s, const void *p, size_t n)
 {
-	if (s->err)
+	/* Nothing (an empty name, say), maybe into no buffer yet. */
+	if (s->err || !n)
 		return;
 	if (n > STATE_MAX - s->len) {
 		s->err = -E2BIG;
@@ -90,6 +91,8 @@ void state_put_section(struct dev_state *s, const char *tag, uint32_t version)
 
 void state_get_bytes(struct dev_state *s, void *p, size_t n)
 {
+	if (!n)
+		return;
 	if (!s->err && n > s->len - s->pos)
 		s->err = -EINVAL;
 	if (s->err) {

@@ -29,6 +29,7 @@ struct config_file {
 	char *kernel, *initrd;	/* resolved against the file's folder */
 	char *console;		/* "file:" or "socket:" and a path resolved so */
 	char *disks[VMM_DISKS_MAX];	/* each disk's path, resolved so */
+	char *port_socket[VMM_PORTS_MAX];	/* resolved so */
 };
 
 enum ftype { F_STRING, F_INT, F_BOOL, F_SIZE, F_ARRAY };
@@ -52,6 +53,7 @@ static const struct field {
 	{ "hugepages", F_BOOL },
 	{ "memfd", F_BOOL },
 	{ "rng", F_BOOL },
+	{ "ports", F_ARRAY },
 	{ "disks", F_ARRAY },
 	{ "nics", F_ARRAY },
 };
@@ -338,6 +340,68 @@ static int apply_nics(json_t *nics, const char *path, struct vmm_config *cfg, ch
 	return 0;
 }
 
+int vmm_port_add(struct vmm_config *cfg, const char *name, size_t namelen, const char *socket,
+		 char *err, size_t errlen)
+{
+	struct vmm_port *p = &cfg->ports[cfg->nr_ports];
+	char n[VCON_NAME_MAX + 1];
+
+	snprintf(n, sizeof(n), "%.*s", (int)(namelen < sizeof(n) ? namelen : sizeof(n)),
+		 name);
+	if (namelen > VCON_NAME_MAX || !vcon_name_valid(n)) {
+		snprintf(err, errlen, "'%.*s' is not a port name (1 to %d letters, digits, '.', '_' or '-')",
+			 (int)namelen, name, VCON_NAME_MAX);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < cfg->nr_ports; i++)
+		if (!strcmp(cfg->ports[i].name, n)) {
+			snprintf(err, errlen, "a second port named '%s'", n);
+			return -EINVAL;
+		}
+	if (cfg->nr_ports == VMM_PORTS_MAX) {
+		snprintf(err, errlen, "more than %d ports", VMM_PORTS_MAX);
+		return -EINVAL;
+	}
+	if (!*socket) {
+		snprintf(err, errlen, "port '%s': an empty socket path", n);
+		return -EINVAL;
+	}
+	memcpy(p->name, n, sizeof(n));
+	p->socket = socket;
+	p->listen_fd = -1;
+	cfg->nr_ports++;
+	return 0;
+}
+
+/* "ports": [{"name": "org.example.agent", "socket": "agent.sock"}, ...] */
+static int apply_ports(json_t *ports, const char *path, struct vmm_config *cfg,
+		       struct config_file *cf, char *err, size_t errlen)
+{
+	char why[200];
+	size_t i;
+	json_t *p;
+
+	json_array_foreach(ports, i, p) {
+		json_t *name = json_object_get(p, "name"), *sock = json_object_get(p, "socket");
+
+		if (!json_is_object(p) || json_object_size(p) != 2 || !json_is_string(name) ||
+		    !json_is_string(sock))
+			return bad(err, errlen, path,
+				   "ports[%zu]: expected {\"name\": NAME, \"socket\": PATH} and nothing else",
+				   i);
+		if (i < VMM_PORTS_MAX && *json_string_value(sock)) {
+			cf->port_socket[i] = resolve(path, json_string_value(sock));
+			if (!cf->port_socket[i])
+				return -ENOMEM;
+		}
+		if (vmm_port_add(cfg, json_string_value(name), strlen(json_string_value(name)),
+				 i < VMM_PORTS_MAX && cf->port_socket[i] ? cf->port_socket[i] : "",
+				 why, sizeof(why)) < 0)
+			return bad(err, errlen, path, "ports[%zu]: %s", i, why);
+	}
+	return 0;
+}
+
 static int apply(json_t *root, const char *path, struct vmm_config *cfg,
 		 struct config_file *cf, char *err, size_t errlen)
 {
@@ -389,12 +453,13 @@ static int apply(json_t *root, const char *path, struct vmm_config *cfg,
 	if ((v = json_object_get(root, "cmdline")))
 		cfg->boot.cmdline = json_string_value(v);
 	if ((v = json_object_get(root, "console"))) {
-		const char *c = json_string_value(v), *cpath;
+		const char *c, *cpath;
 		enum console_kind kind;
 
-		if (console_parse(c, &kind, &cpath) < 0)
+		if (console_parse_hvc(json_string_value(v), &cfg->hvc, &c) < 0)
 			return bad(err, errlen, path,
-				   "console: expected \"stdio\", \"file:PATH\" or \"socket:PATH\"");
+				   "console: expected \"stdio\", \"file:PATH\", \"socket:PATH\", \"hvc\" or \"hvc,<one of these>\"");
+		console_parse(c, &kind, &cpath);
 		cfg->console = c;
 		if (kind != CONSOLE_STDIO) {
 			char *full = resolve(path, cpath);
@@ -447,6 +512,12 @@ static int apply(json_t *root, const char *path, struct vmm_config *cfg,
 	}
 	if ((v = json_object_get(root, "nics"))) {
 		int r = apply_nics(v, path, cfg, err, errlen);
+
+		if (r < 0)
+			return r;
+	}
+	if ((v = json_object_get(root, "ports"))) {
+		int r = apply_ports(v, path, cfg, cf, err, errlen);
 
 		if (r < 0)
 			return r;
@@ -505,6 +576,8 @@ void vmm_config_free(struct vmm_config *cfg)
 	free(cf->console);
 	for (unsigned i = 0; i < VMM_DISKS_MAX; i++)
 		free(cf->disks[i]);
+	for (unsigned i = 0; i < VMM_PORTS_MAX; i++)
+		free(cf->port_socket[i]);
 	free(cf);
 	cfg->file = NULL;
 }

@@ -96,6 +96,17 @@ static const int net_user_calls[] = {
 	SCMP_SYS(newfstatat),
 };
 
+/*
+ * SANDBOX_CONSOLE_PORTS: a virtio-console's named ports (--port), whose
+ * sockets vsrv run listens on before any boot (src/vmm/supervise.c): a
+ * boot accepts one client at a time and relays its data, non-blocking
+ * (src/devices/virtio/console.c).
+ */
+static const int console_port_calls[] = {
+	SCMP_SYS(accept4),			/* a port's client */
+	SCMP_SYS(sendto), SCMP_SYS(recvfrom),	/* send() and recv() are these */
+};
+
 /* The KVM ioctls the running VMM issues (vcpu.c, quirks.c, kvm.c,
  * eventfd.c). */
 static const unsigned long kvm_ioctls[] = {
@@ -210,6 +221,9 @@ static int build(scmp_filter_ctx ctx, unsigned needs)
 
 	if (r >= 0 && (needs & SANDBOX_NET_USER))
 		r = build_net_user(ctx);
+	if (r >= 0 && (needs & SANDBOX_CONSOLE_PORTS))
+		r = add_rules(ctx, console_port_calls,
+			      sizeof(console_port_calls) / sizeof(console_port_calls[0]));
 
 #ifdef SANITIZER_BUILD
 	if (r >= 0)

@@ -324,8 +324,29 @@ static int boot(const struct vmm_config *cfg, int sock, int sigfd, int ctl, bool
 	return VM_STATUS_ERROR;
 }
 
+/* The named ports' sockets, listened on for as long as vsrv runs so that
+ * clients can wait through a reboot; each boot's process inherits them in
+ * the run's configuration. */
+static int ports_listen(struct vmm_config *run, struct unix_listener *l)
+{
+	char what[VCON_NAME_MAX + 8], err[1024];
+	int r;
+
+	for (unsigned i = 0; i < run->nr_ports; i++) {
+		snprintf(what, sizeof(what), "port %s", run->ports[i].name);
+		r = unix_listen(&l[i], what, run->ports[i].socket, 4, err, sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, "vsrv: %s\n", err);
+			return r;
+		}
+		run->ports[i].listen_fd = l[i].fd;
+	}
+	return 0;
+}
+
 int vmm_supervise(const struct vmm_config *cfg)
 {
+	struct unix_listener ports[VMM_PORTS_MAX];
 	bool *reboot = mmap(NULL, sizeof(*reboot), PROT_READ | PROT_WRITE,
 			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	int sv[2] = { -1, -1 }, sigfd = -1, ctl = -1, stop_sig = 0;
@@ -336,6 +357,8 @@ int vmm_supervise(const struct vmm_config *cfg)
 	char err[1024];
 	sigset_t stop;
 
+	for (unsigned i = 0; i < VMM_PORTS_MAX; i++)
+		ports[i] = (struct unix_listener){ .fd = -1, .lock_fd = -1 };
 	if (reboot == MAP_FAILED) {
 		fprintf(stderr, "vsrv: mapping shared memory for reboots failed\n");
 		return VM_STATUS_ERROR;
@@ -363,6 +386,8 @@ int vmm_supervise(const struct vmm_config *cfg)
 	}
 	close(sv[0]);
 	sv[0] = -1;
+	if (ports_listen(&run, ports) < 0)
+		goto out;
 	do
 		status = boot(cfg, sv[1], sigfd, ctl, reboot, &stop_sig);
 	while (*reboot && !stop_sig);
@@ -371,6 +396,8 @@ out:
 	 * output comes before what is printed here. */
 	if (sv[1] >= 0)
 		close(sv[1]);
+	for (unsigned i = 0; i < cfg->nr_ports; i++)
+		unix_listen_close(&ports[i]);
 	if (con_pid > 0)
 		while (waitpid(con_pid, NULL, 0) < 0 && errno == EINTR)
 			;

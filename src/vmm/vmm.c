@@ -12,9 +12,9 @@
  * keyboard controller and the reset control register (resets), the CMOS
  * RTC, ACPI's power management registers (acpi-pm.c: the PM timer, the
  * SCI, the power button); and a PCI host bridge, with virtio devices behind
- * it as the configuration asks (--rng, --disk: disks.c, --net).  A guest
- * powers off through ACPI (PM1a_CNT's S5) or, for micro-guests, the test
- * device's exit port with 0.
+ * it as the configuration asks (--rng, --disk: disks.c, --net; --console
+ * hvc and --port: a virtio-console).  A guest powers off through ACPI
+ * (PM1a_CNT's S5) or, for micro-guests, the test device's exit port with 0.
  *
  * SIGTERM, SIGINT and SIGHUP stop the VM: its vCPUs leave KVM_RUN, the
  * devices are torn down in order and the console flushed, and vsrv ends
@@ -35,6 +35,7 @@
 #include "../devices/devices.h"
 #include "../devices/pci.h"
 #include "../devices/virtio/blk.h"
+#include "../devices/virtio/console.h"
 #include "../devices/virtio/net.h"
 #include "../devices/virtio/rng.h"
 #include "acpi.h"
@@ -55,6 +56,7 @@ struct devices {
 	struct virtio_rng *rng;
 	struct virtio_blk *blk[VMM_DISKS_MAX];
 	struct virtio_net *nics[NET_NICS_MAX];
+	struct virtio_console *vcon;
 };
 
 /*
@@ -87,6 +89,23 @@ static void print_stats(const struct vm *vm, const struct devices *dev)
 		virtio_blk_print_stats(dev->blk[i], stderr);
 	for (unsigned i = 0; i < NET_NICS_MAX && dev->nics[i]; i++)
 		virtio_net_print_stats(dev->nics[i], stderr);
+	if (dev->vcon)
+		virtio_console_print_stats(dev->vcon, stderr);
+}
+
+/* --console hvc and --port: a virtio-console whose port 0 is the console
+ * (its input taken over from the UART, whose output still goes there, so
+ * that a boot's early lines on ttyS0 are seen too), then the named ports
+ * on the sockets vmm_supervise() listens on. */
+static int vcon_create(const struct vmm_config *cfg, struct console *con, struct devices *dev)
+{
+	struct vcon_port_cfg ports[VMM_PORTS_MAX];
+
+	for (unsigned i = 0; i < cfg->nr_ports; i++)
+		ports[i] = (struct vcon_port_cfg){ .name = cfg->ports[i].name,
+						   .listen_fd = cfg->ports[i].listen_fd };
+	return virtio_console_create(dev->pci, cfg->hvc ? con : NULL, ports, cfg->nr_ports,
+				     &dev->vcon);
 }
 
 /* The legacy devices every VM has, the PCI bus, and the virtio devices
@@ -116,6 +135,9 @@ static int devices_create(struct vm *vm, const struct vmm_config *cfg,
 		r = vmm_disks_attach(cfg, dev->pci, dev->blk, err, errlen);
 	for (unsigned i = 0; r >= 0 && i < cfg->nr_nics; i++)
 		r = virtio_net_create(dev->pci, &cfg->nics[i], i, &dev->nics[i], err, errlen);
+	/* After them: the console's device keeps the slots theirs had. */
+	if (r >= 0 && (cfg->hvc || cfg->nr_ports))
+		r = vcon_create(cfg, con, dev);
 	return r;
 }
 
@@ -128,6 +150,7 @@ static void devices_destroy(struct devices *dev)
 	virtio_rng_destroy(dev->rng);
 	for (unsigned i = 0; i < VMM_DISKS_MAX; i++)
 		virtio_blk_destroy(dev->blk[i]);
+	virtio_console_destroy(dev->vcon);
 	pci_bus_destroy(dev->pci);
 	uart_destroy(dev->uart);
 	i8042_destroy(dev->kbc);
@@ -143,6 +166,8 @@ static unsigned sandbox_needs(const struct vmm_config *cfg)
 	for (unsigned i = 0; i < cfg->nr_nics; i++)
 		if (cfg->nics[i].type == NET_USER)
 			needs |= SANDBOX_NET_USER;
+	if (cfg->nr_ports)
+		needs |= SANDBOX_CONSOLE_PORTS;
 	return needs;
 }
 

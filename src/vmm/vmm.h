@@ -3,6 +3,7 @@
 #ifndef VSRV_VMM_H
 #define VSRV_VMM_H
 
+#include "../devices/virtio/console-ctrl.h"
 #include "../disk/disk.h"
 #include "../net/net.h"
 #include "boot.h"
@@ -29,6 +30,14 @@ struct console;
 struct pci_bus;
 struct virtio_blk;
 
+/* A named port of the virtio-console (--port NAME=socket:PATH). */
+#define VMM_PORTS_MAX	(VCON_PORTS_MAX - 1)
+struct vmm_port {
+	char name[VCON_NAME_MAX + 1];
+	const char *socket;	/* the path vsrv listens on */
+	int listen_fd;		/* vmm_supervise()'s, for the boots; -1 before */
+};
+
 struct vmm_config {
 	struct vm_opts vm;
 	struct boot_opts boot;
@@ -39,6 +48,9 @@ struct vmm_config {
 	unsigned nr_nics;
 	const char *name, *uuid;	/* identity, from --config */
 	const char *console;	/* stdio, file:PATH, socket:PATH; NULL: stdio */
+	bool hvc;		/* the console on a virtio-console's hvc0, not COM1 */
+	struct vmm_port ports[VMM_PORTS_MAX];
+	unsigned nr_ports;
 	struct config_file *file;	/* what --config read; owns the strings */
 	uint64_t console_buffer;	/* output kept for a reader; 0: default */
 	const char *acpi_dump;	/* --dump-acpi: a directory for the tables */
@@ -51,6 +63,10 @@ struct vmm_config {
  * either way. */
 int vmm_config_load(const char *path, struct vmm_config *cfg, char *err, size_t errlen);
 void vmm_config_free(struct vmm_config *cfg);
+/* Adds a named port, the name's namelen bytes at name (socket: the
+ * caller's); on error, one line in err saying what is wrong. */
+int vmm_port_add(struct vmm_config *cfg, const char *name, size_t namelen, const char *socket,
+		 char *err, size_t errlen);
 
 /* vmm.c: one boot of the VM on the console; *reboot says whether it asked
  * to start again.  child: a boot's process under vmm_supervise(), which

@@ -11,8 +11,10 @@
  * left or one is refused, serves each as virtio-rng does, gives it back
  * and asks whether to notify, checking the invariants below.
  *
- * Transport mode (bit 7 set): a PCI bus with a virtio-rng device on a VM
- * that has no KVM behind it (its doorbells handled inline, MSI-X sent
+ * Transport mode (bit 7 set): a PCI bus with a virtio-rng device (bit 6
+ * clear) or a virtio-console (bit 6 set: two named ports and port 0, with
+ * nothing behind them; its control queues are the guest's to fill) on a
+ * VM that has no KVM behind it (its doorbells handled inline, MSI-X sent
  * nowhere), then guest memory (bytes 1-2: its length, then the bytes),
  * then 8-byte records, each one access as a vCPU would make it:
  * configuration space through 0xcf8/0xcfc or MMCONFIG, the virtio BAR,
@@ -30,6 +32,7 @@
 #include <sys/types.h>
 
 #include "../../src/devices/pci.h"
+#include "../../src/devices/virtio/console.h"
 #include "../../src/devices/virtio/queue.h"
 #include "../../src/devices/virtio/rng.h"
 #define FUZZ_NAME "fuzz-virtq"
@@ -155,10 +158,15 @@ static void one_access(struct vm *vm, const uint8_t *rec)
 
 static void transport_mode(const uint8_t *data, size_t size)
 {
+	static const struct vcon_port_cfg ports[] = {
+		{ .name = "org.vsrv.agent", .listen_fd = -1 }, { .name = "b", .listen_fd = -1 },
+	};
+	struct virtio_console *vcon = NULL;
 	struct virtio_rng *rng = NULL;
 	struct pci_bus *bus = NULL;
 	size_t memlen, pos;
 	struct vm vm;
+	int r;
 
 	if (size < 3)
 		return;
@@ -170,12 +178,17 @@ static void transport_mode(const uint8_t *data, size_t size)
 	if (memlen > size - 3)
 		memlen = size - 3;
 	memcpy(mem, data + 3, memlen < MEMSZ ? memlen : MEMSZ);
-	if (pci_bus_create(&vm, &bus) < 0 || virtio_rng_create(bus, &rng) < 0)
+	r = pci_bus_create(&vm, &bus);
+	if (r >= 0)
+		r = data[0] & 0x40 ? virtio_console_create(bus, NULL, ports, 2, &vcon) :
+				     virtio_rng_create(bus, &rng);
+	if (r < 0)
 		bug("no device");
 	pos = 3 + memlen;
 	for (unsigned n = 0; n < MAX_RECORDS && pos + 8 <= size; n++, pos += 8)
 		one_access(&vm, data + pos);
 	virtio_rng_destroy(rng);
+	virtio_console_destroy(vcon);
 	pci_bus_destroy(bus);
 	free(vm.pio.r);
 	free(vm.mmio.r);

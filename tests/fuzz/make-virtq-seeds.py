@@ -117,8 +117,60 @@ def ring_memory(chains):
     return bytes(mem)
 
 
-def transport_seed(mem, records):
-    return bytes([0x80]) + struct.pack("<H", len(mem)) + mem + b"".join(records)
+def transport_seed(mem, records, device=0x80):
+    return bytes([device]) + struct.pack("<H", len(mem)) + mem + b"".join(records)
+
+
+# The virtio-console (byte 0x40 of the first): its control queues' rings
+# and buffers; messages from the driver at CBUF, receive buffers after.
+CONSOLE = 0xc0
+CRING_RX, CRING_TX, CBUF = 0x1000, 0x2000, 0x3000
+F_MULTIPORT = 1
+
+
+def queue_records(q, ring, size=8):
+    return [common(0x16, 2, q), common(0x18, 2, size), common(0x1a, 2, 0xffff),
+            common(0x20, 4, ring), common(0x24, 4, 0), common(0x28, 4, ring + 0x400),
+            common(0x2c, 4, 0), common(0x30, 4, ring + 0x800), common(0x34, 4, 0),
+            common(0x1c, 2, 1)]
+
+
+def console_init():
+    return ([common(0x14, 1, 0), common(0x14, 1, 1), common(0x14, 1, 3),
+             common(0x08, 4, 0), common(0x0c, 4, 1 << 28 | 1 << F_MULTIPORT),
+             common(0x08, 4, 1), common(0x0c, 4, 1), common(0x14, 1, 0x0b)] +
+            queue_records(2, CRING_RX) + queue_records(3, CRING_TX) + [common(0x14, 1, 0x0f)])
+
+
+def console_memory(messages, rx=4):
+    mem = bytearray(CBUF + 0x800)
+    for i in range(rx):
+        mem[CRING_RX + 16 * i:CRING_RX + 16 * i + 16] = desc(CBUF + 0x400 + 128 * i, 128)
+        struct.pack_into("<H", mem, CRING_RX + 0x404 + 2 * i, i)
+    struct.pack_into("<HH", mem, CRING_RX + 0x400, 0, rx)
+    for i, m in enumerate(messages):
+        mem[CBUF + 16 * i:CBUF + 16 * i + len(m)] = m
+        mem[CRING_TX + 16 * i:CRING_TX + 16 * i + 16] = desc(CBUF + 16 * i, len(m), 0)
+        struct.pack_into("<H", mem, CRING_TX + 0x404 + 2 * i, i)
+    struct.pack_into("<HH", mem, CRING_TX + 0x400, 0, len(messages))
+    return bytes(mem)
+
+
+def cmsg(id, event, value):
+    return struct.pack("<IHH", id, event, value)
+
+
+def console_seeds():
+    kicks = [common(0x3008, 2, 0), common(0x300c, 2, 0)]
+    s = {}
+    s["t-console-handshake"] = transport_seed(console_memory(
+        [cmsg(0xffffffff, 0, 1)] + [cmsg(p, 3, 1) for p in range(3)] +
+        [cmsg(p, 6, 1) for p in range(3)]), console_init() + kicks + kicks, CONSOLE)
+    s["t-console-hostile"] = transport_seed(console_memory(
+        [cmsg(0, 0, 1)[:4], cmsg(9, 3, 1), cmsg(0, 99, 0), cmsg(0, 1, 0), cmsg(1, 6, 1),
+         cmsg(0xffffffff, 0, 1), cmsg(0xffffffff, 0, 1), cmsg(1, 6, 7)]),
+        console_init() + kicks + kicks, CONSOLE)
+    return s
 
 
 def transport_seeds():
@@ -153,7 +205,7 @@ def transport_seeds():
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
-    for name, data in {**queue_seeds(), **transport_seeds()}.items():
+    for name, data in {**queue_seeds(), **transport_seeds(), **console_seeds()}.items():
         with open(os.path.join(out, "seed-" + name), "wb") as f:
             f.write(data)
 

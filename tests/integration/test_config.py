@@ -126,7 +126,8 @@ class ConfigTest(TmpDirTest):
             ({"version": 1, "host_quirks": "maybe"},
              'host_quirks: expected "auto", "on" or "off"'),
             ({"version": 1, "console": "serial"},
-             'console: expected "stdio", "file:PATH" or "socket:PATH"'),
+             'console: expected "stdio", "file:PATH", "socket:PATH", "hvc" or '
+             '"hvc,<one of these>"'),
         ]
         for obj, msg in cases:
             path = self.write(obj)

@@ -59,6 +59,21 @@ def read_until(fd, marker, timeout=TIMEOUT):
     return buf
 
 
+def read_rest(fd):
+    """What a pseudo-terminal's master still has to read, once its process
+    has ended."""
+    out = b""
+    while select.select([fd], [], [], 0.2)[0]:
+        try:
+            b = os.read(fd, 65536)
+        except OSError:
+            break
+        if not b:
+            break
+        out += b
+    return out
+
+
 def wait_path(path, timeout=TIMEOUT):
     end = time.monotonic() + timeout
     while not os.path.exists(path):
@@ -138,11 +153,13 @@ class FileConsole(TmpDirTest):
             (["--console", "file:" + none], 1,
              f"vsrv: console: {none}: No such file or directory\n"),
             (["--console", "tcp:1234"], 2,
-             "vsrv: --console: 'tcp:1234' is not stdio, file:PATH or socket:PATH\n"),
+             "vsrv: --console: 'tcp:1234' is not stdio, file:PATH, socket:PATH, hvc or "
+             "hvc,<one of these>\n"),
             (["--console-buffer", "1K"], 2,
              "vsrv: --console-buffer: 1K is not a size from 4K to 1G\n"),
             (["--console", "file:"], 2,
-             "vsrv: --console: 'file:' is not stdio, file:PATH or socket:PATH\n"),
+             "vsrv: --console: 'file:' is not stdio, file:PATH, socket:PATH, hvc or "
+             "hvc,<one of these>\n"),
             (["--console", "socket:" + long], 1,
              f"vsrv: console: {long}: longer than 107 bytes (a Unix socket's limit)\n"),
         ]
@@ -342,16 +359,7 @@ class StdioTerminal(TmpDirTest):
                 action(p, master)
                 status = p.wait(timeout=TIMEOUT)
                 time.sleep(0.05)
-                r = select.select([master], [], [], 0.2)[0]
-                while r:
-                    try:
-                        b = os.read(master, 65536)
-                    except OSError:
-                        break
-                    if not b:
-                        break
-                    out += b
-                    r = select.select([master], [], [], 0.2)[0]
+                out += read_rest(master)
             finally:
                 if p.poll() is None:
                     p.kill()

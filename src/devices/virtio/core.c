@@ -184,8 +184,16 @@ void virtio_queue_serve(struct virtio_dev *d, unsigned qi, virtio_handler handle
 
 	while (virtio_queue_pop(d, qi, e) > 0) {
 		uint32_t written = 0;
+		int r = handle(d, e, &written);
 
-		if (handle(d, e, &written) < 0)
+		if (r == VIRTIO_LATER) {
+			/* Back in the ring, for when the device can.  Its
+			 * notifications stay off: the device comes back by
+			 * itself. */
+			virtq_unpop(&d->q[qi].vq);
+			break;
+		}
+		if (r < 0)
 			virtio_queue_refuse(d, qi, e->head);
 		else
 			virtio_queue_push(d, qi, e->head, written);

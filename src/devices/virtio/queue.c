@@ -239,6 +239,11 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 	store16(q->used + 2, q->used_idx);
 }
 
+void virtq_unpop(struct virtq *q)
+{
+	q->last_avail--;
+}
+
 bool virtq_should_notify(struct virtq *q)
 {
 	uint16_t old = q->signalled_used, event;

@@ -65,6 +65,11 @@ int virtq_setup(struct virtq *q, struct vm *vm, uint16_t size, uint64_t desc,
 int virtq_pop(struct virtq *q, struct virtq_elem *e);
 /* Gives a chain back with `len` bytes written into its writable part. */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
+/* Puts the chain the last virtq_pop() took back in the ring, unused: a
+ * device that cannot take it now (its host side is full, or has nothing
+ * for a receive buffer) pops it again later, checked again.  Only the
+ * last chain popped, and only before any push after it. */
+void virtq_unpop(struct virtq *q);
 /* After pushing: whether the driver wants an interrupt now (its flag, or
  * its used_event with VIRTIO_F_EVENT_IDX). */
 bool virtq_should_notify(struct virtq *q);

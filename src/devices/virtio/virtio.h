@@ -34,7 +34,7 @@
 #include "../pci.h"
 #include "queue.h"
 
-#define VIRTIO_QUEUES_MAX	8
+#define VIRTIO_QUEUES_MAX	32	/* virtio-console: 2 for each of its ports, 2 for control */
 #define VIRTIO_NO_VECTOR	VIRTIO_MSI_NO_VECTOR
 #define VIRTIO_LOG_MAX		32
 /* The ISR's bits (the header names only the configuration one). */
@@ -137,7 +137,11 @@ void virtio_print_stats(struct virtio_dev *d, FILE *f);
 
 /* For device types.  serve: drains queue q, calling handle for each chain
  * (0 and the bytes written, or negative to refuse it), gives each back,
- * and interrupts the driver as it asks. */
+ * and interrupts the driver as it asks.  A handler that cannot take the
+ * chain now returns VIRTIO_LATER: it goes back to the ring (virtq_unpop)
+ * and serving stops, until the device serves the queue again when what it
+ * waits for has come (room on its host side, input for a receive buffer). */
+#define VIRTIO_LATER	1
 typedef int (*virtio_handler)(struct virtio_dev *d, struct virtq_elem *e, uint32_t *written);
 void virtio_queue_serve(struct virtio_dev *d, unsigned q, virtio_handler handle);
 /*
