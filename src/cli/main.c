@@ -104,6 +104,7 @@ static int cmd_version(int argc, char **argv)
 }
 
 static const struct cli_cmd commands[] = {
+	{ "ctl", cmd_ctl, "control a running VM through its control socket" },
 	{ "disk", cmd_disk, "create, inspect, check, convert and serve VHD disks" },
 	{ "run", cmd_run, "run a virtual machine in this process" },
 	{ "version", cmd_version, "print the version" },

@@ -17,7 +17,7 @@ static const char usage[] =
 	"         [--memory SIZE] [--boot auto|linux64|pvh] [--on-reboot restart|exit]\n"
 	"         [--console stdio|file:PATH|socket:PATH] [--console-buffer SIZE]\n"
 	"         [--host-quirks auto|on|off] [--hugepages] [--memfd] [--rng] [--test-device]\n"
-	"         [--stats] [--dry-run] [--dump-acpi DIR]\n"
+	"         [--stats] [--dry-run] [--dump-acpi DIR] [--control PATH]\n"
 	"--config: a VM described in JSON (docs/vm-config.md); options override it.\n"
 	"--boot: the entry into the kernel: auto (a vmlinux's ELF entry; a bzImage's\n"
 	"        64-bit entry, else its 32-bit one), linux64, or pvh (a vmlinux's PVH note).\n"
@@ -26,6 +26,7 @@ static const char usage[] =
 	"--rng: a virtio-rng device (PCI), fed from the host's getrandom().\n"
 	"--dry-run: load the kernel, initrd and tables, print where, and exit.\n"
 	"--dump-acpi: write the ACPI tables, as the guest finds them, to DIR/*.dat.\n"
+	"--control: a control socket at PATH for vsrv ctl (docs/control.md).\n"
 	"SIGTERM, SIGINT or SIGHUP powers the VM off and ends vsrv with status 0.\n"
 	"exit status: 0 the guest powered off; 3 it rebooted (--on-reboot exit);\n"
 	"             4 it crashed; 1 the VMM failed (or made a system call its\n"
@@ -35,7 +36,7 @@ enum {
 	OPT_KERNEL = 1, OPT_INITRD, OPT_APPEND, OPT_CPUS, OPT_MEMORY,
 	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV, OPT_STATS,
 	OPT_CONFIG, OPT_BOOT, OPT_DRY_RUN, OPT_CONSOLE, OPT_CONSOLE_BUFFER, OPT_RNG,
-	OPT_DUMP_ACPI,
+	OPT_DUMP_ACPI, OPT_CONTROL,
 };
 
 static const struct option opts[] = {
@@ -57,6 +58,7 @@ static const struct option opts[] = {
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "console-buffer", required_argument, NULL, OPT_CONSOLE_BUFFER },
 	{ "dump-acpi", required_argument, NULL, OPT_DUMP_ACPI },
+	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -140,6 +142,9 @@ static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 			break;
 		case OPT_DUMP_ACPI:
 			cfg->acpi_dump = optarg;
+			break;
+		case OPT_CONTROL:
+			cfg->control = optarg;
 			break;
 		case OPT_HUGEPAGES:
 			cfg->vm.hugepages = true;

@@ -28,6 +28,7 @@ struct config_file {
 	json_t *root;
 	char *kernel, *initrd;	/* resolved against the file's folder */
 	char *console;		/* "file:" or "socket:" and a path resolved so */
+	char *control;		/* resolved too */
 };
 
 enum ftype { F_STRING, F_INT, F_BOOL, F_SIZE, F_ARRAY };
@@ -51,6 +52,7 @@ static const struct field {
 	{ "hugepages", F_BOOL },
 	{ "memfd", F_BOOL },
 	{ "rng", F_BOOL },
+	{ "control", F_STRING },
 	/* Placeholders: the next version of the format describes them. */
 	{ "disks", F_ARRAY },
 	{ "nics", F_ARRAY },
@@ -295,6 +297,14 @@ static int apply(json_t *root, const char *path, struct vmm_config *cfg,
 		cfg->vm.memfd = json_is_true(v);
 	if ((v = json_object_get(root, "rng")))
 		cfg->rng = json_is_true(v);
+	if ((v = json_object_get(root, "control"))) {
+		if (!json_string_length(v))
+			return bad(err, errlen, path, "control: expected a path");
+		cf->control = resolve(path, json_string_value(v));
+		if (!cf->control)
+			return -ENOMEM;
+		cfg->control = cf->control;
+	}
 	for (const char *const *k = (const char *const[]){ "disks", "nics", NULL }; *k; k++)
 		if ((v = json_object_get(root, *k)) && json_array_size(v))
 			return bad(err, errlen, path,
@@ -351,6 +361,7 @@ void vmm_config_free(struct vmm_config *cfg)
 	free(cf->kernel);
 	free(cf->initrd);
 	free(cf->console);
+	free(cf->control);
 	free(cf);
 	cfg->file = NULL;
 }

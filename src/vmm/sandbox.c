@@ -57,6 +57,8 @@ static const int run_calls[] = {
 	SCMP_SYS(getpid), SCMP_SYS(gettid),
 	SCMP_SYS(tgkill),			/* kicking vCPUs out of KVM_RUN */
 	SCMP_SYS(getrandom),			/* virtio-rng's bytes */
+	SCMP_SYS(sendmsg), SCMP_SYS(recvmsg),	/* the control channel (control-vm.c) */
+	SCMP_SYS(pread64),			/* /proc/self/pagemap (guestmem.c) */
 	SCMP_SYS(set_robust_list), SCMP_SYS(rseq),	/* a new thread's start */
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };
@@ -71,6 +73,7 @@ static const unsigned long kvm_ioctls[] = {
 	KVM_IOEVENTFD,			/* virtio doorbells follow a BAR the guest moves */
 	KVM_SET_GSI_ROUTING,		/* MSI-X vectors the guest programs */
 	KVM_SIGNAL_MSI,			/* MSI-X without irqfds */
+	KVM_KVMCLOCK_CTRL,		/* pause.c: the guest was stopped by the host */
 };
 
 #ifdef SANITIZER_BUILD

@@ -35,6 +35,7 @@
 #include "../devices/pci.h"
 #include "../devices/virtio/rng.h"
 #include "acpi.h"
+#include "control.h"
 #include "vmm.h"
 
 static int fail(const char *msg)
@@ -138,9 +139,10 @@ static int wait_for_end(struct vm *vm, const sigset_t *set)
 	return 0;
 }
 
-int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot,
-		 bool child)
+int vmm_run_once(const struct vmm_config *cfg, struct console *con, int control,
+		 bool *reboot, bool child)
 {
+	struct vm_control *vc = NULL;
 	struct vm vm;
 	struct boot_info bi;
 	struct devices dev = { 0 };
@@ -174,6 +176,8 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 		r = vcpu_create(&vm, i, err, sizeof(err));
 	if (r >= 0)
 		r = boot_setup_bsp(&vm.vcpus[0], &bi, err, sizeof(err));
+	if (r >= 0 && control >= 0)
+		r = vm_control_open(&vc, &vm, control, dev.pm, dev.kbc, err, sizeof(err));
 	/* Before the sandbox, which forbids asking for SIGHUP's disposition. */
 	vmm_stop_signals(&wait_set);
 	sigaddset(&wait_set, VM_EXIT_SIGNAL);
@@ -181,10 +185,13 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 		r = sandbox_enter(err, sizeof(err));
 	if (r >= 0)
 		r = vcpus_start(&vm, err, sizeof(err));
+	if (r >= 0 && vc && (r = vm_control_start(vc)) < 0)
+		snprintf(err, sizeof(err), "control: starting its thread: %s", strerror(-r));
 	if (r < 0)
 		goto fail;
 	console_set_quit(con, console_quit, &vm);
 	sig = wait_for_end(&vm, &wait_set);
+	vm_control_close(vc);
 	vcpus_join(&vm);
 	console_set_quit(con, NULL, NULL);
 	console_flush(con);
@@ -223,6 +230,7 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 	return status;
 fail:
 	vm_request_exit(&vm, VM_EXIT_ERROR, 0, "%s", err);
+	vm_control_close(vc);
 	vcpus_join(&vm);
 	devices_destroy(&dev);
 	vm_destroy(&vm);
@@ -259,7 +267,7 @@ int vmm_run(const struct vmm_config *cfg)
 	/* Nothing runs: the UART needs a console, not the terminal. */
 	if (console_open(&con, "file:/dev/null", 0, err, sizeof(err)) < 0)
 		return fail(err);
-	status = vmm_run_once(cfg, con, &reboot, false);
+	status = vmm_run_once(cfg, con, -1, &reboot, false);
 	console_close(con);
 	return status;
 }

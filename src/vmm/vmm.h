@@ -26,6 +26,7 @@ struct vmm_config {
 	struct config_file *file;	/* what --config read; owns the strings */
 	uint64_t console_buffer;	/* output kept for a reader; 0: default */
 	const char *acpi_dump;	/* --dump-acpi: a directory for the tables */
+	const char *control;	/* --control: the control socket's path */
 };
 
 /* config.c: fills cfg from a JSON file (docs/vm-config.md), over what it
@@ -35,10 +36,11 @@ int vmm_config_load(const char *path, struct vmm_config *cfg, char *err, size_t 
 void vmm_config_free(struct vmm_config *cfg);
 
 /* vmm.c: one boot of the VM on the console; *reboot says whether it asked
- * to start again.  child: a boot's process under vmm_supervise(), which
+ * to start again.  control: the boot's end of its control channel, or -1
+ * (control.h).  child: a boot's process under vmm_supervise(), which
  * reports the stop signals itself. */
-int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot,
-		 bool child);
+int vmm_run_once(const struct vmm_config *cfg, struct console *con, int control,
+		 bool *reboot, bool child);
 /* The signals that stop the VM (SIGTERM, SIGINT and, unless ignored, SIGHUP). */
 void vmm_stop_signals(sigset_t *set);
 /* supervise.c: the console in a process of its own, and the boots, each
