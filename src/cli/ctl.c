@@ -306,8 +306,17 @@ int cmd_ctl(int argc, char **argv)
 		status = cli_usage(usage);
 		goto out;
 	}
-	if (!strcmp(cmd, "save"))
-		json_object_set_new(args, "file", json_string(argv[optind + 2]));
+	if (!strcmp(cmd, "save")) {
+		/* The server's working directory is not ours. */
+		const char *f = argv[optind + 2];
+		char *cwd = f[0] == '/' ? NULL : getcwd(NULL, 0), *abs = NULL;
+
+		if (cwd && asprintf(&abs, "%s/%s", cwd, f) < 0)
+			abs = NULL;
+		json_object_set_new(args, "file", json_string(abs ? abs : f));
+		free(abs);
+		free(cwd);
+	}
 	if (connect_to(&c) < 0)
 		goto out;
 	req = json_pack("{s:i,s:s,s:O}", "id", 1, "command", cmd, "arguments", args);

@@ -355,6 +355,8 @@ void vmm_config_free(struct vmm_config *cfg)
 {
 	struct config_file *cf = cfg->file;
 
+	json_decref(cfg->restore_conf);
+	cfg->restore_conf = NULL;
 	if (!cf)
 		return;
 	json_decref(cf->root);

@@ -10,6 +10,11 @@
  *
  * A request never waits for the guest: pausing waits only for the vCPU
  * threads to leave KVM_RUN, which a kick makes them do at once.
+ *
+ * Saving pauses the VM (if it is not paused) and writes its state to the
+ * file the supervisor opened and sent (snapshot.c, with pwritev and
+ * pwrite64); then the VM powers off without running again.  A save that
+ * fails resumes a VM it paused: the VM goes on.
  */
 #include <errno.h>
 #include <poll.h>
@@ -18,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../control/protocol.h"
@@ -26,6 +32,7 @@
 
 struct vm_control {
 	struct vm *vm;
+	const struct vmm_config *cfg;
 	int chan, pagemap, wake;
 	struct acpi_pm *pm;
 	struct i8042 *kbc;
@@ -33,8 +40,8 @@ struct vm_control {
 	bool started, paused;
 };
 
-int vm_control_open(struct vm_control **out, struct vm *vm, int chan, struct acpi_pm *pm,
-		    struct i8042 *kbc, char *err, size_t errlen)
+int vm_control_open(struct vm_control **out, struct vm *vm, const struct vmm_config *cfg,
+		    int chan, struct acpi_pm *pm, struct i8042 *kbc, char *err, size_t errlen)
 {
 	struct vm_control *vc = calloc(1, sizeof(*vc));
 
@@ -42,7 +49,7 @@ int vm_control_open(struct vm_control **out, struct vm *vm, int chan, struct acp
 		snprintf(err, errlen, "control: out of memory");
 		return -ENOMEM;
 	}
-	*vc = (struct vm_control){ .vm = vm, .chan = chan, .pm = pm, .kbc = kbc };
+	*vc = (struct vm_control){ .vm = vm, .cfg = cfg, .chan = chan, .pm = pm, .kbc = kbc };
 	/* jansson seeds its hash function from /dev/urandom at its first
 	 * object: now, while files may still be opened. */
 	json_object_seed(0);
@@ -127,11 +134,46 @@ static json_t *stats(struct vm_control *vc)
 			    "memory", "size", (json_int_t)size, "touched", (json_int_t)touched));
 }
 
-/* One request: its reply.  *then_reset: reset once the reply is sent. */
-static json_t *handle(struct vm_control *vc, const char *op, int fd, bool *then_reset)
+static json_t *save(struct vm_control *vc, int fd, bool *then_off)
+{
+	bool was_paused = vc->paused;
+	struct timespec t0, t1;
+	uint64_t bytes = 0;
+	char err[600];
+	int r;
+
+	if (fd < 0)
+		return fail(CTL_E_FAILED, "saving: no file came with the request");
+	if (!was_paused) {
+		r = vm_pause(vc->vm);
+		if (r < 0)
+			return fail(r == -ESHUTDOWN ? CTL_E_VM_ENDED : CTL_E_FAILED, "pausing: %s",
+				    strerror(-r));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = vm_save(vc->vm, vc->cfg, vc->pagemap, fd, &bytes, err, sizeof(err));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (r < 0) {
+		if (!was_paused)
+			vm_resume(vc->vm);
+		return fail(CTL_E_FAILED, "%s", err);
+	}
+	/* Paused for good: the VM must not run past its saved state. */
+	vc->paused = true;
+	*then_off = true;
+	return ok(json_pack("{s:I,s:f}", "bytes", (json_int_t)bytes, "write_seconds",
+			    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9));
+}
+
+/* One request: its reply.  *then_reset, *then_off: end the VM so once the
+ * reply is sent. */
+static json_t *handle(struct vm_control *vc, const char *op, int fd, bool *then_reset,
+		      bool *then_off)
 {
 	int r;
 
+	if (!strcmp(op, "save"))
+		return save(vc, fd, then_off);
 	if (!strcmp(op, "pause")) {
 		if (vc->paused)
 			return fail(CTL_E_WRONG_STATE, "the VM is paused already");
@@ -173,7 +215,9 @@ static json_t *handle(struct vm_control *vc, const char *op, int fd, bool *then_
 static void *control_thread(void *arg)
 {
 	struct vm_control *vc = arg;
-	json_t *ev = json_pack("{s:s}", "event", "running");
+	/* With how long a restore took, for status (and bench/ctl-run). */
+	json_t *ev = json_pack("{s:s,s:f}", "event", "running", "restore_seconds",
+			       (double)vc->vm->restore_ns / 1e9);
 
 	vm_thread_signals(0);
 	if (ctl_chan_send(vc->chan, ev, -1) < 0) {
@@ -184,7 +228,7 @@ static void *control_thread(void *arg)
 	for (;;) {
 		struct pollfd p[2] = { { .fd = vc->chan, .events = POLLIN },
 				       { .fd = vc->wake, .events = POLLIN } };
-		bool then_reset = false;
+		bool then_reset = false, then_off = false;
 		json_t *msg, *reply;
 		int fd, r;
 
@@ -199,7 +243,7 @@ static void *control_thread(void *arg)
 			break;	/* the supervisor is gone: so is this process, soon */
 		reply = r < 0 ? fail(CTL_E_FAILED, "a message the VM could not read") :
 			handle(vc, json_string_value(json_object_get(msg, "op")) ?: "", fd,
-			       &then_reset);
+			       &then_reset, &then_off);
 		if (fd >= 0)
 			close(fd);
 		json_decref(msg);
@@ -208,6 +252,8 @@ static void *control_thread(void *arg)
 		json_decref(reply);
 		if (then_reset)
 			vm_request_exit(vc->vm, VM_EXIT_REBOOT, 0, "reset through the control socket");
+		if (then_off)
+			vm_request_exit(vc->vm, VM_EXIT_POWEROFF, 0, "its state was saved");
 	}
 	return NULL;
 }

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,7 +73,13 @@ struct ctl_server {
 	uint64_t shutdown_timeout;
 	struct timespec deadline;
 	const char *stop_reason;
-	char stop_msg[160];
+	char stop_msg[4200];
+	/* A save in progress: the file the boot writes (path.partial until
+	 * it is whole), and the state to go back to if it fails. */
+	int save_fd;
+	char *save_path, *save_tmp;
+	enum ctl_state before_save;
+	double restore_seconds;	/* the first boot's restore, if it was one */
 };
 
 static double since(const struct timespec *t)
@@ -209,9 +216,14 @@ static json_t *config_summary(const struct vmm_config *cfg)
 
 static json_t *status(struct ctl_server *s)
 {
-	return json_pack("{s:s,s:f,s:i,s:i,s:o}", "state", ctl_state_name(s->state),
-			 "uptime", since(&s->started), "boots", (int)s->boots, "pid", (int)getpid(),
-			 "config", config_summary(s->cfg));
+	json_t *st = json_pack("{s:s,s:f,s:i,s:i,s:o}", "state", ctl_state_name(s->state),
+			       "uptime", since(&s->started), "boots", (int)s->boots,
+			       "pid", (int)getpid(), "config", config_summary(s->cfg));
+
+	if (st && s->cfg->restore)
+		json_object_set_new(st, "restored", json_pack("{s:s,s:f}", "file", s->cfg->restore,
+							      "seconds", s->restore_seconds));
+	return st;
 }
 
 /* A process's resident memory in bytes (/proc/PID/status), or 0. */
@@ -275,6 +287,9 @@ static json_t *check_state(struct ctl_server *s, const struct ctl_request *req)
 {
 	enum ctl_state st = s->state;
 
+	/* Saved, or being saved: the VM must not go on from there. */
+	if (st == CTL_STATE_SAVING && !is(req, "stats"))
+		return ctl_error(req->id, CTL_E_WRONG_STATE, "the VM is being saved");
 	if (is(req, "pause") && st == CTL_STATE_PAUSED)
 		return ctl_error(req->id, CTL_E_WRONG_STATE, "the VM is paused already");
 	if (is(req, "resume") && st != CTL_STATE_PAUSED)
@@ -293,27 +308,105 @@ static const char *op_of(const struct ctl_request *req)
 	return req->cmd->name;
 }
 
+/* --- save: the supervisor opens the file, the boot writes it --- */
+
+static void save_done(struct ctl_server *s, bool keep)
+{
+	if (s->save_fd >= 0)
+		close(s->save_fd);
+	if (!keep && s->save_tmp)
+		unlink(s->save_tmp);
+	free(s->save_path);
+	free(s->save_tmp);
+	s->save_fd = -1;
+	s->save_path = s->save_tmp = NULL;
+}
+
+/* The file the VM's state goes to, as FILE.partial until it is whole:
+ * an error reply, or NULL and s->save_fd. */
+static json_t *save_open(struct ctl_server *s, const struct ctl_request *req)
+{
+	const char *path = ctl_arg_str(req, "file");
+	struct stat st;
+
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return ctl_error(req->id, CTL_E_FAILED, "%s: is a directory", path);
+	s->save_path = strdup(path);
+	if (!s->save_path || asprintf(&s->save_tmp, "%s.partial", path) < 0) {
+		s->save_tmp = NULL;
+		save_done(s, false);
+		return ctl_error(req->id, CTL_E_FAILED, "out of memory");
+	}
+	s->save_fd = open(s->save_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (s->save_fd < 0) {
+		json_t *e = ctl_error(req->id, CTL_E_FAILED, "%s: %s", path, strerror(errno));
+
+		free(s->save_tmp);	/* not ours to unlink */
+		s->save_tmp = NULL;
+		save_done(s, false);
+		return e;
+	}
+	return NULL;
+}
+
+/* The boot wrote it: durable, then under its name. */
+static json_t *save_finish(struct ctl_server *s, const struct ctl_request *req, json_t *ret)
+{
+	uint64_t bytes = (uint64_t)json_integer_value(json_object_get(ret, "bytes"));
+	struct timespec t0;
+	json_t *reply;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (fsync(s->save_fd) < 0 || rename(s->save_tmp, s->save_path) < 0) {
+		reply = ctl_error(req->id, CTL_E_FAILED, "%s: %s (the state is in %s)",
+				  s->save_path, strerror(errno), s->save_tmp);
+		save_done(s, true);
+		return reply;
+	}
+	snprintf(s->stop_msg, sizeof(s->stop_msg),
+		 "the VM's state was saved to %s (%llu bytes); the VM is off", s->save_path,
+		 (unsigned long long)bytes);
+	s->stop_reason = s->stop_msg;
+	/* How long the VM took to write it (to the page cache), and the
+	 * sync after: bench/ctl-run's figures. */
+	reply = ctl_reply(req->id, json_pack("{s:s,s:I,s:O,s:f}", "file", s->save_path, "bytes",
+					     (json_int_t)bytes, "write_seconds",
+					     json_object_get(ret, "write_seconds"), "sync_seconds",
+					     since(&t0)));
+	save_done(s, true);
+	return reply;
+}
+
 /* Sends the queue's head to the boot when it can take it. */
 static void queue_run(struct ctl_server *s)
 {
 	while (s->q_len && !s->in_flight && s->chan >= 0 && s->boot_running) {
 		struct queued *q = &s->queue[s->q_head];
 		json_t *err = q->client ? check_state(s, &q->req) : NULL, *msg;
+		bool saving = is(&q->req, "save");
 		int r;
 
+		if (!err && saving)
+			err = save_open(s, &q->req);
 		if (err) {
 			reply_head(s, err);
 			continue;
 		}
 		msg = json_pack("{s:s}", "op", op_of(&q->req));
-		r = msg ? ctl_chan_send(s->chan, msg, -1) : -ENOMEM;
+		r = msg ? ctl_chan_send(s->chan, msg, saving ? s->save_fd : -1) : -ENOMEM;
 		json_decref(msg);
 		if (r < 0) {
+			if (saving)
+				save_done(s, false);
 			reply_head(s, ctl_error(q->req.id, CTL_E_FAILED, "relaying to the VM: %s",
 						strerror(-r)));
 			continue;
 		}
 		s->in_flight = true;
+		if (saving) {
+			s->before_save = s->state;
+			set_state(s, CTL_STATE_SAVING);
+		}
 	}
 }
 
@@ -354,8 +447,16 @@ static void boot_replied(struct ctl_server *s, json_t *msg)
 		const char *code = json_string_value(json_object_get(err, "code"));
 		const char *m = json_string_value(json_object_get(err, "message"));
 
+		if (is(req, "save")) {
+			save_done(s, false);
+			set_state(s, s->before_save);
+		}
 		reply_head(s, ctl_error(req->id, code ? code : CTL_E_FAILED, "%s",
 					m ? m : "the VM could not do it"));
+		return;
+	}
+	if (is(req, "save")) {
+		reply_head(s, save_finish(s, req, ret));
 		return;
 	}
 	json_incref(ret);
@@ -506,6 +607,9 @@ static void boot_message(struct ctl_server *s)
 			if (!strcmp(json_string_value(json_object_get(msg, "event")) ?: "",
 				    "running")) {
 				s->boot_running = true;
+				if (s->boots == 1)
+					s->restore_seconds = json_real_value(
+						json_object_get(msg, "restore_seconds"));
 				set_state(s, s->shutdown ? CTL_STATE_SHUTTING_DOWN : CTL_STATE_RUNNING);
 			}
 		} else {
@@ -551,7 +655,7 @@ int ctl_server_open(struct ctl_server **out, const struct vmm_config *cfg, pid_t
 		return -ENOMEM;
 	}
 	s->cfg = cfg;
-	s->listen_fd = s->lock_fd = s->chan = -1;
+	s->listen_fd = s->lock_fd = s->chan = s->save_fd = -1;
 	s->console_pid = console_pid;
 	s->state = CTL_STATE_STARTING;
 	clock_gettime(CLOCK_MONOTONIC, &s->started);
@@ -623,6 +727,8 @@ void ctl_server_boot_ended(struct ctl_server *s, bool again)
 	s->boot_running = false;
 	s->boot_pid = 0;
 	s->shutdown = false;
+	if (s->save_fd >= 0)
+		save_done(s, false);	/* the boot ended in the middle */
 	fail_queue(s, again ? "the VM reset before it answered" : "the VM is off");
 	if (!again)
 		broadcast(s, "power-off", json_pack("{s:s}", "reason",

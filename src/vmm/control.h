@@ -16,8 +16,10 @@
  *
  *   supervisor -> boot  {"op": "pause"|"resume"|"reset"|"button"|
  *                               "ctrl-alt-del"|"stats"|"save"}
+ *                       (save: with the file's descriptor, FILE.partial)
  *   boot -> supervisor  {"return": {...}} | {"error": {"code", "message"}}
- *                       | {"event": "running"}   (the vCPUs started)
+ *                       | {"event": "running", "restore_seconds": S}
+ *                         (the vCPUs started; S > 0 after a restore)
  */
 #ifndef VSRV_CONTROL_H
 #define VSRV_CONTROL_H
@@ -71,8 +73,8 @@ struct acpi_pm;
 struct i8042;
 
 /* Before the sandbox: what the thread will need (/proc/self/pagemap). */
-int vm_control_open(struct vm_control **out, struct vm *vm, int chan, struct acpi_pm *pm,
-		    struct i8042 *kbc, char *err, size_t errlen);
+int vm_control_open(struct vm_control **out, struct vm *vm, const struct vmm_config *cfg,
+		    int chan, struct acpi_pm *pm, struct i8042 *kbc, char *err, size_t errlen);
 /* Once the vCPUs run: the thread starts and tells the supervisor. */
 int vm_control_start(struct vm_control *vc);
 /* Before the VM is torn down: the thread ends (a pause is released). */

@@ -28,47 +28,49 @@ int guestmem_open_pagemap(void)
 	return fd < 0 ? -errno : fd;
 }
 
-int guestmem_runs(struct vm *vm, int pagemap, guestmem_fn fn, void *opaque)
+int guestmem_region_runs(struct vm *vm, int pagemap, unsigned m, guestmem_fn fn, void *opaque)
 {
 	static _Thread_local uint64_t e[CHUNK];
+	const struct mem_region *r = &vm->mem[m];
+	uint64_t pages = r->size / VM_PAGE_SIZE, run_start = 0, run_len = 0;
+	uintptr_t base = (uintptr_t)r->hva / VM_PAGE_SIZE;
+	int rc;
 
-	for (unsigned m = 0; m < vm->nr_mem; m++) {
-		const struct mem_region *r = &vm->mem[m];
-		uint64_t pages = r->size / VM_PAGE_SIZE, run_start = 0, run_len = 0;
-		uintptr_t base = (uintptr_t)r->hva / VM_PAGE_SIZE;
+	for (uint64_t p = 0; p < pages; p += CHUNK) {
+		uint64_t n = pages - p < CHUNK ? pages - p : CHUNK;
+		ssize_t got = pread(pagemap, e, n * 8, (off_t)((base + p) * 8));
 
-		for (uint64_t p = 0; p < pages; p += CHUNK) {
-			uint64_t n = pages - p < CHUNK ? pages - p : CHUNK;
-			ssize_t got = pread(pagemap, e, n * 8, (off_t)((base + p) * 8));
-			int rc;
-
-			if (got != (ssize_t)(n * 8))
-				return got < 0 ? -errno : -EIO;
-			for (uint64_t i = 0; i < n; i++) {
-				if (e[i] & (PM_PRESENT | PM_SWAPPED)) {
-					if (!run_len)
-						run_start = p + i;
-					run_len++;
-					continue;
-				}
+		if (got != (ssize_t)(n * 8))
+			return got < 0 ? -errno : -EIO;
+		for (uint64_t i = 0; i < n; i++) {
+			if (e[i] & (PM_PRESENT | PM_SWAPPED)) {
 				if (!run_len)
-					continue;
-				rc = fn(opaque, r->gpa + run_start * VM_PAGE_SIZE,
-					(uint8_t *)r->hva + run_start * VM_PAGE_SIZE,
-					run_len * VM_PAGE_SIZE);
-				if (rc < 0)
-					return rc;
-				run_len = 0;
+					run_start = p + i;
+				run_len++;
+				continue;
 			}
-		}
-		if (run_len) {
-			int rc = fn(opaque, r->gpa + run_start * VM_PAGE_SIZE,
-				    (uint8_t *)r->hva + run_start * VM_PAGE_SIZE,
-				    run_len * VM_PAGE_SIZE);
-
+			if (!run_len)
+				continue;
+			rc = fn(opaque, r->gpa + run_start * VM_PAGE_SIZE,
+				(uint8_t *)r->hva + run_start * VM_PAGE_SIZE, run_len * VM_PAGE_SIZE);
 			if (rc < 0)
 				return rc;
+			run_len = 0;
 		}
+	}
+	if (!run_len)
+		return 0;
+	return fn(opaque, r->gpa + run_start * VM_PAGE_SIZE,
+		  (uint8_t *)r->hva + run_start * VM_PAGE_SIZE, run_len * VM_PAGE_SIZE);
+}
+
+int guestmem_runs(struct vm *vm, int pagemap, guestmem_fn fn, void *opaque)
+{
+	for (unsigned m = 0; m < vm->nr_mem; m++) {
+		int rc = guestmem_region_runs(vm, pagemap, m, fn, opaque);
+
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
 }

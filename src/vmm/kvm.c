@@ -201,6 +201,7 @@ void vm_destroy(struct vm *vm)
 
 		if (c->run)
 			munmap(c->run, (size_t)vm->run_size);
+		free(c->cpuid);
 		if (c->fd > 0)
 			close(c->fd);
 	}
@@ -210,6 +211,7 @@ void vm_destroy(struct vm *vm)
 	free(vm->pio.r);
 	free(vm->mmio.r);
 	free(vm->supported_cpuid);
+	vmstate_free(vm);
 	pthread_cond_destroy(&vm->pause_cond);
 	pthread_mutex_destroy(&vm->pause_lock);
 	if (vm->vm_fd >= 0)

@@ -59,6 +59,7 @@ static const int run_calls[] = {
 	SCMP_SYS(getrandom),			/* virtio-rng's bytes */
 	SCMP_SYS(sendmsg), SCMP_SYS(recvmsg),	/* the control channel (control-vm.c) */
 	SCMP_SYS(pread64),			/* /proc/self/pagemap (guestmem.c) */
+	SCMP_SYS(pwrite64), SCMP_SYS(pwritev),	/* saved state, to the file sent (snapshot.c) */
 	SCMP_SYS(set_robust_list), SCMP_SYS(rseq),	/* a new thread's start */
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };
@@ -74,6 +75,10 @@ static const unsigned long kvm_ioctls[] = {
 	KVM_SET_GSI_ROUTING,		/* MSI-X vectors the guest programs */
 	KVM_SIGNAL_MSI,			/* MSI-X without irqfds */
 	KVM_KVMCLOCK_CTRL,		/* pause.c: the guest was stopped by the host */
+	/* Saved state (vmstate.c): a paused VM's state. */
+	KVM_GET_FPU, KVM_GET_XSAVE, KVM_GET_XSAVE2, KVM_GET_XCRS,
+	KVM_GET_MSRS, KVM_GET_LAPIC, KVM_GET_MP_STATE, KVM_GET_DEBUGREGS,
+	KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_CLOCK,
 };
 
 #ifdef SANITIZER_BUILD

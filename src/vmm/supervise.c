@@ -357,10 +357,13 @@ int vmm_supervise(const struct vmm_config *cfg)
 	int sv[2] = { -1, -1 }, sigfd = -1, ctl = -1, stop_sig = 0;
 	int status = VM_STATUS_ERROR;
 	struct ctl_server *srv = NULL;
+	struct vmm_config later = *cfg;
+	bool first = true;
 	pid_t con_pid = -1;
 	char err[1024];
 	sigset_t stop;
 
+	later.restore = NULL;
 	if (reboot == MAP_FAILED) {
 		fprintf(stderr, "vsrv: mapping shared memory for reboots failed\n");
 		return VM_STATUS_ERROR;
@@ -387,7 +390,9 @@ int vmm_supervise(const struct vmm_config *cfg)
 		goto out;
 	}
 	do {
-		status = boot(cfg, sv[1], sigfd, ctl, srv, reboot, &stop_sig);
+		/* Only the first boot restores a saved state; a reboot boots. */
+		status = boot(first ? cfg : &later, sv[1], sigfd, ctl, srv, reboot, &stop_sig);
+		first = false;
 		if (srv)
 			ctl_server_boot_ended(srv, *reboot && !stop_sig);
 	} while (*reboot && !stop_sig);
@@ -407,7 +412,8 @@ out:
 	} else if (stop_sig == -2) {
 		fprintf(stderr, "vsrv: the console's process ended; the VM was stopped\n");
 		status = VM_STATUS_ERROR;
-	} else if (stop_sig == STOP_CONTROL) {
+	} else if (ctl_server_stop_reason(srv)) {
+		/* A power-off, a shutdown's timeout, a save. */
 		fprintf(stderr, "vsrv: %s\n", ctl_server_stop_reason(srv));
 	}
 	ctl_server_close(srv);

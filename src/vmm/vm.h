@@ -128,6 +128,14 @@ struct vm_device_ops {
 	 * name by name, read without its locks (relaxed atomics). */
 	void (*counters)(void *opaque, void (*put)(void *ctx, const char *name, uint64_t v),
 			 void *ctx);
+	/* Optional, for saved state (snapshot.c): what the device stands on
+	 * outside the VM (a disk: each VHD's unique id and modification
+	 * stamp), saved in a section of its own ("DREF").  check_ref is
+	 * called at a restore before anything is loaded into the VM, and
+	 * refuses, with one line in err, a state whose references no longer
+	 * hold (a disk changed since the save). */
+	int (*save_ref)(void *opaque, struct dev_state *s);
+	int (*check_ref)(void *opaque, struct dev_state *s, char *err, size_t errlen);
 };
 
 struct vm_device {
@@ -157,6 +165,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	struct kvm_cpuid2 *cpuid;	/* what KVM_SET_CPUID2 was given */
 	/* Counters, written by this vCPU's thread only (relaxed atomics:
 	 * `stats` reads them while it runs): exits to user space by
 	 * KVM_EXIT_* reason (63 and up share the last), and where its time
@@ -184,6 +193,8 @@ struct vm {
 	uint32_t pci_intx_slots;
 	struct vcpu vcpus[VM_MAX_CPUS];
 	struct kvm_cpuid2 *supported_cpuid;
+	struct vm_state_caps *state_caps;	/* vmstate.c, once asked for */
+	uint64_t restore_ns;	/* how long vm_restore() took, 0: not restored */
 
 	/* Pausing (pause.c): while pause_req is set, each vCPU thread parks
 	 * outside KVM_RUN; `parked` counts them, pause_cond wakes both sides. */
@@ -245,7 +256,22 @@ bool io_bus_access(struct io_bus *bus, uint64_t addr, void *data,
 typedef int (*guestmem_fn)(void *opaque, uint64_t gpa, void *hva, uint64_t len);
 int guestmem_open_pagemap(void);
 int guestmem_runs(struct vm *vm, int pagemap, guestmem_fn fn, void *opaque);
+int guestmem_region_runs(struct vm *vm, int pagemap, unsigned m, guestmem_fn fn, void *opaque);
 int guestmem_touched(struct vm *vm, int pagemap, uint64_t *bytes);
+
+/* vmstate.c: KVM's part of saved state (vCPUs, irqchip, PIT, clock), in
+ * state.h's streams.  vmstate_init() asks /dev/kvm what saving needs
+ * (before the sandbox); the rest take a paused VM. */
+struct vm_state_caps;
+int vmstate_init(struct vm *vm, char *err, size_t errlen);
+void vmstate_free(struct vm *vm);
+int vcpu_state_save(struct vcpu *c, struct dev_state *s);
+int vcpu_state_load(struct vcpu *c, struct dev_state *s, char *err, size_t errlen);
+int vm_state_save(struct vm *vm, struct dev_state *s);
+int vm_state_load(struct vm *vm, struct dev_state *s, char *err, size_t errlen);
+/* Refuses a state whose CPUID (vCPU 0's stream) has features this host's
+ * KVM does not offer; err names them. */
+int vmstate_check_cpuid(struct vm *vm, struct dev_state *vcpu0, char *err, size_t errlen);
 
 /* pause.c: every vCPU out of KVM_RUN and held, then every device
  * quiesced (its I/O thread stopped); and the way back.  From a thread that

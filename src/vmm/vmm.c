@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../devices/devices.h"
@@ -163,7 +164,8 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, int control,
 		snprintf(err, sizeof(err), "attaching devices: %s", strerror(-r));
 		goto fail;
 	}
-	r = boot_load(&vm, &cfg->boot, &bi, err, sizeof(err));
+	/* A restored VM's memory has its kernel, tables and all in it. */
+	r = cfg->restore ? 0 : boot_load(&vm, &cfg->boot, &bi, err, sizeof(err));
 	if (r >= 0 && cfg->acpi_dump)
 		r = acpi_dump(&vm, cfg->acpi_dump, err, sizeof(err));
 	if (r >= 0 && cfg->boot.dry_run) {
@@ -174,10 +176,21 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, int control,
 	}
 	for (unsigned i = 0; r >= 0 && i < cfg->vm.nr_cpus; i++)
 		r = vcpu_create(&vm, i, err, sizeof(err));
-	if (r >= 0)
+	if (r >= 0 && (cfg->restore || control >= 0))
+		r = vmstate_init(&vm, err, sizeof(err));
+	if (r >= 0 && cfg->restore) {
+		struct timespec t0, t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		r = vm_restore(&vm, cfg->restore, err, sizeof(err));
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		vm.restore_ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
+				(uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec;
+	}
+	else if (r >= 0)
 		r = boot_setup_bsp(&vm.vcpus[0], &bi, err, sizeof(err));
 	if (r >= 0 && control >= 0)
-		r = vm_control_open(&vc, &vm, control, dev.pm, dev.kbc, err, sizeof(err));
+		r = vm_control_open(&vc, &vm, cfg, control, dev.pm, dev.kbc, err, sizeof(err));
 	/* Before the sandbox, which forbids asking for SIGHUP's disposition. */
 	vmm_stop_signals(&wait_set);
 	sigaddset(&wait_set, VM_EXIT_SIGNAL);

@@ -27,6 +27,8 @@ struct vmm_config {
 	uint64_t console_buffer;	/* output kept for a reader; 0: default */
 	const char *acpi_dump;	/* --dump-acpi: a directory for the tables */
 	const char *control;	/* --control: the control socket's path */
+	const char *restore;	/* --restore: the saved state the first boot starts from */
+	void *restore_conf;	/* its configuration (a json_t), snapshot.c's */
 };
 
 /* config.c: fills cfg from a JSON file (docs/vm-config.md), over what it
@@ -46,6 +48,20 @@ void vmm_stop_signals(sigset_t *set);
 /* supervise.c: the console in a process of its own, and the boots, each
  * in a child process, until one does not reboot. */
 int vmm_supervise(const struct vmm_config *cfg);
+
+/* snapshot.c: saved state (docs/control.md).  vm_save writes a paused
+ * VM's state to fd; pagemap: guestmem_open_pagemap()'s.  *bytes: the
+ * file's length. */
+int vm_save(struct vm *vm, const struct vmm_config *cfg, int pagemap, int fd, uint64_t *bytes,
+	    char *err, size_t errlen);
+/* Before the VM exists: the saved configuration as cfg's defaults
+ * (cfg->restore names the file), then, once options and --config have
+ * had their say, whether what must match does. */
+int vm_restore_config(struct vmm_config *cfg, char *err, size_t errlen);
+int vm_restore_config_check(const struct vmm_config *cfg, char *err, size_t errlen);
+/* In the boot's process, before the sandbox, with the vCPUs created:
+ * the whole state read, checked, and only then set.  One line in err. */
+int vm_restore(struct vm *vm, const char *path, char *err, size_t errlen);
 
 /* Runs the VM until it ends; returns the process exit status and prints
  * one line for anything but a clean power-off. */

@@ -34,12 +34,12 @@ class VM:
     """vsrv run of ctl-count (or `kernel`) with --control, its standard
     output collected line by line as it comes (self.lines)."""
 
-    def __init__(self, sock, *args, cpus=1, append="", kernel=None, control=True, binary=VSRV,
-                 env=None):
+    def __init__(self, sock, *args, cpus=None, append="", kernel=None, control=True,
+                 binary=VSRV, env=None):
         self.sock = sock
         self.lines = []
         self.cond = threading.Condition()
-        cmd = [binary, "run", "--test-device", "--cpus", str(cpus)]
+        cmd = [binary, "run", "--test-device"] + (["--cpus", str(cpus)] if cpus else [])
         if kernel is not False:
             cmd += ["--kernel", kernel or guest("ctl-count"), "--append", append]
         if control:
@@ -53,7 +53,11 @@ class VM:
         self.err_reader = threading.Thread(target=self._read_err, daemon=True)
         self.err_reader.start()
         if control:
-            wait_path(sock, self.proc)
+            try:
+                wait_path(sock, self.proc)
+            except AssertionError as e:
+                self.err_reader.join(5)
+                raise AssertionError(f"{e}: {''.join(self.err)!r}") from None
 
     def _read(self):
         for line in self.proc.stdout:
