@@ -31,6 +31,10 @@ static const char usage[] =
 	"  stats                  counters: vCPUs, exits, devices, memory, RSS\n"
 	"  events                 print events until the VM is off\n"
 	"  save FILE              save the VM's state to FILE, then power off\n"
+	"  checkpoint NAME        save the VM's state as NAME (vsrv run --checkpoints), go on\n"
+	"  checkpoints            the checkpoints, as a tree\n"
+	"  revert NAME            start the VM again from checkpoint NAME\n"
+	"  delete-checkpoint NAME forget checkpoint NAME\n"
 	"--json: print the reply (and events) as the socket sent them.\n"
 	"PATH is vsrv run's --control.  Exit status: 0, 1 on an error reply, 2 usage.";
 
@@ -223,6 +227,29 @@ static void print_event(json_t *e)
 	fflush(stdout);
 }
 
+/* The checkpoints under parent, indented by depth; "*" marks the current. */
+static void print_tree(json_t *r, json_t *parent, int depth)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(r, "checkpoints"), i, e) {
+		time_t t = (time_t)num(e, "time");
+		struct tm tm;
+		char when[32];
+
+		if (!json_equal(json_object_get(e, "parent"), parent))
+			continue;
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		printf("%*s%s %s (%s, %llu bytes)\n", 2 * depth, "",
+		       json_equal(json_object_get(e, "name"), json_object_get(r, "current")) ? "*" : "-",
+		       json_string_value(json_object_get(e, "name")), when,
+		       (unsigned long long)num(e, "bytes"));
+		print_tree(r, json_object_get(e, "name"), depth + 1);
+	}
+}
+
 static void print_reply(const char *cmd, json_t *args, json_t *r)
 {
 	if (!strcmp(cmd, "status")) {
@@ -245,6 +272,16 @@ static void print_reply(const char *cmd, json_t *args, json_t *r)
 		       cad ? "reset" : "powered off", (unsigned long long)num(r, "timeout"),
 		       json_is_false(json_object_get(r, "guest_enabled")) ?
 		       " (its press waits for the guest to enable the power button)" : "");
+	} else if (!strcmp(cmd, "checkpoint")) {
+		printf("checkpoint %s: %llu bytes in %s\n", json_string_value(json_object_get(r, "name")),
+		       (unsigned long long)num(r, "bytes"), json_string_value(json_object_get(r, "file")));
+	} else if (!strcmp(cmd, "revert")) {
+		printf("the VM starts again from checkpoint %s\n",
+		       json_string_value(json_object_get(args, "name")));
+	} else if (!strcmp(cmd, "delete-checkpoint")) {
+		printf("checkpoint %s deleted\n", json_string_value(json_object_get(args, "name")));
+	} else if (!strcmp(cmd, "checkpoints")) {
+		print_tree(r, json_null(), 0);
 	} else if (!strcmp(cmd, "save")) {
 		printf("the VM's state is in %s (%llu bytes); the VM is off\n",
 		       json_string_value(json_object_get(r, "file")),
@@ -302,10 +339,13 @@ int cmd_ctl(int argc, char **argv)
 		status = EXIT_USAGE;
 		goto out;
 	}
-	if (argc - optind != (!strcmp(cmd, "save") ? 3 : 2)) {
+	if (argc - optind != (ctl_command_find(cmd)->args[0].required ? 3 : 2)) {
 		status = cli_usage(usage);
 		goto out;
 	}
+	if (!strcmp(cmd, "checkpoint") || !strcmp(cmd, "revert") ||
+	    !strcmp(cmd, "delete-checkpoint"))
+		json_object_set_new(args, "name", json_string(argv[optind + 2]));
 	if (!strcmp(cmd, "save")) {
 		/* The server's working directory is not ours. */
 		const char *f = argv[optind + 2];

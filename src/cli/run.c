@@ -18,6 +18,7 @@ static const char usage[] =
 	"         [--console stdio|file:PATH|socket:PATH] [--console-buffer SIZE]\n"
 	"         [--host-quirks auto|on|off] [--hugepages] [--memfd] [--rng] [--test-device]\n"
 	"         [--stats] [--dry-run] [--dump-acpi DIR] [--control PATH] [--restore FILE]\n"
+	"         [--checkpoints DIR]\n"
 	"--config: a VM described in JSON (docs/vm-config.md); options override it.\n"
 	"--boot: the entry into the kernel: auto (a vmlinux's ELF entry; a bzImage's\n"
 	"        64-bit entry, else its 32-bit one), linux64, or pvh (a vmlinux's PVH note).\n"
@@ -27,6 +28,7 @@ static const char usage[] =
 	"--dry-run: load the kernel, initrd and tables, print where, and exit.\n"
 	"--dump-acpi: write the ACPI tables, as the guest finds them, to DIR/*.dat.\n"
 	"--control: a control socket at PATH for vsrv ctl (docs/control.md).\n"
+	"--checkpoints: where vsrv ctl checkpoint keeps them (created if missing).\n"
 	"--restore: start from a state vsrv ctl save wrote (the same vCPUs, memory and\n"
 	"        devices; the kernel and the rest default to the saved VM's).\n"
 	"SIGTERM, SIGINT or SIGHUP powers the VM off and ends vsrv with status 0.\n"
@@ -38,7 +40,7 @@ enum {
 	OPT_KERNEL = 1, OPT_INITRD, OPT_APPEND, OPT_CPUS, OPT_MEMORY,
 	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV, OPT_STATS,
 	OPT_CONFIG, OPT_BOOT, OPT_DRY_RUN, OPT_CONSOLE, OPT_CONSOLE_BUFFER, OPT_RNG,
-	OPT_DUMP_ACPI, OPT_CONTROL, OPT_RESTORE,
+	OPT_DUMP_ACPI, OPT_CONTROL, OPT_RESTORE, OPT_CHECKPOINTS,
 };
 
 static const struct option opts[] = {
@@ -62,6 +64,7 @@ static const struct option opts[] = {
 	{ "dump-acpi", required_argument, NULL, OPT_DUMP_ACPI },
 	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "checkpoints", required_argument, NULL, OPT_CHECKPOINTS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -148,6 +151,9 @@ static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 			break;
 		case OPT_CONTROL:
 			cfg->control = optarg;
+			break;
+		case OPT_CHECKPOINTS:
+			cfg->checkpoints = optarg;
 			break;
 		case OPT_HUGEPAGES:
 			cfg->vm.hugepages = true;

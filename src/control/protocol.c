@@ -34,6 +34,16 @@ const struct ctl_command ctl_commands[] = {
 	{ "save", "save the VM's state to a file, then power off", {
 		{ "file", CTL_ARG_STRING, true, 1, PATH_MAX_LEN },
 		{ .name = NULL } } },
+	{ "checkpoint", "save the VM's state as checkpoint NAME and go on", {
+		{ "name", CTL_ARG_STRING, true, 1, CTL_NAME_MAX },
+		{ .name = NULL } } },
+	{ "checkpoints", "the checkpoints, as a tree", NO_ARGS },
+	{ "revert", "start the VM again from checkpoint NAME", {
+		{ "name", CTL_ARG_STRING, true, 1, CTL_NAME_MAX },
+		{ .name = NULL } } },
+	{ "delete-checkpoint", "forget checkpoint NAME", {
+		{ "name", CTL_ARG_STRING, true, 1, CTL_NAME_MAX },
+		{ .name = NULL } } },
 	{ .name = NULL },
 };
 

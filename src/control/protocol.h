@@ -27,6 +27,8 @@
 #define CTL_LINE_MAX		(64u << 10)
 /* An id is a string of at most this many bytes, or an integer. */
 #define CTL_ID_MAX		256
+/* A checkpoint's name: letters, digits, '.', '_', '-' (it names a file). */
+#define CTL_NAME_MAX		64
 
 /* The VM's states, as `status` and the `state` event name them. */
 enum ctl_state {

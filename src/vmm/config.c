@@ -29,6 +29,7 @@ struct config_file {
 	char *kernel, *initrd;	/* resolved against the file's folder */
 	char *console;		/* "file:" or "socket:" and a path resolved so */
 	char *control;		/* resolved too */
+	char *checkpoints;	/* resolved too */
 };
 
 enum ftype { F_STRING, F_INT, F_BOOL, F_SIZE, F_ARRAY };
@@ -53,6 +54,7 @@ static const struct field {
 	{ "memfd", F_BOOL },
 	{ "rng", F_BOOL },
 	{ "control", F_STRING },
+	{ "checkpoints", F_STRING },
 	/* Placeholders: the next version of the format describes them. */
 	{ "disks", F_ARRAY },
 	{ "nics", F_ARRAY },
@@ -173,6 +175,24 @@ static char *resolve(const char *cfgpath, const char *p)
 	if (asprintf(&out, "%.*s/%s", (int)(slash - cfgpath), cfgpath, p) < 0)
 		return NULL;
 	return out;
+}
+
+/* A path field the run keeps (the control socket, the checkpoints):
+ * resolved against the file's folder, owned by *own. */
+static int path_field(json_t *root, const char *key, const char *path, char **own,
+		      const char **out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(root, key);
+
+	if (!v)
+		return 0;
+	if (!json_string_length(v))
+		return bad(err, errlen, path, "%s: expected a path", key);
+	*own = resolve(path, json_string_value(v));
+	if (!*own)
+		return -ENOMEM;
+	*out = *own;
+	return 0;
 }
 
 static int check_fields(json_t *root, const char *path, char *err, size_t errlen)
@@ -297,14 +317,11 @@ static int apply(json_t *root, const char *path, struct vmm_config *cfg,
 		cfg->vm.memfd = json_is_true(v);
 	if ((v = json_object_get(root, "rng")))
 		cfg->rng = json_is_true(v);
-	if ((v = json_object_get(root, "control"))) {
-		if (!json_string_length(v))
-			return bad(err, errlen, path, "control: expected a path");
-		cf->control = resolve(path, json_string_value(v));
-		if (!cf->control)
-			return -ENOMEM;
-		cfg->control = cf->control;
-	}
+	if ((i = path_field(root, "control", path, &cf->control, &cfg->control, err, errlen)) < 0)
+		return i;
+	i = path_field(root, "checkpoints", path, &cf->checkpoints, &cfg->checkpoints, err, errlen);
+	if (i < 0)
+		return i;
 	for (const char *const *k = (const char *const[]){ "disks", "nics", NULL }; *k; k++)
 		if ((v = json_object_get(root, *k)) && json_array_size(v))
 			return bad(err, errlen, path,
@@ -364,6 +381,7 @@ void vmm_config_free(struct vmm_config *cfg)
 	free(cf->initrd);
 	free(cf->console);
 	free(cf->control);
+	free(cf->checkpoints);
 	free(cf);
 	cfg->file = NULL;
 }

@@ -134,7 +134,9 @@ static json_t *stats(struct vm_control *vc)
 			    "memory", "size", (json_int_t)size, "touched", (json_int_t)touched));
 }
 
-static json_t *save(struct vm_control *vc, int fd, bool *then_off)
+/* A save (off: then the VM powers off) or a checkpoint (the VM goes on
+ * as it was: running, or paused). */
+static json_t *save(struct vm_control *vc, int fd, bool off, bool *then_off)
 {
 	bool was_paused = vc->paused;
 	struct timespec t0, t1;
@@ -158,6 +160,11 @@ static json_t *save(struct vm_control *vc, int fd, bool *then_off)
 			vm_resume(vc->vm);
 		return fail(CTL_E_FAILED, "%s", err);
 	}
+	if (!off) {
+		if (!was_paused)
+			vm_resume(vc->vm);
+		return ok(json_pack("{s:I}", "bytes", (json_int_t)bytes));
+	}
 	/* Paused for good: the VM must not run past its saved state. */
 	vc->paused = true;
 	*then_off = true;
@@ -173,7 +180,14 @@ static json_t *handle(struct vm_control *vc, const char *op, int fd, bool *then_
 	int r;
 
 	if (!strcmp(op, "save"))
-		return save(vc, fd, then_off);
+		return save(vc, fd, true, then_off);
+	if (!strcmp(op, "checkpoint"))
+		return save(vc, fd, false, then_off);
+	if (!strcmp(op, "revert")) {
+		/* The supervisor starts the next boot from the checkpoint. */
+		*then_off = true;
+		return ok(NULL);
+	}
 	if (!strcmp(op, "pause")) {
 		if (vc->paused)
 			return fail(CTL_E_WRONG_STATE, "the VM is paused already");
@@ -253,7 +267,7 @@ static void *control_thread(void *arg)
 		if (then_reset)
 			vm_request_exit(vc->vm, VM_EXIT_REBOOT, 0, "reset through the control socket");
 		if (then_off)
-			vm_request_exit(vc->vm, VM_EXIT_POWEROFF, 0, "its state was saved");
+			vm_request_exit(vc->vm, VM_EXIT_POWEROFF, 0, "saved, or reverted");
 	}
 	return NULL;
 }

@@ -27,6 +27,7 @@
 #include "../control/protocol.h"
 #include "../devices/devices.h"
 #include "control.h"
+#include "savefile.h"
 
 #define CLIENTS_MAX		16
 #define CLIENT_OUT_MAX		(1u << 20)
@@ -79,7 +80,12 @@ struct ctl_server {
 	int save_fd;
 	char *save_path, *save_tmp;
 	enum ctl_state before_save;
-	double restore_seconds;	/* the first boot's restore, if it was one */
+	double restore_seconds;	/* the boot's restore, if it was one */
+	/* Checkpoints (--checkpoints): the index; a revert's state file, for
+	 * the next boot (pending until the VM said yes, then next); the
+	 * current boot's. */
+	struct ckpt_index *ckpt;
+	char *revert_pending, *revert_next, *boot_restore;
 };
 
 static double since(const struct timespec *t)
@@ -220,8 +226,8 @@ static json_t *status(struct ctl_server *s)
 			       "uptime", since(&s->started), "boots", (int)s->boots,
 			       "pid", (int)getpid(), "config", config_summary(s->cfg));
 
-	if (st && s->cfg->restore)
-		json_object_set_new(st, "restored", json_pack("{s:s,s:f}", "file", s->cfg->restore,
+	if (st && s->boot_restore)
+		json_object_set_new(st, "restored", json_pack("{s:s,s:f}", "file", s->boot_restore,
 							      "seconds", s->restore_seconds));
 	return st;
 }
@@ -324,9 +330,8 @@ static void save_done(struct ctl_server *s, bool keep)
 
 /* The file the VM's state goes to, as FILE.partial until it is whole:
  * an error reply, or NULL and s->save_fd. */
-static json_t *save_open(struct ctl_server *s, const struct ctl_request *req)
+static json_t *save_open(struct ctl_server *s, const struct ctl_request *req, const char *path)
 {
-	const char *path = ctl_arg_str(req, "file");
 	struct stat st;
 
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
@@ -363,6 +368,18 @@ static json_t *save_finish(struct ctl_server *s, const struct ctl_request *req, 
 		save_done(s, true);
 		return reply;
 	}
+	if (is(req, "checkpoint")) {
+		const char *name = ctl_arg_str(req, "name");
+		int r = ckpt_add(s->ckpt, name, bytes);
+
+		reply = r < 0 ? ctl_error(req->id, CTL_E_FAILED, "checkpoint %s: its index: %s",
+					  name, strerror(-r)) :
+			ctl_reply(req->id, json_pack("{s:s,s:s,s:I}", "name", name, "file",
+						     s->save_path, "bytes", (json_int_t)bytes));
+		save_done(s, true);
+		set_state(s, s->before_save);
+		return reply;
+	}
 	snprintf(s->stop_msg, sizeof(s->stop_msg),
 		 "the VM's state was saved to %s (%llu bytes); the VM is off", s->save_path,
 		 (unsigned long long)bytes);
@@ -377,17 +394,80 @@ static json_t *save_finish(struct ctl_server *s, const struct ctl_request *req, 
 	return reply;
 }
 
+/* --- checkpoints (checkpoints.c keeps the index) --- */
+
+/* A checkpoint's or revert's file, checked before the VM is asked: an
+ * error reply, or NULL. */
+static json_t *checkpoint_prepare(struct ctl_server *s, const struct ctl_request *req)
+{
+	const char *name = ctl_arg_str(req, "name");
+	char *path, err[600];
+	struct sf_reader r;
+	json_t *e = NULL;
+
+	if (!s->ckpt)
+		return ctl_error(req->id, CTL_E_NOT_SUPPORTED,
+				 "no checkpoints without a folder for them (vsrv run --checkpoints DIR)");
+	if (!ckpt_name_ok(name))
+		return ctl_error(req->id, CTL_E_BAD_ARGUMENTS,
+				 "name: 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'");
+	if (is(req, "checkpoint") == ckpt_exists(s->ckpt, name))
+		return ctl_error(req->id, CTL_E_FAILED, is(req, "checkpoint") ?
+				 "checkpoint %s exists (delete-checkpoint it first)" :
+				 "no checkpoint %s", name);
+	path = ckpt_path(s->ckpt, name);
+	if (!path)
+		return ctl_error(req->id, CTL_E_FAILED, "out of memory");
+	if (is(req, "checkpoint")) {
+		e = save_open(s, req, path);
+		free(path);
+		return e;
+	}
+	/* A revert stops the VM: what will not restore must not get so far. */
+	if (sf_open(&r, path, err, sizeof(err)) < 0) {
+		free(path);
+		return ctl_error(req->id, CTL_E_FAILED, "%s", err);
+	}
+	sf_close(&r);
+	free(s->revert_pending);
+	s->revert_pending = path;
+	return NULL;
+}
+
+/* checkpoints and delete-checkpoint: the supervisor's alone. */
+static json_t *checkpoint_local(struct ctl_server *s, const struct ctl_request *req)
+{
+	const char *name = ctl_arg_str(req, "name");
+	int r;
+
+	if (!s->ckpt)
+		return ctl_error(req->id, CTL_E_NOT_SUPPORTED,
+				 "no checkpoints without a folder for them (vsrv run --checkpoints DIR)");
+	if (is(req, "checkpoints"))
+		return ctl_reply(req->id, ckpt_list(s->ckpt));
+	if (!ckpt_name_ok(name) || !ckpt_exists(s->ckpt, name))
+		return ctl_error(req->id, CTL_E_FAILED, "no checkpoint %s", ckpt_name_ok(name) ?
+				 name : "of that name");
+	r = ckpt_delete(s->ckpt, name);
+	if (r < 0)
+		return ctl_error(req->id, CTL_E_FAILED, "delete-checkpoint %s: %s", name,
+				 strerror(-r));
+	return ctl_reply(req->id, NULL);
+}
+
 /* Sends the queue's head to the boot when it can take it. */
 static void queue_run(struct ctl_server *s)
 {
 	while (s->q_len && !s->in_flight && s->chan >= 0 && s->boot_running) {
 		struct queued *q = &s->queue[s->q_head];
 		json_t *err = q->client ? check_state(s, &q->req) : NULL, *msg;
-		bool saving = is(&q->req, "save");
+		bool saving = is(&q->req, "save") || is(&q->req, "checkpoint");
 		int r;
 
-		if (!err && saving)
-			err = save_open(s, &q->req);
+		if (!err && is(&q->req, "save"))
+			err = save_open(s, &q->req, ctl_arg_str(&q->req, "file"));
+		else if (!err && (is(&q->req, "checkpoint") || is(&q->req, "revert")))
+			err = checkpoint_prepare(s, &q->req);
 		if (err) {
 			reply_head(s, err);
 			continue;
@@ -447,17 +527,26 @@ static void boot_replied(struct ctl_server *s, json_t *msg)
 		const char *code = json_string_value(json_object_get(err, "code"));
 		const char *m = json_string_value(json_object_get(err, "message"));
 
-		if (is(req, "save")) {
+		if (is(req, "save") || is(req, "checkpoint")) {
 			save_done(s, false);
 			set_state(s, s->before_save);
 		}
+		free(s->revert_pending);
+		s->revert_pending = NULL;
 		reply_head(s, ctl_error(req->id, code ? code : CTL_E_FAILED, "%s",
 					m ? m : "the VM could not do it"));
 		return;
 	}
-	if (is(req, "save")) {
+	if (is(req, "save") || is(req, "checkpoint")) {
 		reply_head(s, save_finish(s, req, ret));
 		return;
+	}
+	if (is(req, "revert")) {
+		/* The VM powers off; the next boot starts from the checkpoint. */
+		free(s->revert_next);
+		s->revert_next = s->revert_pending;
+		s->revert_pending = NULL;
+		ckpt_set_current(s->ckpt, ctl_arg_str(req, "name"));
 	}
 	json_incref(ret);
 	if (is(req, "pause")) {
@@ -486,6 +575,8 @@ static enum ctl_action request(struct ctl_server *s, struct client *c, struct ct
 	} else if (is(req, "events")) {
 		c->events = ctl_arg_bool(req, "enable", true);
 		send_to(s, c->serial, ctl_reply(req->id, NULL));
+	} else if (is(req, "checkpoints") || is(req, "delete-checkpoint")) {
+		send_to(s, c->serial, checkpoint_local(s, req));
 	} else if (is(req, "power-off")) {
 		send_to(s, c->serial, ctl_reply(req->id, NULL));
 		ctl_request_free(req);
@@ -607,9 +698,8 @@ static void boot_message(struct ctl_server *s)
 			if (!strcmp(json_string_value(json_object_get(msg, "event")) ?: "",
 				    "running")) {
 				s->boot_running = true;
-				if (s->boots == 1)
-					s->restore_seconds = json_real_value(
-						json_object_get(msg, "restore_seconds"));
+				s->restore_seconds = json_real_value(
+					json_object_get(msg, "restore_seconds"));
 				set_state(s, s->shutdown ? CTL_STATE_SHUTTING_DOWN : CTL_STATE_RUNNING);
 			}
 		} else {
@@ -659,10 +749,15 @@ int ctl_server_open(struct ctl_server **out, const struct vmm_config *cfg, pid_t
 	s->console_pid = console_pid;
 	s->state = CTL_STATE_STARTING;
 	clock_gettime(CLOCK_MONOTONIC, &s->started);
-	r = unix_listen(cfg->control, "control", &s->listen_fd, &s->lock_fd, &s->bound, err,
-			errlen);
+	s->boot_restore = cfg->restore ? strdup(cfg->restore) : NULL;
+	r = cfg->checkpoints ? ckpt_open(&s->ckpt, cfg->checkpoints, err, errlen) : 0;
+	if (r >= 0)
+		r = unix_listen(cfg->control, "control", &s->listen_fd, &s->lock_fd, &s->bound,
+				err, errlen);
 	if (r < 0) {
 		ctl_server_forget(s);
+		ckpt_close(s->ckpt);
+		free(s->boot_restore);
 		free(s);
 		return r;
 	}
@@ -704,7 +799,21 @@ void ctl_server_close(struct ctl_server *s)
 		free(s->clients[0]);
 		s->clients[0] = s->clients[--s->nr_clients];
 	}
+	ckpt_close(s->ckpt);
+	free(s->revert_pending);
+	free(s->revert_next);
+	free(s->boot_restore);
 	free(s);
+}
+
+const char *ctl_server_take_restore(struct ctl_server *s)
+{
+	if (!s)
+		return NULL;
+	free(s->boot_restore);
+	s->boot_restore = s->revert_next;
+	s->revert_next = NULL;
+	return s->boot_restore;
 }
 
 void ctl_server_boot_started(struct ctl_server *s, pid_t pid, int chan)

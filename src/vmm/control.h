@@ -67,6 +67,25 @@ enum ctl_action ctl_server_handle(struct ctl_server *s, const struct pollfd *p, 
  * line, or NULL. */
 const char *ctl_server_stop_reason(const struct ctl_server *s);
 
+/* Between boots: the saved state the next boot starts from (a revert's
+ * checkpoint; the server keeps the string until the next call), or NULL
+ * for a boot of the kernel. */
+const char *ctl_server_take_restore(struct ctl_server *s);
+
+/* checkpoints.c: a VM's checkpoints (--checkpoints DIR): the index. */
+struct ckpt_index;
+bool ckpt_name_ok(const char *name);
+int ckpt_open(struct ckpt_index **out, const char *dir, char *err, size_t errlen);
+void ckpt_close(struct ckpt_index *c);
+char *ckpt_path(const struct ckpt_index *c, const char *name);	/* malloc'd */
+bool ckpt_exists(const struct ckpt_index *c, const char *name);
+/* A new checkpoint, child of the current one, and now the current. */
+int ckpt_add(struct ckpt_index *c, const char *name, uint64_t bytes);
+int ckpt_set_current(struct ckpt_index *c, const char *name);
+/* Its file goes; its children hang from its parent. */
+int ckpt_delete(struct ckpt_index *c, const char *name);
+json_t *ckpt_list(const struct ckpt_index *c);
+
 /* --- the boot's side (control-vm.c) --- */
 struct vm_control;
 struct acpi_pm;

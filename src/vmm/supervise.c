@@ -390,12 +390,14 @@ int vmm_supervise(const struct vmm_config *cfg)
 		goto out;
 	}
 	do {
-		/* Only the first boot restores a saved state; a reboot boots. */
+		/* The first boot restores --restore's state; a reboot boots the
+		 * kernel, a revert restores its checkpoint. */
 		status = boot(first ? cfg : &later, sv[1], sigfd, ctl, srv, reboot, &stop_sig);
 		first = false;
+		later.restore = ctl_server_take_restore(srv);
 		if (srv)
-			ctl_server_boot_ended(srv, *reboot && !stop_sig);
-	} while (*reboot && !stop_sig);
+			ctl_server_boot_ended(srv, (*reboot || later.restore) && !stop_sig);
+	} while ((*reboot || later.restore) && !stop_sig);
 out:
 	/* The console process ends once its last writer is gone: its
 	 * output comes before what is printed here. */

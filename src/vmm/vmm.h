@@ -27,6 +27,7 @@ struct vmm_config {
 	uint64_t console_buffer;	/* output kept for a reader; 0: default */
 	const char *acpi_dump;	/* --dump-acpi: a directory for the tables */
 	const char *control;	/* --control: the control socket's path */
+	const char *checkpoints;	/* --checkpoints: their folder */
 	const char *restore;	/* --restore: the saved state the first boot starts from */
 	void *restore_conf;	/* its configuration (a json_t), snapshot.c's */
 };

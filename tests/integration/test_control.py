@@ -44,7 +44,8 @@ class Control(TmpDirTest):
         self.assertEqual(c.greeting, {"greeting": {
             "protocol": 1, "vsrv": "0.1.0",
             "commands": ["status", "pause", "resume", "power-off", "reset", "shutdown",
-                         "stats", "events", "save"]}})
+                         "stats", "events", "save", "checkpoint", "checkpoints", "revert",
+                         "delete-checkpoint"]}})
         st = c.ok("status")
         self.assertEqual(st["state"], "running")
         self.assertEqual(st["boots"], 1)

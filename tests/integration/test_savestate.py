@@ -211,6 +211,61 @@ class SavedState(TmpDirTest):
                          (1, "", f"vsrv: {self.state}: the guest uses CPU features this "
                                  "host's KVM lacks: CPUID 1.EDX 0x04000001\n"))
 
+    def test_checkpoints(self):
+        """Checkpoints without disks: a paused VM's checkpoint leaves it paused,
+        a running one's running; revert starts the VM again from one (every
+        vCPU from the number after its last before it); the tree, delete."""
+        ck = self.p("ck")
+        vm = self.start("--checkpoints", ck, cpus=2, append="hz=100 every=10")
+        vm.wait_counts(2, 2)
+        c = Client(self.sock)
+        c.ok("pause")
+        r = c.ok("checkpoint", name="A")
+        self.assertEqual((r["name"], r["file"], r["bytes"]),
+                         ("A", f"{ck}/A.state", os.path.getsize(f"{ck}/A.state")))
+        at_a = vm.counts()
+        self.assertEqual(c.ok("status")["state"], "paused")
+        c.ok("resume")
+        vm.wait_counts(2, 2)
+        self.assertEqual(c.ok("checkpoint", name="B")["name"], "B")
+        vm.wait_counts(2, 1)     # B left it running
+        self.assertEqual(c.request("checkpoint", name="B")["error"]["message"],
+                         "checkpoint B exists (delete-checkpoint it first)")
+        self.assertEqual(c.request("checkpoint", name="../x")["error"]["code"], "bad-arguments")
+        tree = c.ok("checkpoints")
+        self.assertEqual(tree["current"], "B")
+        self.assertEqual([(e["name"], e["parent"]) for e in tree["checkpoints"]],
+                         [("A", None), ("B", "A")])
+        p = ctl(self.sock, "checkpoints")
+        self.assertRegex(p.stdout, r"^- A \(\S+Z, \d+ bytes\)\n  \* B \(\S+Z, \d+ bytes\)\n$")
+
+        mark = len(vm.lines)
+        p = ctl(self.sock, "revert", "A")
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (0, "the VM starts again from checkpoint A\n", ""))
+        vm.wait_for(lambda ls: all(len(vm.counts(ls[mark:]).get(i, [])) >= 1 for i in (0, 1)),
+                    what="counts after the revert")
+        after = vm.counts(vm.lines[mark:])
+        for cpu in (0, 1):
+            self.assertEqual(after[cpu][0], at_a[cpu][-1] + 1, f"cpu{cpu}")
+        st = c.ok("status")
+        self.assertEqual((st["boots"], st["restored"]["file"]), (2, f"{ck}/A.state"))
+        self.assertEqual(c.ok("checkpoints")["current"], "A")
+        self.assertEqual(c.ok("delete-checkpoint", name="A"), {})
+        tree = c.ok("checkpoints")
+        self.assertEqual(([(e["name"], e["parent"]) for e in tree["checkpoints"]],
+                          tree["current"]), ([("B", None)], None))
+        self.assertEqual(sorted(os.listdir(ck)), ["B.state", "index.json"])
+        self.assertEqual(c.request("revert", name="A")["error"]["message"], "no checkpoint A")
+        c.ok("power-off")
+        self.assertEqual(vm.finish(), (0, "vsrv: powered off through the control socket\n"))
+
+        vm = self.start(cpus=1)
+        vm.wait_counts(1, 1)
+        self.assertEqual(Client(self.sock).request("checkpoint", name="A")["error"], {
+            "code": "not-supported",
+            "message": "no checkpoints without a folder for them (vsrv run --checkpoints DIR)"})
+
     def test_release_build(self):
         """Saving runs inside the sandbox: the release build's filter, which
         lacks what the sanitizers call, writes it, and restores it."""
