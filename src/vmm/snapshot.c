@@ -173,6 +173,13 @@ int vm_save(struct vm *vm, const struct vmm_config *cfg, int pagemap, int fd, ui
 	int r;
 
 	json_decref(conf);
+	/* Shared memory's pages swapped out do not show in the pagemap on
+	 * every kernel: a state without them would be wrong, not smaller. */
+	if (vm->opts.memfd) {
+		free(text);
+		snprintf(err, errlen, "guest memory in a memfd (--memfd) is not saved by this vsrv");
+		return -ENOTSUP;
+	}
 	state_init(&st);
 	r = text ? sf_writer_init(&w, fd) : -ENOMEM;
 	if (r < 0) {

@@ -130,8 +130,14 @@ class SavedState(TmpDirTest):
         self.assertTrue("".join(vm.lines).endswith("power button\nresult ok\n"), vm.lines)
 
     def test_save_errors_leave_the_vm_running(self):
-        vm = self.start(cpus=1)
+        """A path that cannot be created, a directory, guest memory this vsrv
+        does not save (a memfd's): an error reply, no file, the VM counting on."""
+        vm = self.start("--memfd", cpus=1)
         vm.wait_counts(1, 1)
+        p = ctl(self.sock, "save", self.state)
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (1, "", "vsrv: save: guest memory in a memfd (--memfd) is not saved "
+                                 "by this vsrv\n"))
         bad = "/nonexistent-dir/vm.state"
         p = ctl(self.sock, "save", bad)
         self.assertEqual((p.returncode, p.stdout, p.stderr),
