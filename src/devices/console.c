@@ -637,90 +637,10 @@ int console_parse(const char *spec, enum console_kind *kind, const char **path)
 	return 0;
 }
 
-/* One VMM per socket path: an abstract-namespace socket named after the
- * path is the lock.  The kernel drops it when its holder dies, however it
- * dies, so a socket file without it is left over and can go.  (Asking the
- * path itself, by connecting, would make the VMM there hand its buffered
- * output to the question.) */
-static int lock_path(struct console *con, char *err, size_t errlen)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char *slash = strrchr(con->path, '/'), *dir;
-	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a */
-	const char *base;
-	int n;
-
-	if (slash) {
-		char *d = strndup(con->path, (size_t)(slash - con->path) + 1);
-
-		dir = d ? realpath(d, NULL) : NULL;
-		free(d);
-		base = slash + 1;
-	} else {
-		dir = realpath(".", NULL);
-		base = con->path;
-	}
-	if (!dir) {
-		n = -errno;
-		snprintf(err, errlen, "console: %s: %s", con->path, strerror(-n));
-		return n;
-	}
-	for (const char *p = dir; *p; p++)
-		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
-	h = (h ^ '/') * 0x100000001b3ull;
-	for (const char *p = base; *p; p++)
-		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
-	free(dir);
-	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "vsrv-console-%016llx",
-		     (unsigned long long)h);
-	con->lock_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (con->lock_fd < 0 ||
-	    bind(con->lock_fd, (struct sockaddr *)&sa,
-		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0) {
-		n = -errno;
-		if (n == -EADDRINUSE)
-			snprintf(err, errlen, "console: %s: in use by another process", con->path);
-		else
-			snprintf(err, errlen, "console: %s: %s", con->path, strerror(-n));
-		return n;
-	}
-	return 0;
-}
-
 static int open_socket(struct console *con, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int r;
-
-	if (strlen(con->path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "console: %s: longer than %zu bytes (a Unix socket's limit)",
-			 con->path, sizeof(sa.sun_path) - 1);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, con->path);
-	if (lstat(con->path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "console: %s: exists and is not a socket", con->path);
-		return -EEXIST;
-	}
-	r = lock_path(con, err, errlen);
-	if (r < 0)
-		return r;
-	unlink(con->path);	/* a socket, and nobody's */
-	con->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (con->listen_fd < 0)
-		goto fail;
-	if (bind(con->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		goto fail;
-	con->bound = true;
-	/* The console carries whatever the guest types and prints. */
-	if (chmod(con->path, 0600) < 0 || listen(con->listen_fd, 4) < 0)
-		goto fail;
-	return 0;
-fail:
-	r = -errno;
-	snprintf(err, errlen, "console: %s: %s", con->path, strerror(-r));
-	return r;
+	return unix_listen(con->path, "console", &con->listen_fd, &con->lock_fd, &con->bound,
+			   err, errlen);
 }
 
 /* stdin is ours to read when it is not a terminal, or is the terminal we

@@ -53,6 +53,14 @@ void console_input_ready(struct console *con);
 void console_set_quit(struct console *con, void (*quit)(void *opaque), void *opaque);
 bool console_quit_requested(struct console *con);
 
+/* listen.c: a Unix socket server (0600, listening, non-blocking) at path,
+ * one process per path: a socket file there that no live vsrv holds is
+ * taken over, one that a live one holds is "in use by another process".
+ * what names it in the error line ("console: PATH: ...").  *bound: the
+ * path is ours to unlink; *lock_fd held until then. */
+int unix_listen(const char *path, const char *what, int *listen_fd, int *lock_fd, bool *bound,
+		char *err, size_t errlen);
+
 /* uart.c: a 16550A on COM1 (0x3f8-0x3ff, IRQ 4), on the console. */
 struct uart;
 int uart_init(struct vm *vm, struct console *con, struct uart **out);

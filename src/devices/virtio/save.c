@@ -173,6 +173,21 @@ static int load(void *opaque, struct dev_state *s)
 	return r;
 }
 
+/* The registry's entry also gives `stats` the transport's counters. */
+static void counters(void *opaque, void (*put)(void *ctx, const char *name, uint64_t v),
+		     void *ctx)
+{
+	struct virtio_counters *c = &((struct virtio_dev *)opaque)->count;
+
+	put(ctx, "notifications", atomic_load_explicit(&c->notifications, memory_order_relaxed));
+	put(ctx, "requests", atomic_load_explicit(&c->requests, memory_order_relaxed));
+	put(ctx, "bytes_to_guest", atomic_load_explicit(&c->bytes_to_guest, memory_order_relaxed));
+	put(ctx, "interrupts", atomic_load_explicit(&c->interrupts, memory_order_relaxed));
+	put(ctx, "refused", atomic_load_explicit(&c->refused, memory_order_relaxed));
+	put(ctx, "needs_reset", atomic_load_explicit(&c->needs_reset, memory_order_relaxed));
+}
+
 const struct vm_device_ops virtio_vm_device_ops = {
 	.quiesce = quiesce, .resume = resume, .save = save, .load = load,
+	.counters = counters,
 };
