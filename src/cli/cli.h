@@ -47,6 +47,7 @@ bool disk_common_opt(int c, unsigned *flags);
 
 int cmd_disk(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_ctl(int argc, char **argv);
 /* vsrv vm, vsrv net: run vsrv-client (client-exec.c). */
 int cmd_client(int argc, char **argv);
 int disk_create(int argc, char **argv);

@@ -23,6 +23,7 @@ static const char usage[] =
 	"         [--net user[,hostfwd=tcp:127.0.0.1:2222-:22][,mac=MAC] | tap=NAME[,mac=MAC]\n"
 	"                | bridge=NAME[,mac=MAC]]...\n"
 	"         [--stats] [--dry-run] [--dump-acpi DIR]\n"
+	"         [--control PATH] [--restore FILE] [--checkpoints DIR]\n"
 	"--config: a VM described in JSON (docs/vm-config.md); options override it.\n"
 	"--boot: the entry into the kernel: auto (a vmlinux's ELF entry; a bzImage's\n"
 	"        64-bit entry, else its 32-bit one), linux64, or pvh (a vmlinux's PVH note).\n"
@@ -42,6 +43,10 @@ static const char usage[] =
 	"        mac= defaults to 52:54:00:12:34:56 for the first NIC, :57 the next, ...\n"
 	"--dry-run: load the kernel, initrd and tables, print where, and exit.\n"
 	"--dump-acpi: write the ACPI tables, as the guest finds them, to DIR/*.dat.\n"
+	"--control: a control socket at PATH for vsrv ctl (docs/control.md).\n"
+	"--checkpoints: where vsrv ctl checkpoint keeps them (created if missing).\n"
+	"--restore: start from a state vsrv ctl save wrote (the same vCPUs, memory and\n"
+	"        devices; the kernel and the rest default to the saved VM's).\n"
 	"SIGTERM, SIGINT or SIGHUP powers the VM off and ends vsrv with status 0.\n"
 	"exit status: 0 the guest powered off; 3 it rebooted (--on-reboot exit);\n"
 	"             4 it crashed; 1 the VMM failed (or made a system call its\n"
@@ -51,7 +56,8 @@ enum {
 	OPT_KERNEL = 1, OPT_INITRD, OPT_APPEND, OPT_CPUS, OPT_MEMORY,
 	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV, OPT_STATS,
 	OPT_CONFIG, OPT_BOOT, OPT_DRY_RUN, OPT_CONSOLE, OPT_CONSOLE_BUFFER, OPT_RNG,
-	OPT_DUMP_ACPI, OPT_DISK, OPT_NET, OPT_PORT,
+	OPT_DUMP_ACPI, OPT_DISK, OPT_NET, OPT_PORT, OPT_CONTROL, OPT_RESTORE,
+	OPT_CHECKPOINTS,
 };
 
 static const struct option opts[] = {
@@ -76,6 +82,9 @@ static const struct option opts[] = {
 	{ "console-buffer", required_argument, NULL, OPT_CONSOLE_BUFFER },
 	{ "dump-acpi", required_argument, NULL, OPT_DUMP_ACPI },
 	{ "port", required_argument, NULL, OPT_PORT },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "checkpoints", required_argument, NULL, OPT_CHECKPOINTS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -190,6 +199,12 @@ static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 		case OPT_DUMP_ACPI:
 			cfg->acpi_dump = optarg;
 			break;
+		case OPT_CONTROL:
+			cfg->control = optarg;
+			break;
+		case OPT_CHECKPOINTS:
+			cfg->checkpoints = optarg;
+			break;
 		case OPT_HUGEPAGES:
 			cfg->vm.hugepages = true;
 			break;
@@ -226,6 +241,7 @@ static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 			cfg->stats = true;
 			break;
 		case OPT_CONFIG:
+		case OPT_RESTORE:
 			break;		/* read first, by cmd_run */
 		case OPT_CONSOLE:
 			if (console_parse_hvc(optarg, &cfg->hvc, &cfg->console) < 0) {
@@ -284,19 +300,34 @@ int cmd_run(int argc, char **argv)
 	char err[1024];
 	int c, r;
 
-	/* The file first, whatever the order on the command line: options
-	 * override it. */
+	/* The files first, whatever the order on the command line: a saved
+	 * state's configuration, then --config, then the options. */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
 		if (c == OPT_CONFIG)
 			config = optarg;
+		else if (c == OPT_RESTORE)
+			cfg.restore = optarg;
 	opterr = 1;
+	if (cfg.restore && vm_restore_config(&cfg, err, sizeof(err)) < 0) {
+		cli_err("%s", err);
+		vmm_config_free(&cfg);
+		return 1;
+	}
 	if (config && vmm_config_load(config, &cfg, err, sizeof(err)) < 0) {
 		cli_err("%s", err);
 		vmm_config_free(&cfg);
 		return EXIT_USAGE;
 	}
 	r = apply_options(argc, argv, &cfg);
+	if (r == 0 && cfg.restore && cfg.boot.dry_run) {
+		cli_err("run: --dry-run and --restore do not go together");
+		r = EXIT_USAGE;
+	}
+	if (r == 0 && cfg.restore && vm_restore_config_check(&cfg, err, sizeof(err)) < 0) {
+		cli_err("%s", err);
+		r = 1;
+	}
 	if (r == 0 && !cfg.boot.kernel) {
 		cli_err(config ? "run: --kernel is required (or \"kernel\" in --config)" :
 			"run: --kernel is required");

@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "devices.h"
+#include "state.h"
 #include "../vmm/acpi.h"
 
 /* The enable bits that exist (the others read 0); of the status bits
@@ -56,6 +57,7 @@ struct acpi_pm {
 	bool sci;		/* the line's level, as last set */
 	struct timespec start;	/* the timer's 0 */
 	uint64_t carry_seen;	/* timer ticks >> 31 at the last PM1_STS read */
+	struct vm_device vmdev;
 };
 
 /* Ticks since the VM started, in 64 bits (the register is the low 32). */
@@ -199,6 +201,65 @@ int acpi_pm_press_power_button(struct acpi_pm *pm)
 	return r;
 }
 
+/* --- saved state: the registers, and the timer's count, which goes on
+ * from where it was --- */
+
+static int pm_save(void *opaque, struct dev_state *s)
+{
+	struct acpi_pm *pm = opaque;
+
+	pthread_mutex_lock(&pm->lock);
+	state_put_section(s, "PM1 ", 1);
+	state_put_u16(s, pm->sts);
+	state_put_u16(s, pm->en);
+	state_put_u16(s, pm->cnt);
+	state_put_u64(s, ticks(pm));
+	state_put_u64(s, pm->carry_seen);
+	pthread_mutex_unlock(&pm->lock);
+	return s->err;
+}
+
+static int pm_load(void *opaque, struct dev_state *s)
+{
+	struct acpi_pm *pm = opaque;
+	uint16_t sts, en, cnt;
+	uint64_t t, carry;
+	struct timespec now;
+
+	if (!state_get_section(s, "PM1 ", 1))
+		return s->err;
+	sts = state_get_u16(s);
+	en = state_get_u16(s);
+	cnt = state_get_u16(s);
+	t = state_get_u64(s);
+	carry = state_get_u64(s);
+	/* Beyond a century of ticks: not a state this device wrote. */
+	if (s->err || t > 100ull * 365 * 86400 * ACPI_PM_TMR_HZ)
+		return s->err ? s->err : -EINVAL;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = sts & PM1_SCI_MASK;
+	pm->en = en & PM1_EN_MASK;
+	pm->cnt = cnt & PM1_CNT_MASK;
+	pm->carry_seen = carry;
+	/* start = now - t ticks. */
+	pm->start.tv_sec = now.tv_sec - (time_t)(t / ACPI_PM_TMR_HZ);
+	pm->start.tv_nsec = now.tv_nsec -
+			    (long)((t % ACPI_PM_TMR_HZ) * NSEC / ACPI_PM_TMR_HZ);
+	if (pm->start.tv_nsec < 0) {
+		pm->start.tv_nsec += (long)NSEC;
+		pm->start.tv_sec--;
+	}
+	update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
+}
+
+static const struct vm_device_ops pm_vm_ops = {
+	.quiesce = state_quiesce_none, .resume = state_resume_none,
+	.save = pm_save, .load = pm_load,
+};
+
 int acpi_pm_init(struct vm *vm, struct acpi_pm **out)
 {
 	struct acpi_pm *pm = calloc(1, sizeof(*pm));
@@ -220,6 +281,8 @@ int acpi_pm_init(struct vm *vm, struct acpi_pm **out)
 		free(pm);
 		return r;
 	}
+	pm->vmdev = (struct vm_device){ .name = "acpi-pm", .ops = &pm_vm_ops, .opaque = pm };
+	vm_add_device(vm, &pm->vmdev);
 	*out = pm;
 	return 0;
 }
@@ -228,6 +291,7 @@ void acpi_pm_destroy(struct acpi_pm *pm)
 {
 	if (!pm)
 		return;
+	vm_remove_device(pm->vm, &pm->vmdev);
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
 }

@@ -60,7 +60,7 @@ bool console_quit_requested(struct console *con);
 /* listen.c: a Unix socket server's listening end at path (0600, non-blocking),
  * one process per path: a socket file no process holds is taken over, one
  * that another holds is refused ("WHAT: PATH: in use by another process").
- * what names it in err's line ("console", "port NAME"). */
+ * what names it in err's line ("console", "port NAME", "control"). */
 struct unix_listener {
 	int fd;
 	int lock_fd;		/* held while the path is ours */

@@ -30,8 +30,10 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "devices.h"
+#include "state.h"
 
 #define I8042_DATA		0x60
 #define I8042_CMD		0x64
@@ -88,6 +90,7 @@ struct i8042 {
 
 	/* 0xcf9 */
 	atomic_uchar rcr;
+	struct vm_device vmdev;
 };
 
 static bool queue_push(struct byte_queue *q, uint8_t b, bool aux)
@@ -431,6 +434,86 @@ int i8042_ctrl_alt_del(struct i8042 *k)
 	return r;
 }
 
+/* --- saved state: the controller, the keyboard, both queues --- */
+
+static void queue_save(struct dev_state *s, const struct byte_queue *q)
+{
+	state_put_u8(s, (uint8_t)q->count);
+	for (unsigned i = 0; i < q->count; i++) {
+		state_put_u8(s, q->b[(q->head + i) % QUEUE_SIZE]);
+		state_put_u8(s, q->aux[(q->head + i) % QUEUE_SIZE]);
+	}
+}
+
+static void queue_load(struct dev_state *s, struct byte_queue *q)
+{
+	unsigned n = state_get_u8(s);
+
+	memset(q, 0, sizeof(*q));
+	if (n > QUEUE_SIZE) {
+		s->err = s->err ? s->err : -EINVAL;
+		return;
+	}
+	for (unsigned i = 0; i < n && !s->err; i++) {
+		uint8_t b = state_get_u8(s);
+
+		queue_push(q, b, state_get_u8(s));
+	}
+}
+
+static int i8042_save(void *opaque, struct dev_state *s)
+{
+	struct i8042 *k = opaque;
+
+	pthread_mutex_lock(&k->lock);
+	state_put_section(s, "KBC ", 1);
+	state_put_bytes(s, k->ram, sizeof(k->ram));
+	state_put_bytes(s, (uint8_t[]){ k->outport, k->pending, k->last_was_cmd, k->timeout,
+					k->last_out, k->kbd_pending, k->kbd_set, k->kbd_scanning,
+					atomic_load(&k->rcr) }, 9);
+	queue_save(s, &k->out);
+	queue_save(s, &k->kbd);
+	pthread_mutex_unlock(&k->lock);
+	return s->err;
+}
+
+static int i8042_load(void *opaque, struct dev_state *s)
+{
+	struct i8042 *k = opaque;
+	struct byte_queue out, kbd;
+	uint8_t ram[32], r[9];
+
+	if (!state_get_section(s, "KBC ", 1))
+		return s->err;
+	state_get_bytes(s, ram, sizeof(ram));
+	state_get_bytes(s, r, sizeof(r));
+	queue_load(s, &out);
+	queue_load(s, &kbd);
+	if (s->err)
+		return s->err;
+	pthread_mutex_lock(&k->lock);
+	memcpy(k->ram, ram, sizeof(ram));
+	k->outport = r[0];
+	k->pending = r[1];
+	k->last_was_cmd = r[2];
+	k->timeout = r[3];
+	k->last_out = r[4];
+	k->kbd_pending = r[5];
+	k->kbd_set = r[6] >= 1 && r[6] <= 3 ? r[6] : 2;
+	k->kbd_scanning = r[7];
+	atomic_store(&k->rcr, r[8]);
+	k->out = out;
+	k->kbd = kbd;
+	update_irq(k);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+static const struct vm_device_ops i8042_vm_ops = {
+	.quiesce = state_quiesce_none, .resume = state_resume_none,
+	.save = i8042_save, .load = i8042_load,
+};
+
 int i8042_init(struct vm *vm, struct i8042 **out)
 {
 	struct i8042 *k = calloc(1, sizeof(*k));
@@ -457,6 +540,8 @@ int i8042_init(struct vm *vm, struct i8042 **out)
 		free(k);
 		return r;
 	}
+	k->vmdev = (struct vm_device){ .name = "i8042", .ops = &i8042_vm_ops, .opaque = k };
+	vm_add_device(vm, &k->vmdev);
 	*out = k;
 	return 0;
 }
@@ -465,6 +550,7 @@ void i8042_destroy(struct i8042 *k)
 {
 	if (!k)
 		return;
+	vm_remove_device(k->vm, &k->vmdev);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * A Unix socket server's listening end (devices.h): the console's
- * socket:PATH and virtio-console's named ports.
+ * socket:PATH, virtio-console's named ports and the control socket.
  *
  * One process per path.  An abstract-namespace socket named after the
  * path is the lock: the kernel drops it when its holder dies, however it
@@ -95,7 +95,8 @@ int unix_listen(struct unix_listener *l, const char *what, const char *path, int
 	if (bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		goto fail;
 	l->bound = true;
-	/* What passes through carries whatever the guest types and prints. */
+	/* Only the user: what passes through carries whatever the guest
+	 * types and prints, or commands the VM (the control socket). */
 	if (chmod(path, 0600) < 0 || listen(l->fd, backlog) < 0)
 		goto fail;
 	return 0;

@@ -28,9 +28,11 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "devices.h"
+#include "state.h"
 
 #define RTC_PORT		0x70
 #define RTC_SECONDS		0x00
@@ -73,6 +75,8 @@ struct rtc {
 	int64_t offset;		/* guest time - host time, seconds */
 	uint8_t set_regs[RTC_CENTURY + 1];	/* time registers while SET is on */
 	int64_t c_sec, c_ns;	/* guest second and host time of the last C read */
+	struct vm *vm;
+	struct vm_device vmdev;
 };
 
 static int64_t host_ns(void)
@@ -379,6 +383,55 @@ static void memory_sizes(struct rtc *rtc, const struct vm *vm)
 	rtc->ram[0x5f] = (uint8_t)(vm->opts.nr_cpus - 1);
 }
 
+/* --- saved state: the registers and RAM, and the guest's time as an
+ * offset from the host's, so that it goes on while the VM is off, as a
+ * battery-backed clock does --- */
+
+static int rtc_save(void *opaque, struct dev_state *s)
+{
+	struct rtc *rtc = opaque;
+
+	pthread_mutex_lock(&rtc->lock);
+	state_put_section(s, "RTC ", 1);
+	state_put_u8(s, rtc->index);
+	state_put_bytes(s, rtc->ram, sizeof(rtc->ram));
+	state_put_u64(s, (uint64_t)rtc->offset);
+	state_put_bytes(s, rtc->set_regs, sizeof(rtc->set_regs));
+	pthread_mutex_unlock(&rtc->lock);
+	return s->err;
+}
+
+static int rtc_load(void *opaque, struct dev_state *s)
+{
+	struct rtc *rtc = opaque;
+	uint8_t index, ram[128], set[RTC_CENTURY + 1];
+	int64_t offset, now = host_ns();
+
+	if (!state_get_section(s, "RTC ", 1))
+		return s->err;
+	index = state_get_u8(s);
+	state_get_bytes(s, ram, sizeof(ram));
+	offset = (int64_t)state_get_u64(s);
+	state_get_bytes(s, set, sizeof(set));
+	if (s->err)
+		return s->err;
+	pthread_mutex_lock(&rtc->lock);
+	rtc->index = index & 0x7f;
+	memcpy(rtc->ram, ram, sizeof(ram));
+	rtc->offset = offset;
+	memcpy(rtc->set_regs, set, sizeof(set));
+	/* The flags' clock starts again now (the time between is no tick). */
+	rtc->c_ns = now;
+	rtc->c_sec = guest_sec(rtc, now);
+	pthread_mutex_unlock(&rtc->lock);
+	return 0;
+}
+
+static const struct vm_device_ops rtc_vm_ops = {
+	.quiesce = state_quiesce_none, .resume = state_resume_none,
+	.save = rtc_save, .load = rtc_load,
+};
+
 int rtc_init(struct vm *vm, struct rtc **out)
 {
 	struct rtc *rtc = calloc(1, sizeof(*rtc));
@@ -400,6 +453,9 @@ int rtc_init(struct vm *vm, struct rtc **out)
 		free(rtc);
 		return r;
 	}
+	rtc->vm = vm;
+	rtc->vmdev = (struct vm_device){ .name = "rtc", .ops = &rtc_vm_ops, .opaque = rtc };
+	vm_add_device(vm, &rtc->vmdev);
 	*out = rtc;
 	return 0;
 }
@@ -408,6 +464,7 @@ void rtc_destroy(struct rtc *rtc)
 {
 	if (!rtc)
 		return;
+	vm_remove_device(rtc->vm, &rtc->vmdev);
 	pthread_mutex_destroy(&rtc->lock);
 	free(rtc);
 }

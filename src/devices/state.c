@@ -144,6 +144,15 @@ bool state_get_section(struct dev_state *s, const char *tag, uint32_t version)
 	return !s->err;
 }
 
+int state_quiesce_none(void *opaque)
+{
+	return 0;
+}
+
+void state_resume_none(void *opaque)
+{
+}
+
 int devices_checkpoint_cycle(struct vm *vm)
 {
 	struct vm_device *d, *end;

@@ -44,6 +44,11 @@ void state_get_bytes(struct dev_state *s, void *p, size_t n);
 /* Reads a section's header: false (and s->err) unless it is tag at version. */
 bool state_get_section(struct dev_state *s, const char *tag, uint32_t version);
 
+/* quiesce and resume for devices with no work of their own in flight
+ * (no thread: everything they do happens in a vCPU's access). */
+int state_quiesce_none(void *opaque);
+void state_resume_none(void *opaque);
+
 /* What test micro-guests use to prove save and load (the test device's
  * port 0xea): every device in vm->devices quiesced, saved, loaded back from
  * what it saved (so from power-on), and resumed.  0, or the first error. */

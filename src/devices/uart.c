@@ -31,8 +31,10 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "devices.h"
+#include "state.h"
 
 #define UART_COM1_BASE	0x3f8
 #define UART_COM1_IRQ	4
@@ -109,6 +111,7 @@ struct uart {
 	bool rx_waiting;	/* the console holds input that found no room */
 	uint8_t rx[UART_FIFO_SIZE];
 	unsigned rx_head, rx_count;
+	struct vm_device vmdev;
 };
 
 static bool fifo_on(const struct uart *u)
@@ -356,6 +359,64 @@ static size_t uart_rx(void *opaque, const uint8_t *buf, size_t len)
 	return n;
 }
 
+/* --- saved state: the registers and what waits in the receive FIFO --- */
+
+static int uart_save(void *opaque, struct dev_state *s)
+{
+	struct uart *u = opaque;
+
+	pthread_mutex_lock(&u->lock);
+	state_put_section(s, "UART", 1);
+	state_put_bytes(s, (uint8_t[]){ u->ier, u->lcr, u->mcr, u->scr, u->fcr, u->dll, u->dlm,
+					u->lsr, u->msr, u->rbr, u->thr_ipending }, 11);
+	state_put_u8(s, (uint8_t)u->rx_count);
+	for (unsigned i = 0; i < u->rx_count; i++)
+		state_put_u8(s, u->rx[(u->rx_head + i) % UART_FIFO_SIZE]);
+	pthread_mutex_unlock(&u->lock);
+	return s->err;
+}
+
+static int uart_load(void *opaque, struct dev_state *s)
+{
+	struct uart *u = opaque;
+	uint8_t r[11], rx[UART_FIFO_SIZE], n;
+
+	if (!state_get_section(s, "UART", 1))
+		return s->err;
+	state_get_bytes(s, r, sizeof(r));
+	n = state_get_u8(s);
+	if (n > UART_FIFO_SIZE)
+		return -EINVAL;
+	state_get_bytes(s, rx, n);
+	if (s->err)
+		return s->err;
+	pthread_mutex_lock(&u->lock);
+	u->ier = r[0] & 0x0f;
+	u->lcr = r[1];
+	u->mcr = r[2] & 0x1f;
+	u->scr = r[3];
+	u->fcr = r[4];
+	u->dll = r[5];
+	u->dlm = r[6];
+	u->lsr = r[7] & (uint8_t)~LSR_DR;
+	u->msr = r[8];
+	u->rbr = r[9];
+	u->thr_ipending = r[10];
+	memcpy(u->rx, rx, n);
+	u->rx_head = 0;
+	u->rx_count = n;
+	update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	/* Input the console held for want of room may fit now. */
+	console_input_ready(u->con);
+	return 0;
+}
+
+static const struct vm_device_ops uart_vm_ops = {
+	.quiesce = state_quiesce_none, .resume = state_resume_none,
+	.save = uart_save, .load = uart_load,
+};
+
 int uart_init(struct vm *vm, struct console *con, struct uart **out)
 {
 	struct uart *u = calloc(1, sizeof(*u));
@@ -377,6 +438,8 @@ int uart_init(struct vm *vm, struct console *con, struct uart **out)
 		return r;
 	}
 	console_attach_input(con, uart_rx, u);
+	u->vmdev = (struct vm_device){ .name = "uart-com1", .ops = &uart_vm_ops, .opaque = u };
+	vm_add_device(vm, &u->vmdev);
 	*out = u;
 	return 0;
 }
@@ -386,6 +449,7 @@ void uart_destroy(struct uart *u)
 	if (!u)
 		return;
 	console_attach_input(u->con, NULL, NULL);
+	vm_remove_device(u->vm, &u->vmdev);
 	pthread_mutex_destroy(&u->lock);
 	free(u);
 }

@@ -30,6 +30,8 @@ struct config_file {
 	char *console;		/* "file:" or "socket:" and a path resolved so */
 	char *disks[VMM_DISKS_MAX];	/* each disk's path, resolved so */
 	char *port_socket[VMM_PORTS_MAX];	/* resolved so */
+	char *control;		/* resolved too */
+	char *checkpoints;	/* resolved too */
 };
 
 enum ftype { F_STRING, F_INT, F_BOOL, F_SIZE, F_ARRAY };
@@ -54,6 +56,8 @@ static const struct field {
 	{ "memfd", F_BOOL },
 	{ "rng", F_BOOL },
 	{ "ports", F_ARRAY },
+	{ "control", F_STRING },
+	{ "checkpoints", F_STRING },
 	{ "disks", F_ARRAY },
 	{ "nics", F_ARRAY },
 };
@@ -173,6 +177,24 @@ static char *resolve(const char *cfgpath, const char *p)
 	if (asprintf(&out, "%.*s/%s", (int)(slash - cfgpath), cfgpath, p) < 0)
 		return NULL;
 	return out;
+}
+
+/* A path field the run keeps (the control socket, the checkpoints):
+ * resolved against the file's folder, owned by *own. */
+static int path_field(json_t *root, const char *key, const char *path, char **own,
+		      const char **out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(root, key);
+
+	if (!v)
+		return 0;
+	if (!json_string_length(v))
+		return bad(err, errlen, path, "%s: expected a path", key);
+	*own = resolve(path, json_string_value(v));
+	if (!*own)
+		return -ENOMEM;
+	*out = *own;
+	return 0;
 }
 
 static int check_fields(json_t *root, const char *path, char *err, size_t errlen)
@@ -522,6 +544,11 @@ static int apply(json_t *root, const char *path, struct vmm_config *cfg,
 		if (r < 0)
 			return r;
 	}
+	if ((i = path_field(root, "control", path, &cf->control, &cfg->control, err, errlen)) < 0)
+		return i;
+	i = path_field(root, "checkpoints", path, &cf->checkpoints, &cfg->checkpoints, err, errlen);
+	if (i < 0)
+		return i;
 	return 0;
 }
 
@@ -568,6 +595,8 @@ void vmm_config_free(struct vmm_config *cfg)
 {
 	struct config_file *cf = cfg->file;
 
+	json_decref(cfg->restore_conf);
+	cfg->restore_conf = NULL;
 	if (!cf)
 		return;
 	json_decref(cf->root);
@@ -578,6 +607,8 @@ void vmm_config_free(struct vmm_config *cfg)
 		free(cf->disks[i]);
 	for (unsigned i = 0; i < VMM_PORTS_MAX; i++)
 		free(cf->port_socket[i]);
+	free(cf->control);
+	free(cf->checkpoints);
 	free(cf);
 	cfg->file = NULL;
 }

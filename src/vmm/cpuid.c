@@ -92,7 +92,7 @@ int cpuid_setup(struct vcpu *c, char *err, size_t errlen)
 	size_t bytes = sizeof(*sup) + sup->nent * sizeof(sup->entries[0]);
 	/* Room for the topology levels add_topology_levels() may add. */
 	struct kvm_cpuid2 *cpuid = malloc(bytes + 2 * sizeof(sup->entries[0]));
-	int r = 0;
+	int r;
 
 	if (!cpuid) {
 		snprintf(err, errlen, "out of memory");
@@ -107,7 +107,11 @@ int cpuid_setup(struct vcpu *c, char *err, size_t errlen)
 	if (ioctl(c->fd, KVM_SET_CPUID2, cpuid) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "KVM_SET_CPUID2 on vCPU %u: %s", c->id, strerror(errno));
+		free(cpuid);
+		return r;
 	}
-	free(cpuid);
-	return r;
+	/* Kept: saved state records what the guest was given. */
+	free(c->cpuid);
+	c->cpuid = cpuid;
+	return 0;
 }

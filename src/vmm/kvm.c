@@ -122,6 +122,8 @@ int vm_create(struct vm *vm, const struct vm_opts *opts, char *err, size_t errle
 	vm->kvm_fd = vm->vm_fd = -1;
 	vm->opts = *opts;
 	vm->main_thread = pthread_self();
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
 		int e = errno;
@@ -199,6 +201,7 @@ void vm_destroy(struct vm *vm)
 
 		if (c->run)
 			munmap(c->run, (size_t)vm->run_size);
+		free(c->cpuid);
 		if (c->fd > 0)
 			close(c->fd);
 	}
@@ -208,6 +211,9 @@ void vm_destroy(struct vm *vm)
 	free(vm->pio.r);
 	free(vm->mmio.r);
 	free(vm->supported_cpuid);
+	vmstate_free(vm);
+	pthread_cond_destroy(&vm->pause_cond);
+	pthread_mutex_destroy(&vm->pause_lock);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
@@ -247,16 +253,11 @@ void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int value,
 		vsnprintf(vm->exit_msg, sizeof(vm->exit_msg), fmt, ap);
 		va_end(ap);
 	}
-	/* Every vCPU leaves KVM_RUN: immediate_exit covers one about to
-	 * enter, the signal one inside. */
-	for (unsigned i = 0; i < vm->opts.nr_cpus; i++) {
-		struct vcpu *c = &vm->vcpus[i];
-
-		if (c->run)
-			c->run->immediate_exit = 1;
-		if (c->started && !pthread_equal(c->thread, pthread_self()))
-			pthread_kill(c->thread, SIGUSR1);
-	}
+	vm_kick_vcpus(vm);
+	/* Parked ones (pause.c) too. */
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	if (!pthread_equal(vm->main_thread, pthread_self()))
 		pthread_kill(vm->main_thread, VM_EXIT_SIGNAL);
 }

@@ -64,10 +64,17 @@ static const int run_calls[] = {
 	/* virtio-blk's disks (src/disk, docs/disk-layer.md), whose files,
 	 * rings and threads are opened before the filter goes in: */
 	SCMP_SYS(io_uring_enter),		/* submitting to a queue's ring */
-	SCMP_SYS(preadv), SCMP_SYS(pwritev),	/* the thread engine's data */
+	SCMP_SYS(preadv),			/* the thread engine's data */
 	SCMP_SYS(fallocate),			/* its discards and write-zeroes */
 	SCMP_SYS(fdatasync),			/* flushes (raw; libvhd's vhd_flush) */
-	SCMP_SYS(pread64), SCMP_SYS(pwrite64),	/* libvhd's metadata: bitmaps, BAT, footer */
+	/* libvhd's metadata (bitmaps, BAT, footer); /proc/self/pagemap
+	 * (guestmem.c): */
+	SCMP_SYS(pread64),
+	/* libvhd's metadata; saved state, to the file sent (snapshot.c): */
+	SCMP_SYS(pwrite64),
+	/* the thread engine's data; saved state, to the file sent: */
+	SCMP_SYS(pwritev),
+	SCMP_SYS(sendmsg), SCMP_SYS(recvmsg),	/* the control channel (control-vm.c) */
 	SCMP_SYS(set_robust_list), SCMP_SYS(rseq),	/* a new thread's start */
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };
@@ -117,6 +124,11 @@ static const unsigned long kvm_ioctls[] = {
 	KVM_IOEVENTFD,			/* virtio doorbells follow a BAR the guest moves */
 	KVM_SET_GSI_ROUTING,		/* MSI-X vectors the guest programs */
 	KVM_SIGNAL_MSI,			/* MSI-X without irqfds */
+	KVM_KVMCLOCK_CTRL,		/* pause.c: the guest was stopped by the host */
+	/* Saved state (vmstate.c): a paused VM's state. */
+	KVM_GET_FPU, KVM_GET_XSAVE, KVM_GET_XSAVE2, KVM_GET_XCRS,
+	KVM_GET_MSRS, KVM_GET_LAPIC, KVM_GET_MP_STATE, KVM_GET_DEBUGREGS,
+	KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_CLOCK,
 };
 
 #ifdef SANITIZER_BUILD

@@ -21,7 +21,10 @@
  *   input:        console -> socket pair -> boot's UART
  *
  * Undo disks' overlays are made here before the first boot and finished
- * after the last (disks.c): they outlive every boot's process.
+ * after the last (disks.c): they outlive every boot's process.  So does
+ * the control socket (--control, control.c), served in the loop that
+ * waits for each boot and relayed to each boot over a channel of its own;
+ * it closes after the undo disks are finished.
  *
  * Input a boot has not read when it ends stays in the socket pair for the
  * next one.  SIGTERM, SIGINT and SIGHUP here, or Ctrl-A x on the console,
@@ -49,6 +52,7 @@
 #include <unistd.h>
 
 #include "../devices/devices.h"
+#include "control.h"
 #include "vmm.h"
 
 #define QUIT_BYTE	'q'	/* console process -> vsrv: Ctrl-A x */
@@ -214,7 +218,7 @@ static int console_start_process(const struct vmm_config *cfg, const int sv[2], 
 
 /* In a boot's process: the VM, on a console that writes into the pair. */
 static void __attribute__((noreturn))
-boot_main(const struct vmm_config *cfg, int sock, pid_t parent, bool *reboot)
+boot_main(const struct vmm_config *cfg, int sock, int chan, pid_t parent, bool *reboot)
 {
 	struct console *con;
 	char err[1024];
@@ -227,19 +231,23 @@ boot_main(const struct vmm_config *cfg, int sock, pid_t parent, bool *reboot)
 		fprintf(stderr, "vsrv: %s\n", err);
 		exit(VM_STATUS_ERROR);
 	}
-	status = vmm_run_once(cfg, con, reboot, true);
+	status = vmm_run_once(cfg, con, chan, reboot, true);
 	console_close(con);
 	exit(status);
 }
 
 enum { P_BOOT, P_SIGNAL, P_CTL, P_NR };
 
-/* Waits for a boot to end, passing on stops; its wait status, or -1.
- * *stop_sig: the signal, -1 for Ctrl-A x, -2 when the console's process
- * ended. */
-static int wait_boot(pid_t pid, int pidfd, int sigfd, int ctl, int *stop_sig)
+/* A stop through the control socket (power-off, a shutdown's timeout). */
+#define STOP_CONTROL	(-3)
+
+/* Waits for a boot to end, passing on stops and serving the control
+ * socket; its wait status, or -1.  *stop_sig: the signal, -1 for Ctrl-A x,
+ * -2 when the console's process ended, STOP_CONTROL. */
+static int wait_boot(pid_t pid, int pidfd, int sigfd, int ctl, struct ctl_server *srv,
+		     int *stop_sig)
 {
-	struct pollfd pfd[P_NR] = {
+	struct pollfd pfd[P_NR + CTL_POLL_MAX] = {
 		[P_BOOT] = { .fd = pidfd, .events = POLLIN },
 		[P_SIGNAL] = { .fd = sigfd, .events = POLLIN },
 		[P_CTL] = { .fd = ctl, .events = POLLIN },
@@ -247,13 +255,18 @@ static int wait_boot(pid_t pid, int pidfd, int sigfd, int ctl, int *stop_sig)
 	int status;
 
 	while (!(pfd[P_BOOT].revents & POLLIN)) {
-		int sig = 0;
+		unsigned n = 0;
+		int sig = 0, timeout = -1;
 
-		if (poll(pfd, P_NR, -1) < 0) {
+		if (srv)
+			n = ctl_server_poll(srv, pfd + P_NR, &timeout);
+		if (poll(pfd, P_NR + n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
+		if (srv && ctl_server_handle(srv, pfd + P_NR, n) == CTL_ACT_POWER_OFF)
+			sig = STOP_CONTROL;
 		if (pfd[P_SIGNAL].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
@@ -277,7 +290,7 @@ static int wait_boot(pid_t pid, int pidfd, int sigfd, int ctl, int *stop_sig)
 		if (!*stop_sig) {
 			*stop_sig = sig;
 			kill(pid, SIGTERM);
-		} else if (sig > 0) {
+		} else if (sig > 0 && *stop_sig != STOP_CONTROL) {
 			/* A second signal: the VM is not stopping, kill it. */
 			fprintf(stderr, "vsrv: SIG%s again: killing the VM's process\n",
 				sigabbrev_np(sig));
@@ -291,21 +304,40 @@ static int wait_boot(pid_t pid, int pidfd, int sigfd, int ctl, int *stop_sig)
 }
 
 /* One boot: its exit status. */
-static int boot(const struct vmm_config *cfg, int sock, int sigfd, int ctl, bool *reboot,
-		int *stop_sig)
+static int boot(const struct vmm_config *cfg, int sock, int sigfd, int ctl,
+		struct ctl_server *srv, bool *reboot, int *stop_sig)
 {
 	pid_t parent = getpid(), pid;
-	int pidfd, ws;
+	int pidfd, ws, chan[2] = { -1, -1 };
 
 	*reboot = false;
+	/* The boot's control channel (control.h), inherited as the console's
+	 * pair is. */
+	if (srv && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0) {
+		fprintf(stderr, "vsrv: control: socketpair: %s\n", strerror(errno));
+		return VM_STATUS_ERROR;
+	}
 	fflush(NULL);	/* nothing buffered twice */
 	pid = fork();
 	if (pid < 0) {
 		fprintf(stderr, "vsrv: fork failed: cannot start the VM's process\n");
+		if (srv) {
+			close(chan[0]);
+			close(chan[1]);
+		}
 		return VM_STATUS_ERROR;
 	}
-	if (pid == 0)
-		boot_main(cfg, sock, parent, reboot);
+	if (pid == 0) {
+		/* The clients' connections are not the VM's to hold open. */
+		ctl_server_forget(srv);
+		if (srv)
+			close(chan[0]);
+		boot_main(cfg, sock, chan[1], parent, reboot);
+	}
+	if (srv) {
+		close(chan[1]);
+		ctl_server_boot_started(srv, pid, chan[0]);
+	}
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
 		fprintf(stderr, "vsrv: pidfd_open: %s\n", strerror(errno));
@@ -313,7 +345,7 @@ static int boot(const struct vmm_config *cfg, int sock, int sigfd, int ctl, bool
 		waitpid(pid, NULL, 0);
 		return VM_STATUS_ERROR;
 	}
-	ws = wait_boot(pid, pidfd, sigfd, ctl, stop_sig);
+	ws = wait_boot(pid, pidfd, sigfd, ctl, srv, stop_sig);
 	close(pidfd);
 	if (ws >= 0 && WIFEXITED(ws))
 		return WEXITSTATUS(ws);
@@ -352,7 +384,9 @@ int vmm_supervise(const struct vmm_config *cfg)
 	int sv[2] = { -1, -1 }, sigfd = -1, ctl = -1, stop_sig = 0;
 	int status = VM_STATUS_ERROR;
 	/* This run's configuration: the boots' disks are its undo overlays. */
-	struct vmm_config run = *cfg;
+	struct vmm_config run = *cfg, later;
+	struct ctl_server *srv = NULL;
+	bool first = true;
 	pid_t con_pid = -1;
 	char err[1024];
 	sigset_t stop;
@@ -370,6 +404,10 @@ int vmm_supervise(const struct vmm_config *cfg)
 		return VM_STATUS_ERROR;
 	}
 	cfg = &run;
+	/* A reboot boots the kernel (or a revert's checkpoint), on the same
+	 * overlays. */
+	later = run;
+	later.restore = NULL;
 	/* A console that is not the terminal: the session that started vsrv
 	 * may end, and the VM with it only when asked. */
 	if (cfg->console && strcmp(cfg->console, "stdio"))
@@ -388,9 +426,23 @@ int vmm_supervise(const struct vmm_config *cfg)
 	sv[0] = -1;
 	if (ports_listen(&run, ports) < 0)
 		goto out;
-	do
-		status = boot(cfg, sv[1], sigfd, ctl, reboot, &stop_sig);
-	while (*reboot && !stop_sig);
+	/* The boots after the first inherit the same listening sockets. */
+	for (unsigned i = 0; i < run.nr_ports; i++)
+		later.ports[i].listen_fd = run.ports[i].listen_fd;
+	if (cfg->control &&
+	    ctl_server_open(&srv, cfg, con_pid, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vsrv: %s\n", err);
+		goto out;
+	}
+	do {
+		/* The first boot restores --restore's state; a reboot boots the
+		 * kernel, a revert restores its checkpoint. */
+		status = boot(first ? cfg : &later, sv[1], sigfd, ctl, srv, reboot, &stop_sig);
+		first = false;
+		later.restore = ctl_server_take_restore(srv);
+		if (srv)
+			ctl_server_boot_ended(srv, (*reboot || later.restore) && !stop_sig);
+	} while ((*reboot || later.restore) && !stop_sig);
 out:
 	/* The console process ends once its last writer is gone: its
 	 * output comes before what is printed here. */
@@ -409,10 +461,17 @@ out:
 	} else if (stop_sig == -2) {
 		fprintf(stderr, "vsrv: the console's process ended; the VM was stopped\n");
 		status = VM_STATUS_ERROR;
+	} else if (ctl_server_stop_reason(srv)) {
+		/* A power-off, a shutdown's timeout, a save. */
+		fprintf(stderr, "vsrv: %s\n", ctl_server_stop_reason(srv));
 	}
-	/* The last boot has ended, however: the undo disks are finished. */
+	/* The last boot has ended, however: the undo disks are finished.
+	 * Only then is the control socket's state "off" and the socket gone,
+	 * so that a client that starts the VM again on its disks once it
+	 * sees "off" finds them merged or discarded already. */
 	if (vmm_disks_undo_end(&run) < 0)
 		status = VM_STATUS_ERROR;
+	ctl_server_close(srv);
 	if (sigfd >= 0)
 		close(sigfd);
 	if (ctl >= 0)

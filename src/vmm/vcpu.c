@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "vm.h"
 
@@ -89,6 +90,22 @@ void vcpu_dump(struct vcpu *c, char *out, size_t len)
 	}
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* Counters only this thread writes: a relaxed load and store, no locked
+ * instruction. */
+static void count(_Atomic uint64_t *v, uint64_t n)
+{
+	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
 static void handle_io(struct vcpu *c)
 {
 	struct kvm_run *run = c->run;
@@ -141,8 +158,8 @@ static bool handle_exit(struct vcpu *c)
 	struct vm *vm = c->vm;
 	char regs[1024];
 
-	c->exits[run->exit_reason < 64 ? run->exit_reason : 63]++;
-	c->exits_total++;
+	count(&c->exits[run->exit_reason < 64 ? run->exit_reason : 63], 1);
+	count(&c->exits_total, 1);
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		handle_io(c);
@@ -221,6 +238,7 @@ static void *vcpu_thread(void *arg)
 {
 	struct vcpu *c = arg;
 	struct vm *vm = c->vm;
+	uint64_t t0, t1;
 
 	/* Only the kick reaches vCPU threads; everything else the main
 	 * thread handles.  Except SIGSYS (vm_thread_signals() leaves it): the
@@ -229,10 +247,27 @@ static void *vcpu_thread(void *arg)
 	vm_thread_signals(SIGUSR1);
 	if (c->id == 0)
 		sandbox_test_hook(true);
+	t1 = now_ns();
 	while (atomic_load(&vm->exit_kind) == VM_RUNNING) {
-		if (ioctl(c->fd, KVM_RUN, 0) < 0) {
+		/* Pausing (pause.c): this KVM_RUN completes the last exit and
+		 * comes back at once; then the thread parks. */
+		bool parking = atomic_load(&vm->pause_req);
+		int r;
+
+		if (parking)
+			c->run->immediate_exit = 1;
+		t0 = now_ns();
+		count(&c->exit_ns, t0 - t1);
+		r = ioctl(c->fd, KVM_RUN, 0);
+		t1 = now_ns();
+		count(&c->run_ns, t1 - t0);
+		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				c->run->immediate_exit = 0;
+				if (parking) {
+					vcpu_park(c);
+					t1 = now_ns();
+				}
 				continue;
 			}
 			vm_request_exit(vm, VM_EXIT_ERROR, 0, "vCPU %u: KVM_RUN: %s",

@@ -124,6 +124,18 @@ struct vm_device_ops {
 	void (*resume)(void *opaque);
 	int (*save)(void *opaque, struct dev_state *s);
 	int (*load)(void *opaque, struct dev_state *s);
+	/* Optional, for `stats` (docs/control.md): what the device counted,
+	 * name by name, read without its locks (relaxed atomics). */
+	void (*counters)(void *opaque, void (*put)(void *ctx, const char *name, uint64_t v),
+			 void *ctx);
+	/* Optional, for saved state (snapshot.c): what the device stands on
+	 * outside the VM (a disk: each VHD's unique id and modification
+	 * stamp), saved in a section of its own ("DREF").  check_ref is
+	 * called at a restore before anything is loaded into the VM, and
+	 * refuses, with one line in err, a state whose references no longer
+	 * hold (a disk changed since the save). */
+	int (*save_ref)(void *opaque, struct dev_state *s);
+	int (*check_ref)(void *opaque, struct dev_state *s, char *err, size_t errlen);
 };
 
 struct vm_device {
@@ -153,10 +165,14 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
-	/* Counters, written by this vCPU's thread only: exits to user space
-	 * by KVM_EXIT_* reason (63 and up share the last). */
-	uint64_t exits[64];
-	uint64_t exits_total;
+	struct kvm_cpuid2 *cpuid;	/* what KVM_SET_CPUID2 was given */
+	/* Counters, written by this vCPU's thread only (relaxed atomics:
+	 * `stats` reads them while it runs): exits to user space by
+	 * KVM_EXIT_* reason (63 and up share the last), and where its time
+	 * went, in KVM_RUN (the guest running or halted) or handling exits. */
+	_Atomic uint64_t exits[64];
+	_Atomic uint64_t exits_total;
+	_Atomic uint64_t run_ns, exit_ns;
 };
 
 struct vm {
@@ -177,6 +193,15 @@ struct vm {
 	uint32_t pci_intx_slots;
 	struct vcpu vcpus[VM_MAX_CPUS];
 	struct kvm_cpuid2 *supported_cpuid;
+	struct vm_state_caps *state_caps;	/* vmstate.c, once asked for */
+	uint64_t restore_ns;	/* how long vm_restore() took, 0: not restored */
+
+	/* Pausing (pause.c): while pause_req is set, each vCPU thread parks
+	 * outside KVM_RUN; `parked` counts them, pause_cond wakes both sides. */
+	atomic_bool pause_req;
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	unsigned parked;
 
 	/* Ending: the first vCPU to see an exit condition records it and
 	 * kicks the others. */
@@ -223,6 +248,40 @@ void vm_remove_device(struct vm *vm, struct vm_device *d);
 /* Returns false when nothing is there (reads then see all ones). */
 bool io_bus_access(struct io_bus *bus, uint64_t addr, void *data,
 		   unsigned len, bool write);
+
+/* guestmem.c: the pages of guest RAM that may hold data (present in the
+ * VMM's page tables or swapped out), in runs; never-touched ones are
+ * skipped.  pagemap: guestmem_open_pagemap()'s fd (before the sandbox). */
+#define VM_PAGE_SIZE	4096ull
+typedef int (*guestmem_fn)(void *opaque, uint64_t gpa, void *hva, uint64_t len);
+int guestmem_open_pagemap(void);
+int guestmem_runs(struct vm *vm, int pagemap, guestmem_fn fn, void *opaque);
+int guestmem_region_runs(struct vm *vm, int pagemap, unsigned m, guestmem_fn fn, void *opaque);
+int guestmem_touched(struct vm *vm, int pagemap, uint64_t *bytes);
+
+/* vmstate.c: KVM's part of saved state (vCPUs, irqchip, PIT, clock), in
+ * state.h's streams.  vmstate_init() asks /dev/kvm what saving needs
+ * (before the sandbox); the rest take a paused VM. */
+struct vm_state_caps;
+int vmstate_init(struct vm *vm, char *err, size_t errlen);
+void vmstate_free(struct vm *vm);
+int vcpu_state_save(struct vcpu *c, struct dev_state *s);
+int vcpu_state_load(struct vcpu *c, struct dev_state *s, char *err, size_t errlen);
+int vm_state_save(struct vm *vm, struct dev_state *s);
+int vm_state_load(struct vm *vm, struct dev_state *s, char *err, size_t errlen);
+/* Refuses a state whose CPUID (vCPU 0's stream) has features this host's
+ * KVM does not offer; err names them. */
+int vmstate_check_cpuid(struct vm *vm, struct dev_state *vcpu0, char *err, size_t errlen);
+
+/* pause.c: every vCPU out of KVM_RUN and held, then every device
+ * quiesced (its I/O thread stopped); and the way back.  From a thread that
+ * is not a vCPU's, one at a time; -ESHUTDOWN when the VM is ending. */
+int vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+/* On a vCPU's thread, when it sees pause_req: parks until released. */
+void vcpu_park(struct vcpu *c);
+/* Stops every vCPU that is in or about to enter KVM_RUN. */
+void vm_kick_vcpus(struct vm *vm);
 
 /* vcpu.c */
 int vcpu_create(struct vm *vm, unsigned id, char *err, size_t errlen);

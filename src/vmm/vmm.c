@@ -30,6 +30,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../devices/devices.h"
@@ -39,6 +40,7 @@
 #include "../devices/virtio/net.h"
 #include "../devices/virtio/rng.h"
 #include "acpi.h"
+#include "control.h"
 #include "vmm.h"
 
 static int fail(const char *msg)
@@ -194,9 +196,10 @@ static int wait_for_end(struct vm *vm, const sigset_t *set)
 	return 0;
 }
 
-int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot,
-		 bool child)
+int vmm_run_once(const struct vmm_config *cfg, struct console *con, int control,
+		 bool *reboot, bool child)
 {
+	struct vm_control *vc = NULL;
 	struct vm vm;
 	struct boot_info bi;
 	struct devices dev = { 0 };
@@ -218,7 +221,8 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 			snprintf(err, sizeof(err), "attaching devices: %s", strerror(-r));
 		goto fail;
 	}
-	r = boot_load(&vm, &cfg->boot, &bi, err, sizeof(err));
+	/* A restored VM's memory has its kernel, tables and all in it. */
+	r = cfg->restore ? 0 : boot_load(&vm, &cfg->boot, &bi, err, sizeof(err));
 	if (r >= 0 && cfg->acpi_dump)
 		r = acpi_dump(&vm, cfg->acpi_dump, err, sizeof(err));
 	if (r >= 0 && cfg->boot.dry_run) {
@@ -229,8 +233,21 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 	}
 	for (unsigned i = 0; r >= 0 && i < cfg->vm.nr_cpus; i++)
 		r = vcpu_create(&vm, i, err, sizeof(err));
-	if (r >= 0)
+	if (r >= 0 && (cfg->restore || control >= 0))
+		r = vmstate_init(&vm, err, sizeof(err));
+	if (r >= 0 && cfg->restore) {
+		struct timespec t0, t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		r = vm_restore(&vm, cfg->restore, err, sizeof(err));
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		vm.restore_ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
+				(uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec;
+	}
+	else if (r >= 0)
 		r = boot_setup_bsp(&vm.vcpus[0], &bi, err, sizeof(err));
+	if (r >= 0 && control >= 0)
+		r = vm_control_open(&vc, &vm, cfg, control, dev.pm, dev.kbc, err, sizeof(err));
 	/* Before the sandbox, which forbids asking for SIGHUP's disposition. */
 	vmm_stop_signals(&wait_set);
 	sigaddset(&wait_set, VM_EXIT_SIGNAL);
@@ -238,10 +255,13 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 		r = sandbox_enter(sandbox_needs(cfg), err, sizeof(err));
 	if (r >= 0)
 		r = vcpus_start(&vm, err, sizeof(err));
+	if (r >= 0 && vc && (r = vm_control_start(vc)) < 0)
+		snprintf(err, sizeof(err), "control: starting its thread: %s", strerror(-r));
 	if (r < 0)
 		goto fail;
 	console_set_quit(con, console_quit, &vm);
 	sig = wait_for_end(&vm, &wait_set);
+	vm_control_close(vc);
 	vcpus_join(&vm);
 	console_set_quit(con, NULL, NULL);
 	console_flush(con);
@@ -280,6 +300,7 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot
 	return status;
 fail:
 	vm_request_exit(&vm, VM_EXIT_ERROR, 0, "%s", err);
+	vm_control_close(vc);
 	vcpus_join(&vm);
 	devices_destroy(&dev);
 	vm_destroy(&vm);
@@ -316,7 +337,7 @@ int vmm_run(const struct vmm_config *cfg)
 	/* Nothing runs: the UART needs a console, not the terminal. */
 	if (console_open(&con, "file:/dev/null", 0, err, sizeof(err)) < 0)
 		return fail(err);
-	status = vmm_run_once(cfg, con, &reboot, false);
+	status = vmm_run_once(cfg, con, -1, &reboot, false);
 	console_close(con);
 	return status;
 }

@@ -56,6 +56,10 @@ struct vmm_config {
 	const char *acpi_dump;	/* --dump-acpi: a directory for the tables */
 	struct vmm_disk disks[VMM_DISKS_MAX];
 	unsigned nr_disks;
+	const char *control;	/* --control: the control socket's path */
+	const char *checkpoints;	/* --checkpoints: their folder */
+	const char *restore;	/* --restore: the saved state the first boot starts from */
+	void *restore_conf;	/* its configuration (a json_t), snapshot.c's */
 };
 
 /* config.c: fills cfg from a JSON file (docs/vm-config.md), over what it
@@ -69,10 +73,11 @@ int vmm_port_add(struct vmm_config *cfg, const char *name, size_t namelen, const
 		 char *err, size_t errlen);
 
 /* vmm.c: one boot of the VM on the console; *reboot says whether it asked
- * to start again.  child: a boot's process under vmm_supervise(), which
+ * to start again.  control: the boot's end of its control channel, or -1
+ * (control.h).  child: a boot's process under vmm_supervise(), which
  * reports the stop signals itself. */
-int vmm_run_once(const struct vmm_config *cfg, struct console *con, bool *reboot,
-		 bool child);
+int vmm_run_once(const struct vmm_config *cfg, struct console *con, int control,
+		 bool *reboot, bool child);
 /* The signals that stop the VM (SIGTERM, SIGINT and, unless ignored, SIGHUP). */
 void vmm_stop_signals(sigset_t *set);
 /* supervise.c: the console in a process of its own, and the boots, each
@@ -93,6 +98,20 @@ int vmm_disks_undo_begin(struct vmm_config *cfg, char *err, size_t errlen);
 int vmm_disks_undo_end(struct vmm_config *cfg);
 int vmm_disks_attach(const struct vmm_config *cfg, struct pci_bus *bus,
 		     struct virtio_blk **blk, char *err, size_t errlen);
+
+/* snapshot.c: saved state (docs/control.md).  vm_save writes a paused
+ * VM's state to fd; pagemap: guestmem_open_pagemap()'s.  *bytes: the
+ * file's length. */
+int vm_save(struct vm *vm, const struct vmm_config *cfg, int pagemap, int fd, uint64_t *bytes,
+	    char *err, size_t errlen);
+/* Before the VM exists: the saved configuration as cfg's defaults
+ * (cfg->restore names the file), then, once options and --config have
+ * had their say, whether what must match does. */
+int vm_restore_config(struct vmm_config *cfg, char *err, size_t errlen);
+int vm_restore_config_check(const struct vmm_config *cfg, char *err, size_t errlen);
+/* In the boot's process, before the sandbox, with the vCPUs created:
+ * the whole state read, checked, and only then set.  One line in err. */
+int vm_restore(struct vm *vm, const char *path, char *err, size_t errlen);
 
 /* Runs the VM until it ends; returns the process exit status and prints
  * one line for anything but a clean power-off. */

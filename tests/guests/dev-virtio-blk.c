@@ -19,6 +19,10 @@
  *               between two reads (port 0xea)
  *   reboot      the first boot marks sector 1 and resets the machine;
  *               the boot that finds the mark writes sector 2 and ends
+ *   tick        marks sector 1, then on every tick of the local APIC's
+ *               timer (hz=N, default 20) reads 4 KiB and prints it, until
+ *               the VM is stopped: for the control socket's stats and for
+ *               saved state, whose restore goes on with the next tick
  * Prints what it finds, then "blk ok"; exits 0, or 1 after FAIL lines.
  */
 #include "virtio-blk-guest.h"
@@ -322,6 +326,51 @@ static void reboot_run(void)
 	puts_dbg("second boot: sector 1 marked, sector 2 written\n");
 }
 
+#define TICK_VEC	0x60
+#define LAPIC_LVT_TIMER	0x320
+#define LAPIC_TIMER_INIT 0x380
+#define LAPIC_TIMER_DIV	0x3e0
+#define LAPIC_HZ	1000000000ul	/* KVM's LAPIC timer: 1 ns a count */
+
+static volatile unsigned long ticks;
+
+__attribute__((interrupt)) static void on_tick(struct iframe *f)
+{
+	ticks++;
+	lapic_eoi();
+}
+
+/* Marks sector 1, then, once per timer tick, reads 4 KiB from sector
+ * 8 * (n % 8) and prints "tick N: read sectors S-E: status 0, used 4097,
+ * fnv1a X", halting in between.  Numbered by reads, not ticks: a restored
+ * state goes on with the number after the last one printed before the
+ * save, read through the restored queue. */
+static void __attribute__((noreturn)) tick_run(void)
+{
+	static const char mark[] = "vsrv: ticking";
+	unsigned long hz = cmdline_num("hz", 20), seen = 0, n = 0;
+
+	for (unsigned i = 0; i < 512; i++)
+		buf[i] = i < sizeof(mark) ? (uint8_t)mark[i] : 0;
+	expect("write sector 1", bq_do(0, T_OUT, 1, buf, 512, NULL), S_OK);
+	puts_dbg("ticking: sector 1 marked\n");
+	idt_set(TICK_VEC, on_tick);
+	mmio_write32(LAPIC + LAPIC_TIMER_DIV, 0xb);			/* divide by 1 */
+	mmio_write32(LAPIC + LAPIC_LVT_TIMER, 1u << 17 | TICK_VEC);	/* periodic */
+	mmio_write32(LAPIC + LAPIC_TIMER_INIT, (uint32_t)(LAPIC_HZ / hz));
+	for (;;) {
+		sti_hlt();
+		cli();
+		if (ticks == seen)
+			continue;
+		seen = ticks;
+		puts_dbg("tick ");
+		put_dec(++n, 1);
+		puts_dbg(": ");
+		read_print(8 * (n % 8), 8);
+	}
+}
+
 int guest_main(void)
 {
 	uint64_t want = 1ull << F_VERSION_1 | 1ull << F_INDIRECT_DESC | 1ull << BLK_F_SIZE_MAX |
@@ -345,6 +394,11 @@ int guest_main(void)
 			return 1;
 		reboot_run();
 		return failures ? 1 : 0;
+	}
+	if (cmdline_has("tick")) {
+		if (!blk_init(&dev, want, 1))
+			return 1;
+		tick_run();
 	}
 	puts_dbg("blk 00:");
 	put_hex((unsigned)slot, 2);

@@ -3,8 +3,9 @@ the device as a driver uses it (features, configuration, reads of bytes the
 test knows, writes, flushes, discards, write-zeroes, GET_ID, several queues,
 MSI-X), checked afterwards on the host in the disk's own bytes (raw, a
 dynamic VHD, a differencing chain, with qemu-img and vsrv disk check as
-peers); undo disks (commit, keep, discard), across a reboot too; a hostile
-driver, case by case, with the exact lines the VMM logs; the disk options'
+peers); the disk's counters, at the end (--stats) and through the control
+socket (`stats`); undo disks (commit, keep, discard), across a reboot too; a
+hostile driver, case by case, with the exact lines the VMM logs; the disk options'
 and the configuration file's errors; and the release build's seccomp filter
 with both I/O engines, and beside a NIC on user networking."""
 import json
@@ -13,6 +14,7 @@ import re
 import shutil
 import subprocess
 
+from ctltest import VM, Client, ctl
 from vsrvtest import SRCDIR, VSRV, TmpDirTest, main, need, pattern, run as run_cmd, vsrv
 
 GUESTS = os.environ.get("VSRV_GUESTS", "")
@@ -33,6 +35,11 @@ def run(name, *args, hide="", binary=VSRV, env=None, **kw):
     return subprocess.run([binary, "run", "--kernel", guest(name), "--test-device", *args],
                           capture_output=True, text=True, timeout=TIMEOUT,
                           stdin=subprocess.DEVNULL, env=env, **kw)
+
+
+def tick_lines(lines):
+    """The tick guest's whole lines (dev-virtio-blk.c, "tick")."""
+    return [line for line in lines if line.startswith("tick ") and line.endswith("\n")]
 
 
 def fnv1a(data):
@@ -234,6 +241,46 @@ class Driver(DiskTest):
                          p.stderr)
         self.assertIsNotNone(hist, p.stderr)
         self.assertEqual(sum(int(x) for x in re.findall(r": (\d+)", hist.group(1))), 18)
+
+    def test_stats_through_the_control_socket(self):
+        """`stats` (docs/control.md): the disk's counters after the
+        transport's, from a paused VM, so with nothing in flight: the tick
+        guest's one write of 512 bytes, a read of 4 KiB a tick (the last
+        maybe answered and not printed yet), every request in the latency
+        histogram; `vsrv ctl stats` prints them for a person."""
+        disk = self.make_raw()
+        sock = self.p("c.sock")
+        vm = VM(sock, "--disk", disk, kernel=guest("dev-virtio-blk"), append="tick hz=50")
+        try:
+            vm.wait_for(lambda ls: len(tick_lines(ls)) >= 3, what="3 ticks")
+            c = Client(sock)
+            c.ok("pause")
+            ticks = len(tick_lines(vm.lines))
+            blk = {d["name"]: d["counters"] for d in c.ok("stats")["devices"]}["virtio-blk 00:01.0"]
+            reads = blk["reads"]
+            self.assertIn(reads, (ticks, ticks + 1))
+            latency = {k: v for k, v in blk.items() if k.startswith("latency_us_")}
+            for k in latency:
+                self.assertRegex(k, r"^latency_us_(0_1|(\d+)_(\d+)|4194304_up)$")
+            self.assertEqual(sum(latency.values()), reads + 1)
+            rest = {k: v for k, v in blk.items() if k not in latency}
+            self.assertGreaterEqual(rest.pop("notifications"), 1)
+            self.assertGreaterEqual(rest.pop("interrupts"), 1)
+            self.assertEqual(rest, {
+                "requests": reads + 1, "bytes_to_guest": 4097 * reads + 1, "refused": 0,
+                "needs_reset": 0, "reads": reads, "read_bytes": 4096 * reads, "writes": 1,
+                "write_bytes": 512, "flushes": 0, "discards": 0, "discard_bytes": 0,
+                "write_zeroes": 0, "write_zeroes_bytes": 0, "errors": 0})
+            p = ctl(sock, "stats")
+            self.assertEqual((p.returncode, p.stderr), (0, ""))
+            self.assertRegex(p.stdout, r"\nvirtio-blk 00:01\.0: notifications \d+, requests "
+                             f"{reads + 1}, .*, reads {reads}, read_bytes {4096 * reads}, "
+                             r"writes 1, write_bytes 512, flushes 0, .*, errors 0(, latency_us_"
+                             r"\w+ \d+)+\n")
+            c.ok("power-off")
+            self.assertEqual(vm.finish(), (0, "vsrv: powered off through the control socket\n"))
+        finally:
+            vm.kill()
 
     def test_write_through(self):
         """A driver without VIRTIO_BLK_F_FLUSH: the spec makes each completed

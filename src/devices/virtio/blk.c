@@ -250,6 +250,41 @@ static int blk_load(struct virtio_dev *d, struct dev_state *s)
 	return 0;
 }
 
+/* For `stats` (docs/control.md), after the transport's: the operations
+ * and bytes answered, and the latency histogram's buckets that have
+ * requests, "latency_us_A_B" for [A, B) microseconds ("latency_us_A_up"
+ * for the last). */
+static void blk_counters(struct virtio_dev *d,
+			 void (*put)(void *ctx, const char *name, uint64_t v), void *ctx)
+{
+	const struct virtio_blk_counters *c = &((struct virtio_blk *)d->priv)->count;
+	char name[48];
+
+	put(ctx, "reads", atomic_load_explicit(&c->reads, memory_order_relaxed));
+	put(ctx, "read_bytes", atomic_load_explicit(&c->read_bytes, memory_order_relaxed));
+	put(ctx, "writes", atomic_load_explicit(&c->writes, memory_order_relaxed));
+	put(ctx, "write_bytes", atomic_load_explicit(&c->write_bytes, memory_order_relaxed));
+	put(ctx, "flushes", atomic_load_explicit(&c->flushes, memory_order_relaxed));
+	put(ctx, "discards", atomic_load_explicit(&c->discards, memory_order_relaxed));
+	put(ctx, "discard_bytes", atomic_load_explicit(&c->discard_bytes, memory_order_relaxed));
+	put(ctx, "write_zeroes", atomic_load_explicit(&c->write_zeroes, memory_order_relaxed));
+	put(ctx, "write_zeroes_bytes",
+	    atomic_load_explicit(&c->write_zeroes_bytes, memory_order_relaxed));
+	put(ctx, "errors", atomic_load_explicit(&c->errors, memory_order_relaxed));
+	for (unsigned b = 0; b < BLK_LATENCY_BUCKETS; b++) {
+		uint64_t v = atomic_load_explicit(&c->latency[b], memory_order_relaxed);
+
+		if (!v)
+			continue;
+		if (b == BLK_LATENCY_BUCKETS - 1)
+			snprintf(name, sizeof(name), "latency_us_%llu_up", 1ull << (b - 1));
+		else
+			snprintf(name, sizeof(name), "latency_us_%llu_%llu",
+				 b ? 1ull << (b - 1) : 0, 1ull << b);
+		put(ctx, name, v);
+	}
+}
+
 static const struct virtio_dev_ops blk_ops = {
 	.name = "virtio-blk",
 	.device_id = VIRTIO_ID_BLOCK,
@@ -267,6 +302,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.resume = blk_resume,
 	.save = blk_save,
 	.load = blk_load,
+	.counters = blk_counters,
 };
 
 /* --- set-up --- */

@@ -601,8 +601,9 @@ static int setup(struct pci_bus *bus, struct virtio_dev *d)
 	if (r < 0)
 		return r;
 	pci_device_start(&d->pci);
-	d->vmdev = (struct vm_device){ .name = d->pci.name, .ops = &virtio_vm_device_ops,
-				       .opaque = d };
+	d->vmdev = (struct vm_device){ .name = d->pci.name, .opaque = d,
+				       .ops = ops->save_ref ? &virtio_vm_device_ref_ops :
+					      &virtio_vm_device_ops };
 	vm_add_device(d->vm, &d->vmdev);
 	return 0;
 }

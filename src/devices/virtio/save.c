@@ -173,6 +173,46 @@ static int load(void *opaque, struct dev_state *s)
 	return r;
 }
 
+/* The registry's entry also gives `stats` the transport's counters, then
+ * the device type's. */
+static void counters(void *opaque, void (*put)(void *ctx, const char *name, uint64_t v),
+		     void *ctx)
+{
+	struct virtio_dev *d = opaque;
+	struct virtio_counters *c = &d->count;
+
+	put(ctx, "notifications", atomic_load_explicit(&c->notifications, memory_order_relaxed));
+	put(ctx, "requests", atomic_load_explicit(&c->requests, memory_order_relaxed));
+	put(ctx, "bytes_to_guest", atomic_load_explicit(&c->bytes_to_guest, memory_order_relaxed));
+	put(ctx, "interrupts", atomic_load_explicit(&c->interrupts, memory_order_relaxed));
+	put(ctx, "refused", atomic_load_explicit(&c->refused, memory_order_relaxed));
+	put(ctx, "needs_reset", atomic_load_explicit(&c->needs_reset, memory_order_relaxed));
+	if (d->ops->counters)
+		d->ops->counters(d, put, ctx);
+}
+
+static int save_ref(void *opaque, struct dev_state *s)
+{
+	struct virtio_dev *d = opaque;
+
+	return d->ops->save_ref(d, s);
+}
+
+static int check_ref(void *opaque, struct dev_state *s, char *err, size_t errlen)
+{
+	struct virtio_dev *d = opaque;
+
+	return d->ops->check_ref(d, s, err, errlen);
+}
+
 const struct vm_device_ops virtio_vm_device_ops = {
 	.quiesce = quiesce, .resume = resume, .save = save, .load = load,
+	.counters = counters,
+};
+
+/* For device types that stand on something outside the VM (a disk): the
+ * same, with their DREF sections (snapshot.c). */
+const struct vm_device_ops virtio_vm_device_ref_ops = {
+	.quiesce = quiesce, .resume = resume, .save = save, .load = load,
+	.counters = counters, .save_ref = save_ref, .check_ref = check_ref,
 };

@@ -34,5 +34,6 @@ void virtio_kick_all(struct virtio_dev *d);
 void virtio_queue_kicked(void *opaque);
 /* save.c */
 extern const struct vm_device_ops virtio_vm_device_ops;
+extern const struct vm_device_ops virtio_vm_device_ref_ops;
 
 #endif

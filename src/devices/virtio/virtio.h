@@ -86,6 +86,15 @@ struct virtio_dev_ops {
 	/* The device type's own state, after the transport's. */
 	int (*save)(struct virtio_dev *d, struct dev_state *s);
 	int (*load)(struct virtio_dev *d, struct dev_state *s);
+	/* Optional: the device type's counters for `stats`, after the
+	 * transport's (struct vm_device_ops' counters). */
+	void (*counters)(struct virtio_dev *d,
+			 void (*put)(void *ctx, const char *name, uint64_t v), void *ctx);
+	/* Optional: what the device stands on outside the VM, for saved
+	 * state (struct vm_device_ops' save_ref and check_ref); a device type
+	 * with save_ref has check_ref too. */
+	int (*save_ref)(struct virtio_dev *d, struct dev_state *s);
+	int (*check_ref)(struct virtio_dev *d, struct dev_state *s, char *err, size_t errlen);
 };
 
 struct virtio_queue {

@@ -1,0 +1,298 @@
+"""Saved state (docs/control.md): `vsrv ctl save FILE` and `vsrv run --restore
+FILE` on the counting micro-guest (tests/guests/ctl-count.c), whose vCPUs each
+print how many ticks they counted: after a restore, every vCPU goes on from
+the number after the last it printed before the save.  Files that are not a
+saved state, corrupt, truncated, of another format, of another configuration,
+or from a host with CPU features this one lacks are refused with one exact
+line and nothing runs; a save that cannot be written is an error reply and the
+VM goes on."""
+import os
+import struct
+
+from ctltest import VM, Client, ctl, guest
+from vsrvtest import SRCDIR, VSRV, TmpDirTest, main, run
+
+HEADER_VERSION = 8      # src/vmm/savefile.c's header offsets
+HEADER_TABLE = 24
+HEADER_NR = 32
+HEADER_VSRV = 48
+ENTRY = 40
+
+
+def sections(path):
+    """The table: [(tag, index, offset, length)]."""
+    with open(path, "rb") as f:
+        data = f.read()
+    table, = struct.unpack_from("<Q", data, HEADER_TABLE)
+    nr, = struct.unpack_from("<I", data, HEADER_NR)
+    out = []
+    for i in range(nr):
+        tag, index, off, length = struct.unpack_from("<4sIQQ", data, table + i * ENTRY)
+        out.append((tag.decode(), index, off, length))
+    return out
+
+
+def patch(path, offset, data):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+class SavedState(TmpDirTest):
+    def setUp(self):
+        super().setUp()
+        self.sock = self.p("c.sock")
+        self.state = self.p("vm.state")
+        self.vms = []
+
+    def tearDown(self):
+        for vm in self.vms:
+            vm.kill()
+        super().tearDown()
+
+    def start(self, *args, **kw):
+        vm = VM(self.sock, *args, **kw)
+        self.vms.append(vm)
+        return vm
+
+    def save_running(self, cpus=2, append="hz=100 every=10", *args):
+        """A VM counting on every vCPU, saved: its counts before."""
+        vm = self.start(*args, cpus=cpus, append=append)
+        vm.wait_counts(cpus, 2)
+        p = ctl(self.sock, "save", self.state)
+        size = os.path.getsize(self.state)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        self.assertEqual(p.stdout, f"the VM's state is in {self.state} ({size} bytes); "
+                         "the VM is off\n")
+        self.assertEqual(vm.finish(), (0, f"vsrv: the VM's state was saved to {self.state} "
+                                          f"({size} bytes); the VM is off\n"))
+        self.assertFalse(os.path.exists(self.state + ".partial"))
+        return vm.counts()
+
+    def restore(self, *args, **kw):
+        return self.start("--restore", self.state, *args, kernel=False, **kw)
+
+    def test_smp_count_goes_on(self):
+        """Save, the process gone, restore (no --kernel, no --cpus: the saved
+        configuration): every vCPU's next number follows its last one."""
+        before = self.save_running()
+        # Guest memory is written sparsely: a 256 MiB guest that touched
+        # little makes a small file.
+        self.assertLess(os.path.getsize(self.state), 2 << 20)
+        for _ in range(2):      # the same file twice: the same continuation
+            vm = self.restore()
+            after = vm.wait_counts(2, 2)
+            for cpu in (0, 1):
+                self.assertEqual(after[cpu][:2], [before[cpu][-1] + 1, before[cpu][-1] + 2],
+                                 f"cpu{cpu}")
+            c = Client(self.sock)
+            st = c.ok("status")
+            self.assertEqual((st["state"], st["config"]["vcpus"], st["config"]["kernel"]),
+                             ("running", 2, guest("ctl-count")))
+            c.ok("power-off")
+            self.assertEqual(vm.finish(), (0, "vsrv: powered off through the control socket\n"))
+
+    def test_save_a_paused_vm_and_reboot_after_restore(self):
+        """A paused VM saved: events say saving, then off.  Restored, a reset
+        boots the saved kernel afresh: only the first boot restores."""
+        vm = self.start(cpus=1)
+        vm.wait_counts(1, 2)
+        c = Client(self.sock)
+        c.ok("events")
+        c.ok("pause")
+        self.assertEqual(c.event("state")["data"], {"state": "paused", "previous": "running"})
+        r = c.ok("save", file=self.state)
+        self.assertEqual((r["file"], r["bytes"]), (self.state, os.path.getsize(self.state)))
+        self.assertEqual(c.event("state")["data"], {"state": "saving", "previous": "paused"})
+        self.assertEqual(c.event("power-off")["data"]["reason"],
+                         f"the VM's state was saved to {self.state} ({r['bytes']} bytes); "
+                         "the VM is off")
+        self.assertEqual(vm.finish()[0], 0)
+        last = vm.counts()[0][-1]
+
+        vm = self.restore()
+        self.assertEqual(vm.wait_counts(1, 1)[0][0], last + 1)
+        Client(self.sock).ok("reset")
+        vm.wait_for(lambda ls: "cpu0 1\n" in ls, what="a fresh boot's first count")
+        Client(self.sock).ok("power-off")
+        self.assertEqual(vm.finish()[0], 0)
+
+    def test_devices_and_irqchip_come_back(self):
+        """The power-button guest saved and restored still takes a shutdown:
+        its ACPI enable bits, the IOAPIC's routing of the SCI and its LAPIC
+        came back with it."""
+        before = self.save_running(1, "hz=100 every=10 button=1")
+        vm = self.restore()
+        self.assertEqual(vm.wait_counts(1, 1)[0][0], before[0][-1] + 1)
+        p = ctl(self.sock, "shutdown", "--timeout", "30")
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        self.assertEqual(vm.finish(), (0, ""))
+        self.assertTrue("".join(vm.lines).endswith("power button\nresult ok\n"), vm.lines)
+
+    def test_save_errors_leave_the_vm_running(self):
+        """A path that cannot be created, a directory, guest memory this vsrv
+        does not save (a memfd's): an error reply, no file, the VM counting on."""
+        vm = self.start("--memfd", cpus=1)
+        vm.wait_counts(1, 1)
+        p = ctl(self.sock, "save", self.state)
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (1, "", "vsrv: save: guest memory in a memfd (--memfd) is not saved "
+                                 "by this vsrv\n"))
+        bad = "/nonexistent-dir/vm.state"
+        p = ctl(self.sock, "save", bad)
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (1, "", f"vsrv: save: {bad}: No such file or directory\n"))
+        p = ctl(self.sock, "save", self.dir)
+        self.assertEqual((p.returncode, p.stderr), (1, f"vsrv: save: {self.dir}: is a directory\n"))
+        self.assertEqual(os.listdir(self.dir), ["c.sock"])
+        c = Client(self.sock)
+        self.assertEqual(c.ok("status")["state"], "running")
+        vm.wait_counts(1, 2)
+        self.assertEqual(c.request("save", file="")["error"]["code"], "bad-arguments")
+        c.ok("power-off")
+        self.assertEqual(vm.finish()[0], 0)
+
+    def refused(self, line, *args, env=None):
+        p = run(VSRV, "run", "--restore", self.state, "--test-device", *args, check=False,
+                timeout=60)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (1, "", line + "\n"))
+
+    def test_refused_files(self):
+        self.save_running(cpus=2)
+        good = open(self.state, "rb").read()
+        secs = sections(self.state)
+        self.assertEqual([(t, i) for t, i, _, _ in secs],
+                         [("CONF", 0), ("VCPU", 0), ("VCPU", 1), ("VMST", 0)] +
+                         [("DEV ", i) for i in range(5)] + [("MEM ", 0)])
+        f = self.state
+
+        def reset():
+            with open(f, "wb") as out:
+                out.write(good)
+
+        # Memory damaged in the middle of the file.
+        mem = [s for s in secs if s[0] == "MEM "][0]
+        patch(f, mem[2] + mem[3] // 2, b"\xff\xee")
+        self.refused(f"vsrv: {f}: corrupt: section MEM 0's checksum does not match")
+        reset()
+        # A vCPU's registers.
+        vcpu = [s for s in secs if s[:2] == ("VCPU", 1)][0]
+        patch(f, vcpu[2] + 100, b"\x55")
+        self.refused(f"vsrv: {f}: corrupt: section VCPU 1's checksum does not match")
+        reset()
+        # Cut short.
+        with open(f, "r+b") as out:
+            out.truncate(len(good) // 2)
+        self.refused(f"vsrv: {f}: truncated: {len(good) // 2} bytes of {len(good)}")
+        reset()
+        # Another format: refused before anything its layout decides.
+        patch(f, HEADER_VERSION, struct.pack("<I", 2))
+        self.refused(f"vsrv: {f}: a saved state of format 2; this vsrv reads format 1")
+        reset()
+        patch(f, HEADER_VSRV, b"9.9.9")
+        self.refused(f"vsrv: {f}: corrupt: the header's checksum does not match")
+        reset()
+        with open(self.p("other"), "wb") as out:
+            out.write(b"\0" * 8192)
+        p = run(VSRV, "run", "--restore", self.p("other"), check=False)
+        self.assertEqual((p.returncode, p.stderr),
+                         (1, f"vsrv: {self.p('other')}: not a vsrv saved state\n"))
+        # The same vCPUs, memory and devices, or nothing.
+        self.refused(f"vsrv: {f}: saved with vCPUs 2, this run has 1 (a restore needs the "
+                     "same vCPUs, memory and devices)", "--cpus", "1")
+        self.refused(f"vsrv: {f}: saved with memory 256 MiB, this run has 512 MiB (a restore "
+                     "needs the same vCPUs, memory and devices)", "--memory", "512M")
+        self.refused(f"vsrv: {f}: saved with virtio-rng off, this run has on (a restore "
+                     "needs the same vCPUs, memory and devices)", "--rng")
+
+    def test_host_lacking_cpu_features(self):
+        """The CPUID the guest was given, against what this host's KVM
+        offers (VSRV_TEST_HOST_LACKS makes it seem to lack FPU and SSE2)."""
+        self.save_running(cpus=1)
+        env = dict(os.environ, VSRV_TEST_HOST_LACKS="1.0.edx:0x4000001")
+        import subprocess
+        p = subprocess.run([VSRV, "run", "--restore", self.state], capture_output=True,
+                           text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (1, "", f"vsrv: {self.state}: the guest uses CPU features this "
+                                 "host's KVM lacks: CPUID 1.EDX 0x04000001\n"))
+
+    def test_checkpoints(self):
+        """Checkpoints without disks: a paused VM's checkpoint leaves it paused,
+        a running one's running; revert starts the VM again from one (every
+        vCPU from the number after its last before it); the tree, delete."""
+        ck = self.p("ck")
+        vm = self.start("--checkpoints", ck, cpus=2, append="hz=100 every=10")
+        vm.wait_counts(2, 2)
+        c = Client(self.sock)
+        c.ok("pause")
+        r = c.ok("checkpoint", name="A")
+        self.assertEqual((r["name"], r["file"], r["bytes"]),
+                         ("A", f"{ck}/A.state", os.path.getsize(f"{ck}/A.state")))
+        at_a = vm.counts()
+        self.assertEqual(c.ok("status")["state"], "paused")
+        c.ok("resume")
+        vm.wait_counts(2, 2)
+        self.assertEqual(c.ok("checkpoint", name="B")["name"], "B")
+        vm.wait_counts(2, 1)     # B left it running
+        self.assertEqual(c.request("checkpoint", name="B")["error"]["message"],
+                         "checkpoint B exists (delete-checkpoint it first)")
+        self.assertEqual(c.request("checkpoint", name="../x")["error"]["code"], "bad-arguments")
+        tree = c.ok("checkpoints")
+        self.assertEqual(tree["current"], "B")
+        self.assertEqual([(e["name"], e["parent"]) for e in tree["checkpoints"]],
+                         [("A", None), ("B", "A")])
+        p = ctl(self.sock, "checkpoints")
+        self.assertRegex(p.stdout, r"^- A \(\S+Z, \d+ bytes\)\n  \* B \(\S+Z, \d+ bytes\)\n$")
+
+        mark = len(vm.lines)
+        p = ctl(self.sock, "revert", "A")
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (0, "the VM starts again from checkpoint A\n", ""))
+        vm.wait_for(lambda ls: all(len(vm.counts(ls[mark:]).get(i, [])) >= 1 for i in (0, 1)),
+                    what="counts after the revert")
+        after = vm.counts(vm.lines[mark:])
+        for cpu in (0, 1):
+            self.assertEqual(after[cpu][0], at_a[cpu][-1] + 1, f"cpu{cpu}")
+        st = c.ok("status")
+        self.assertEqual((st["boots"], st["restored"]["file"]), (2, f"{ck}/A.state"))
+        self.assertEqual(c.ok("checkpoints")["current"], "A")
+        self.assertEqual(c.ok("delete-checkpoint", name="A"), {})
+        tree = c.ok("checkpoints")
+        self.assertEqual(([(e["name"], e["parent"]) for e in tree["checkpoints"]],
+                          tree["current"]), ([("B", None)], None))
+        self.assertEqual(sorted(os.listdir(ck)), ["B.state", "index.json"])
+        self.assertEqual(c.request("revert", name="A")["error"]["message"], "no checkpoint A")
+        c.ok("power-off")
+        self.assertEqual(vm.finish(), (0, "vsrv: powered off through the control socket\n"))
+
+        vm = self.start(cpus=1)
+        vm.wait_counts(1, 1)
+        self.assertEqual(Client(self.sock).request("checkpoint", name="A")["error"], {
+            "code": "not-supported",
+            "message": "no checkpoints without a folder for them (vsrv run --checkpoints DIR)"})
+
+    def test_release_build(self):
+        """Saving runs inside the sandbox: the release build's filter, which
+        lacks what the sanitizers call, writes it, and restores it."""
+        release = os.path.join(SRCDIR, "build", "src", "cli", "vsrv")
+        self.assertTrue(os.access(release, os.X_OK),
+                        f"{release} is missing: scripts/build makes it (scripts/test runs it)")
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
+        vm = self.start("--rng", "--memory", "128M", cpus=2, append="hz=100 every=10 touch=8",
+                        binary=release, env=env)
+        vm.wait_counts(2, 2)
+        self.assertEqual(Client(self.sock).ok("save", file=self.state)["file"], self.state)
+        self.assertEqual(vm.finish()[0], 0)
+        before = vm.counts()
+        self.assertGreater(os.path.getsize(self.state), 8 << 20)
+        vm = self.start("--restore", self.state, kernel=False, binary=release, env=env)
+        after = vm.wait_counts(2, 1)
+        for cpu in (0, 1):
+            self.assertEqual(after[cpu][0], before[cpu][-1] + 1, f"cpu{cpu}")
+        Client(self.sock).ok("power-off")
+        self.assertEqual(vm.finish(), (0, "vsrv: powered off through the control socket\n"))
+
+
+if __name__ == "__main__":
+    main()
