@@ -131,6 +131,8 @@ VHD_ROOT_LINES = [
      r"mask=255\.255\.255\.0, gw=10\.0\.2\.2"),
     ("the DNS forwarder", r"nameserver0=10\.0\.2\.3"),
 ]
+HVC_STATS = re.compile(r"^vsrv: virtio-console 00:0\d\.0: port 0 \(console\): "
+                       r"(\d+) bytes from the guest, \d+ to it, 0 dropped$", re.M)
 BLK_STATS = re.compile(r"^vsrv: virtio-blk 00:0\d\.0: .*$", re.M)
 NET_STATS = re.compile(r"^vsrv: virtio-net 00:0\d\.0: rx (\d+) packets, \d+ bytes, "
                        r"(\d+) dropped, 0 errors; tx (\d+) packets, .*$", re.M)
@@ -209,11 +211,13 @@ class LinuxBootTest(TmpDirTest):
                       "(the 8250 UART and --console file:PATH) this test cannot see the "
                       "guest boot")
 
-    def boot(self, kernel, stop_at_init, timeout, root=None):
+    def boot(self, kernel, stop_at_init, timeout, root=None, hvc=False):
         """Boots kernel with the guest's initramfs, or with root (a disk
         option for --disk) as its root file system, and reads the console:
         until 'Run /init' with stop_at_init (then stops the VM with SIGTERM,
-        which must end vsrv cleanly), else until the VM ends.  --stats
+        which must end vsrv cleanly), else until the VM ends.  With hvc,
+        the console is also a virtio-console's hvc0, the kernel's console
+        once its driver is up (console=hvc0).  --stats
         reports the exits to user space, printed for comparison between
         runs."""
         g = guest()
@@ -226,9 +230,14 @@ class LinuxBootTest(TmpDirTest):
             cmd += ["--disk", root, "--net", "user",
                     "--append", APPEND + " root=/dev/vda rw init=/init ip=dhcp"]
         else:
-            cmd += ["--initrd", initrd(g), "--append", APPEND]
+            # console=hvc0 instead of ttyS0: with both, the kernel keeps
+            # its early console too and writes every line twice to ttyS0
+            # (emulated port writes here); hvc0 alone takes over from the
+            # early console and replays the log from the start.
+            append = APPEND.replace("console=ttyS0", "console=hvc0") if hvc else APPEND
+            cmd += ["--initrd", initrd(g), "--append", append]
         cmd += ["--cpus", str(CPUS), "--memory", "256M", "--on-reboot", "exit",
-                "--console", "file:" + console, "--stats", "--rng"]
+                "--console", ("hvc," if hvc else "") + "file:" + console, "--stats", "--rng"]
         print("boot:", " ".join(cmd))
         with open(self.p("stderr"), "w+") as err:
             start = time.monotonic()
@@ -317,25 +326,39 @@ class LinuxBootTest(TmpDirTest):
         self.assertTrue(requests >= 1 and irqs >= 1 and nbytes == 64 * requests,
                         f"{what}: Linux's virtio-rng driver did not get its bytes\n{b.report()}")
 
+    def check_hvc(self, b):
+        """The kernel's console moved to hvc0 (virtio-console's port 0),
+        which wrote into vsrv's console."""
+        self.assertRegex(b.console, r"printk: console \[hvc0\] enabled",
+                         f"the kernel did not take hvc0 as its console\n{b.report()}")
+        port = HVC_STATS.search(b.stderr)
+        self.assertTrue(port, f"no virtio-console counters from --stats\n{b.report()}")
+        print("boot: " + port.group(0)[len("vsrv: "):])
+        self.assertGreater(int(port.group(1)), 1000,
+                           f"too little from hvc0 for a kernel log\n{b.report()}")
+
     def test_vmlinux(self):
         """The uncompressed vmlinux through vsrv's ELF loader, on 2 vCPUs
         with the busybox initramfs: the boot protocol (zero page, e820,
         command line, initrd), the ACPI tables (CPUs, interrupts, PCI root,
         power button, the legacy devices), the UART and its IRQ, the
-        keyboard, PCI and virtio-rng (--rng) with Linux's own drivers; where
-        user space runs, the power-off through ACPI S5."""
+        keyboard, PCI, virtio-rng (--rng) and virtio-console (--console hvc,
+        console=hvc0) with Linux's own drivers; where user space runs, the
+        power-off through ACPI S5."""
         g = guest()
         if guest_user_space_runs():
-            b = self.boot(os.path.join(g, "vmlinux"), False, BOOT_TIMEOUT)
+            b = self.boot(os.path.join(g, "vmlinux"), False, BOOT_TIMEOUT, hvc=True)
             self.check_kernel(b, "vmlinux")
+            self.check_hvc(b)
             missing = [name for name, rx in INIT_LINES if not re.search(rx, b.console)]
             self.assertFalse(missing, f"the console lacks {', '.join(missing)}\n{b.report()}")
             self.assertEqual(b.status, 0, f"the guest powered off with exit status "
                              f"{b.status}, not 0\n{b.report()}")
             print(f"boot: vmlinux ran /init and powered off in {b.seconds:.1f} s")
         else:
-            b = self.boot(os.path.join(g, "vmlinux"), True, BOOT_TIMEOUT)
+            b = self.boot(os.path.join(g, "vmlinux"), True, BOOT_TIMEOUT, hvc=True)
             self.check_kernel(b, "vmlinux")
+            self.check_hvc(b)
             print("skip: vmlinux: the init script's command and the power-off with exit "
                   "status 0: this host's KVM emulates guest kernel code (no VT-x/AMD-V) and "
                   "cannot run guest system calls; the VM was stopped at 'Run /init'")
