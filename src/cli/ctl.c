@@ -152,8 +152,9 @@ static uint64_t num(json_t *o, const char *key)
 
 static void print_status(json_t *r)
 {
-	json_t *c = json_object_get(r, "config");
+	json_t *c = json_object_get(r, "config"), *d;
 	char b[32];
+	size_t i;
 
 	printf("state: %s\nuptime: %.1f s\nboots: %llu\n",
 	       json_string_value(json_object_get(r, "state")),
@@ -164,6 +165,9 @@ static void print_status(json_t *r)
 	       mib(num(c, "memory"), b));
 	if (json_object_get(c, "kernel"))
 		printf("kernel: %s\n", json_string_value(json_object_get(c, "kernel")));
+	json_array_foreach(json_object_get(c, "disks"), i, d)
+		printf("disk: %s%s\n", json_string_value(json_object_get(d, "path")),
+		       json_is_true(json_object_get(d, "readonly")) ? " (read-only)" : "");
 }
 
 static void print_stats(json_t *r)

@@ -85,6 +85,9 @@ struct disk_ops {
 	/* Optional: disk_snapshot(). */
 	int (*snapshot)(struct disk *d, const char *child,
 			struct disk_error *err);
+	/* disk_layer(): layer i's path, VHD unique id and open file (*fd);
+	 * 1, or 0 past the bottom.  No system call: the sandbox's. */
+	int (*layer)(const struct disk *d, unsigned i, struct disk_layer *out, int *fd);
 };
 
 extern const struct disk_ops raw_disk_ops;

@@ -112,6 +112,24 @@ const char *disk_aio_name(const struct disk *d);	/* "io_uring", "thread" */
 const char *disk_undo_path(const struct disk *d);
 
 /*
+ * What a disk stands on, layer by layer from the top (the file written)
+ * down to a VHD chain's base, for saved state to refuse a restore onto a
+ * disk that changed since (docs/control.md): each file's path, its VHD
+ * unique id, its length and its last modification (fstat on the open
+ * file: nothing is opened).  Layer i into *out: 1; 0 past the bottom; a
+ * negative errno.  Callable in vsrv run's sandbox.
+ */
+struct disk_layer {
+	const char *path;
+	bool vhd;
+	char id[37];			/* a VHD's unique id as text; raw: "" */
+	uint64_t size;			/* bytes; 0 for a block device */
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+};
+int disk_layer(const struct disk *d, unsigned i, struct disk_layer *out);
+
+/*
  * Live snapshot of a writable VHD disk: child_path becomes a differencing
  * disk over the current top, which is made read-only, and the disk goes on
  * in the child.  The caller quiesces first: -EBUSY while a request is in

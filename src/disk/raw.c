@@ -153,6 +153,15 @@ static int raw_close(struct disk *d, struct disk_error *err)
 	return r;
 }
 
+static int raw_layer(const struct disk *d, unsigned i, struct disk_layer *out, int *fd)
+{
+	if (i)
+		return 0;
+	out->path = d->path;
+	*fd = ((struct raw_disk *)d->priv)->fd;
+	return 1;
+}
+
 static int raw_rw(struct disk_req *req)
 {
 	struct aio_op *op = req_op(req, req->kind == REQ_READ ? AIO_READ : AIO_WRITE,
@@ -200,4 +209,5 @@ const struct disk_ops raw_disk_ops = {
 	.flush = raw_flush,
 	.discard = raw_discard,
 	.write_zeroes = raw_write_zeroes,
+	.layer = raw_layer,
 };

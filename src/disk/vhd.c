@@ -36,6 +36,11 @@ struct vhd_disk {
 	 * pages, so data and metadata never share a page. */
 	int *fds;
 	unsigned nr_fds;
+	/* Each layer's unique id, by depth, for disk_layer(): read at open
+	 * (vhd_get_info() converts a parent's name through iconv, which
+	 * opens its modules: not in the sandbox). */
+	char (*uuids)[37];
+	unsigned nr_layers;
 };
 
 static struct vhd_disk *vd_of(struct disk_req *req)
@@ -125,6 +130,46 @@ static void vhd_serial(struct disk *d, struct vhd *v)
 	free(info);
 }
 
+static int read_uuids(struct vhd_disk *vd)
+{
+	struct vhd_info *info = malloc(sizeof(*info));
+	unsigned n = 0;
+	struct vhd *l;
+
+	for (l = vd->v; l; l = vhd_parent(l))
+		n++;
+	free(vd->uuids);
+	vd->uuids = calloc(n, sizeof(*vd->uuids));
+	vd->nr_layers = 0;
+	if (!info || !vd->uuids) {
+		free(info);
+		return -ENOMEM;
+	}
+	for (l = vd->v; l; l = vhd_parent(l)) {
+		if (vhd_get_info(l, info) < 0)
+			memset(info->uuid, 0, sizeof(info->uuid));
+		vhd_uuid_format(info->uuid, vd->uuids[vd->nr_layers++]);
+	}
+	free(info);
+	return 0;
+}
+
+static int vhd_layer(const struct disk *d, unsigned i, struct disk_layer *out, int *fd)
+{
+	struct vhd_disk *vd = d->priv;
+	struct vhd *l = vd->v;
+
+	for (unsigned k = 0; l && k < i; k++)
+		l = vhd_parent(l);
+	if (!l || i >= vd->nr_layers)
+		return 0;
+	out->path = vhd_name(l);
+	out->vhd = true;
+	memcpy(out->id, vd->uuids[i], sizeof(out->id));
+	*fd = vhd_get_fd(l);
+	return 1;
+}
+
 static int vhd_disk_open(struct disk *d, const struct disk_spec *spec,
 			 struct disk_error *err)
 {
@@ -154,6 +199,13 @@ static int vhd_disk_open(struct disk *d, const struct disk_spec *spec,
 			return r;
 		}
 	}
+	if (read_uuids(vd) < 0) {
+		close_direct(vd);
+		vhd_close(vd->v);
+		free(vd->uuids);
+		free(vd);
+		return disk_set_error(err, -ENOMEM, "%s: out of memory", spec->path);
+	}
 	pthread_mutex_init(&vd->lock, NULL);
 	d->priv = vd;
 	d->size = vhd_size(vd->v);
@@ -172,6 +224,7 @@ static int vhd_disk_close(struct disk *d, struct disk_error *err)
 		disk_set_error(err, r, "%s: flushing at close: %s", d->path,
 			       strerror(-r));
 	pthread_mutex_destroy(&vd->lock);
+	free(vd->uuids);
 	free(vd);
 	return r;
 }
@@ -392,7 +445,9 @@ static int vhd_disk_snapshot(struct disk *d, const char *child,
 		d->path = path;
 	}
 	/* The layers moved down a place, under a new top. */
-	if (vd->fds) {
+	if (read_uuids(vd) < 0)
+		r = disk_set_error(err, -ENOMEM, "%s: out of memory", child);
+	if (r >= 0 && vd->fds) {
 		close_direct(vd);
 		r = open_direct(d, vd, err);
 		if (r < 0)
@@ -412,4 +467,5 @@ const struct disk_ops vhd_disk_ops = {
 	.write_zeroes = vhd_disk_write_zeroes,
 	.finish = vhd_disk_finish,
 	.snapshot = vhd_disk_snapshot,
+	.layer = vhd_layer,
 };

@@ -248,16 +248,55 @@ static int disk_word(json_t *o, const char *key, const char *const *words, int d
 	return k;
 }
 
-/* "disks": [{ "path", "format", "readonly", "undo", "cache" }], the
- * command line's --disk in JSON; paths from the file's folder. */
+/* A disk's words, in the order of the disk layer's enums. */
+static const char *const disk_formats[] = { "auto", "raw", "vhd", NULL };
+static const char *const disk_undos[] = { "none", "commit", "keep", "discard", NULL };
+static const char *const disk_caches[] = { "writeback", "none", "unsafe", NULL };
+
+/* One of "disks": { "path", "format", "readonly", "undo", "cache" }, the
+ * command line's --disk in JSON, into *spec; its path as written. */
+static int disk_from_json(json_t *o, size_t i, const char *path, struct disk_spec *spec,
+			  char *err, size_t errlen)
+{
+	static const char *const keys[] = { "path", "format", "readonly", "undo", "cache", NULL };
+	const char *key;
+	json_t *v;
+	int k;
+
+	if (!json_is_object(o))
+		return bad(err, errlen, path, "disks[%zu]: expected an object", i);
+	json_object_foreach(o, key, v)
+		if (pick(key, keys) < 0)
+			return bad(err, errlen, path, "disks[%zu]: unknown field '%s'", i, key);
+	*spec = (struct disk_spec){ 0 };
+	v = json_object_get(o, "path");
+	if (!v || !json_is_string(v) || !*json_string_value(v))
+		return bad(err, errlen, path, "disks[%zu]: path: expected a file's path", i);
+	spec->path = json_string_value(v);
+	if ((v = json_object_get(o, "readonly"))) {
+		if (!json_is_boolean(v))
+			return bad(err, errlen, path, "disks[%zu]: readonly: expected true or false",
+				   i);
+		spec->readonly = json_is_true(v);
+	}
+	/* The words' order is the enums'. */
+	if ((k = disk_word(o, "format", disk_formats, 0, path, i, err, errlen)) < 0)
+		return k;
+	spec->format = (enum disk_format)k;
+	if ((k = disk_word(o, "undo", disk_undos, 0, path, i, err, errlen)) < 0)
+		return k;
+	spec->undo = (enum disk_undo)k;
+	if ((k = disk_word(o, "cache", disk_caches, 0, path, i, err, errlen)) < 0)
+		return k;
+	spec->cache = (enum disk_cache)k;
+	return 0;
+}
+
+/* "disks": each disk's path from the file's folder. */
 static int apply_disks(json_t *arr, const char *path, struct vmm_config *cfg,
 		       struct config_file *cf, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "path", "format", "readonly", "undo", "cache", NULL };
-	static const char *const formats[] = { "auto", "raw", "vhd", NULL };
-	static const char *const undos[] = { "none", "commit", "keep", "discard", NULL };
-	static const char *const caches[] = { "writeback", "none", "unsafe", NULL };
-	json_t *o, *v;
+	json_t *o;
 	size_t i;
 
 	if (json_array_size(arr) > VMM_DISKS_MAX)
@@ -266,38 +305,53 @@ static int apply_disks(json_t *arr, const char *path, struct vmm_config *cfg,
 	cfg->nr_disks = 0;
 	json_array_foreach(arr, i, o) {
 		struct disk_spec *spec = &cfg->disks[i].spec;
-		const char *key;
-		int k;
+		int r = disk_from_json(o, i, path, spec, err, errlen);
 
-		if (!json_is_object(o))
-			return bad(err, errlen, path, "disks[%zu]: expected an object", i);
-		json_object_foreach(o, key, v)
-			if (pick(key, keys) < 0)
-				return bad(err, errlen, path, "disks[%zu]: unknown field '%s'", i, key);
-		*spec = (struct disk_spec){ 0 };
-		v = json_object_get(o, "path");
-		if (!v || !json_is_string(v) || !*json_string_value(v))
-			return bad(err, errlen, path, "disks[%zu]: path: expected a file's path", i);
-		cf->disks[i] = resolve(path, json_string_value(v));
+		if (r < 0)
+			return r;
+		cf->disks[i] = resolve(path, spec->path);
 		if (!cf->disks[i])
 			return -ENOMEM;
 		spec->path = cf->disks[i];
-		if ((v = json_object_get(o, "readonly"))) {
-			if (!json_is_boolean(v))
-				return bad(err, errlen, path, "disks[%zu]: readonly: expected true or false",
-					   i);
-			spec->readonly = json_is_true(v);
+		cfg->nr_disks++;
+	}
+	return 0;
+}
+
+json_t *vmm_config_disks_json(const struct vmm_config *cfg)
+{
+	json_t *arr = json_array();
+
+	for (unsigned i = 0; arr && i < cfg->nr_disks; i++) {
+		const struct disk_spec *spec = &cfg->disks[i].spec;
+
+		if (json_array_append_new(arr, json_pack("{s:s,s:s,s:b,s:s,s:s}", "path", spec->path,
+							 "format", disk_formats[spec->format],
+							 "readonly", spec->readonly,
+							 "undo", disk_undos[spec->undo],
+							 "cache", disk_caches[spec->cache])) < 0) {
+			json_decref(arr);
+			return NULL;
 		}
-		/* The words' order is the enums'. */
-		if ((k = disk_word(o, "format", formats, 0, path, i, err, errlen)) < 0)
-			return k;
-		spec->format = (enum disk_format)k;
-		if ((k = disk_word(o, "undo", undos, 0, path, i, err, errlen)) < 0)
-			return k;
-		spec->undo = (enum disk_undo)k;
-		if ((k = disk_word(o, "cache", caches, 0, path, i, err, errlen)) < 0)
-			return k;
-		spec->cache = (enum disk_cache)k;
+	}
+	return arr;
+}
+
+int vmm_config_disks_from_json(json_t *arr, const char *what, struct vmm_config *cfg,
+			       char *err, size_t errlen)
+{
+	json_t *o;
+	size_t i;
+
+	if (!json_is_array(arr) || json_array_size(arr) > VMM_DISKS_MAX)
+		return bad(err, errlen, what, "disks: expected an array of at most %d",
+			   VMM_DISKS_MAX);
+	cfg->nr_disks = 0;
+	json_array_foreach(arr, i, o) {
+		int r = disk_from_json(o, i, what, &cfg->disks[i].spec, err, errlen);
+
+		if (r < 0)
+			return r;
 		cfg->nr_disks++;
 	}
 	return 0;

@@ -75,6 +75,9 @@ static const int run_calls[] = {
 	/* the thread engine's data; saved state, to the file sent: */
 	SCMP_SYS(pwritev),
 	SCMP_SYS(sendmsg), SCMP_SYS(recvmsg),	/* the control channel (control-vm.c) */
+	/* saved state: the stamps of a disk's open files (disk_layer();
+	 * fstat takes no path, unlike newfstatat) */
+	SCMP_SYS(fstat),
 	SCMP_SYS(set_robust_list), SCMP_SYS(rseq),	/* a new thread's start */
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };

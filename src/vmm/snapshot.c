@@ -45,11 +45,12 @@
 
 static json_t *saved_config(const struct vmm_config *cfg)
 {
-	return json_pack("{s:i,s:I,s:b,s:b,s:s*,s:s*,s:s*,s:s*,s:s*}",
+	return json_pack("{s:i,s:I,s:b,s:b,s:s*,s:s*,s:s*,s:s*,s:s*,s:o}",
 			 "vcpus", (int)cfg->vm.nr_cpus, "memory", (json_int_t)cfg->vm.mem_size,
 			 "rng", cfg->rng, "test_device", cfg->vm.test_device,
 			 "kernel", cfg->boot.kernel, "initrd", cfg->boot.initrd,
-			 "cmdline", cfg->boot.cmdline, "name", cfg->name, "uuid", cfg->uuid);
+			 "cmdline", cfg->boot.cmdline, "name", cfg->name, "uuid", cfg->uuid,
+			 "disks", vmm_config_disks_json(cfg));
 }
 
 static int write_stream(struct sf_writer *w, const char *tag, uint32_t index,
@@ -291,6 +292,13 @@ int vm_restore_config(struct vmm_config *cfg, char *err, size_t errlen)
 		cfg->name = json_string_value(v);
 	if ((v = json_object_get(conf, "uuid")))
 		cfg->uuid = json_string_value(v);
+	/* The disks as "disks" has them; an undo=keep disk's run goes on on
+	 * the overlay that the saved run kept, whose stamps the DREF has. */
+	if ((v = json_object_get(conf, "disks")) &&
+	    vmm_config_disks_from_json(v, cfg->restore, cfg, err, errlen) < 0)
+		return -EINVAL;
+	for (unsigned i = 0; i < cfg->nr_disks; i++)
+		cfg->disks[i].spec.undo_resume = cfg->disks[i].spec.undo == DISK_UNDO_KEEP;
 	return 0;
 }
 
@@ -301,6 +309,7 @@ int vm_restore_config_check(const struct vmm_config *cfg, char *err, size_t errl
 	uint64_t mem = (uint64_t)json_integer_value(json_object_get(conf, "memory"));
 	bool rng = json_is_true(json_object_get(conf, "rng"));
 	bool testdev = json_is_true(json_object_get(conf, "test_device"));
+	unsigned disks = (unsigned)json_array_size(json_object_get(conf, "disks"));
 	const char *what = NULL;
 	char saved[64], now[64];
 
@@ -317,6 +326,11 @@ int vm_restore_config_check(const struct vmm_config *cfg, char *err, size_t errl
 		snprintf(saved, sizeof(saved), "%s", (cfg->rng != rng ? rng : testdev) ? "on" : "off");
 		snprintf(now, sizeof(now), "%s", (cfg->rng != rng ? cfg->rng : cfg->vm.test_device) ?
 			 "on" : "off");
+	} else if (cfg->nr_disks != disks) {
+		/* Which disk is which, and whether it changed, the DREFs say. */
+		what = "disks";
+		snprintf(saved, sizeof(saved), "%u", disks);
+		snprintf(now, sizeof(now), "%u", cfg->nr_disks);
 	}
 	if (!what)
 		return 0;

@@ -71,6 +71,13 @@ void vmm_config_free(struct vmm_config *cfg);
  * caller's); on error, one line in err saying what is wrong. */
 int vmm_port_add(struct vmm_config *cfg, const char *name, size_t namelen, const char *socket,
 		 char *err, size_t errlen);
+/* cfg's disks as "disks" is written (a json_t array), and such an array
+ * read back into cfg's disks, their paths as written (saved state's
+ * configuration, snapshot.c); `what` names it in the error line. */
+struct json_t;
+struct json_t *vmm_config_disks_json(const struct vmm_config *cfg);
+int vmm_config_disks_from_json(struct json_t *arr, const char *what, struct vmm_config *cfg,
+			       char *err, size_t errlen);
 
 /* vmm.c: one boot of the VM on the console; *reboot says whether it asked
  * to start again.  control: the boot's end of its control channel, or -1

@@ -6,12 +6,14 @@ saved state, corrupt, truncated, of another format, of another configuration,
 or from a host with CPU features this one lacks are refused with one exact
 line and nothing runs; a save that cannot be written is an error reply and the
 VM goes on."""
+import json
 import os
+import re
 import struct
 import time
 
 from ctltest import VM, Client, ctl, guest
-from vsrvtest import SRCDIR, VSRV, TmpDirTest, main, run
+from vsrvtest import SRCDIR, VSRV, TmpDirTest, main, pattern, run, vsrv
 
 HEADER_VERSION = 8      # src/vmm/savefile.c's header offsets
 HEADER_TABLE = 24
@@ -33,13 +35,33 @@ def sections(path):
     return out
 
 
+def fnv1a(data):
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return f"{h:08x}"
+
+
+def stamp(ns):
+    """A file's modification time as vsrv prints it (virtio/blk.c)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ns // 10**9)) + \
+        f".{ns % 10**9 // 1000:06d} UTC"
+
+
+def json_uuid(info):
+    return json.loads(info)["uuid"]
+
+
 def patch(path, offset, data):
     with open(path, "r+b") as f:
         f.seek(offset)
         f.write(data)
 
 
-class SavedState(TmpDirTest):
+class StateTest(TmpDirTest):
+    """VMs of the counting guest, or another, on the control socket; saved
+    states restored or refused."""
+
     def setUp(self):
         super().setUp()
         self.sock = self.p("c.sock")
@@ -73,6 +95,13 @@ class SavedState(TmpDirTest):
     def restore(self, *args, **kw):
         return self.start("--restore", self.state, *args, kernel=False, **kw)
 
+    def refused(self, line, *args, env=None):
+        p = run(VSRV, "run", "--restore", self.state, "--test-device", *args, check=False,
+                timeout=60)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (1, "", line + "\n"))
+
+
+class SavedState(StateTest):
     def test_smp_count_goes_on(self):
         """Save, the process gone, restore (no --kernel, no --cpus: the saved
         configuration): every vCPU's next number follows its last one."""
@@ -152,11 +181,6 @@ class SavedState(TmpDirTest):
         self.assertEqual(c.request("save", file="")["error"]["code"], "bad-arguments")
         c.ok("power-off")
         self.assertEqual(vm.finish()[0], 0)
-
-    def refused(self, line, *args, env=None):
-        p = run(VSRV, "run", "--restore", self.state, "--test-device", *args, check=False,
-                timeout=60)
-        self.assertEqual((p.returncode, p.stdout, p.stderr), (1, "", line + "\n"))
 
     def test_refused_files(self):
         self.save_running(cpus=2)
@@ -253,19 +277,23 @@ class SavedState(TmpDirTest):
         p = ctl(self.sock, "checkpoints")
         self.assertRegex(p.stdout, r"^- A \(\S+Z, \d+ bytes\)\n  \* B \(\S+Z, \d+ bytes\)\n$")
 
-        mark = len(vm.lines)
+        def revert_split(lines, cpu):
+            """cpu's numbers before the revert (rising one by one, the last
+            ones maybe printed after the request) and from the revert's
+            boot on (from the first that does not follow)."""
+            seq = vm.counts(lines).get(cpu, [])
+            k = next((k for k in range(1, len(seq)) if seq[k] != seq[k - 1] + 1), len(seq))
+            return seq[:k], seq[k:]
+
         p = ctl(self.sock, "revert", "A")
         self.assertEqual((p.returncode, p.stdout, p.stderr),
                          (0, "the VM starts again from checkpoint A\n", ""))
-        # Counts the old boot printed just before the revert may arrive
-        # after mark; the number after each vCPU's last at A, which the old
-        # boot had long passed, can only come from the VM started from A.
-        vm.wait_for(lambda ls: all(at_a[i][-1] + 1 in vm.counts(ls[mark:]).get(i, [])
-                                   for i in (0, 1)),
+        vm.wait_for(lambda ls: all(revert_split(ls, i)[1] for i in (0, 1)),
                     what="counts after the revert")
-        after = vm.counts(vm.lines[mark:])
         for cpu in (0, 1):
-            self.assertIn(at_a[cpu][-1] + 1, after[cpu], f"cpu{cpu}")
+            old, new = revert_split(vm.lines, cpu)
+            self.assertEqual(old, list(range(1, len(old) + 1)), f"cpu{cpu}")
+            self.assertEqual(new[0], at_a[cpu][-1] + 1, f"cpu{cpu}")
         st = c.ok("status")
         self.assertEqual((st["boots"], st["restored"]["file"]), (2, f"{ck}/A.state"))
         self.assertEqual(c.ok("checkpoints")["current"], "A")
@@ -304,6 +332,153 @@ class SavedState(TmpDirTest):
             self.assertEqual(after[cpu][0], before[cpu][-1] + 1, f"cpu{cpu}")
         Client(self.sock).ok("power-off")
         self.assertEqual(vm.finish(), (0, "vsrv: powered off through the control socket\n"))
+
+
+# What the tick guest (dev-virtio-blk.c, "tick") writes into sector 1.
+MARK = b"vsrv: ticking".ljust(512, b"\0")
+
+
+class SavedDisks(StateTest):
+    """Saved state with a disk: the tick guest writes sector 1 once, then
+    reads 4 KiB a tick (tick n: sectors 8(n % 8) to 8(n % 8) + 7) and prints
+    its FNV-1a.  A saved VM's DREF sections hold each disk file's unique id
+    and modification stamp; the restore is refused, with one line, once
+    the disk changed."""
+
+    def make_disk(self, vhd=True):
+        data = bytearray(pattern("savestate", 1 << 20))
+        raw = self.p("disk.img")
+        with open(raw, "wb") as f:
+            f.write(data)
+        if vhd:
+            vsrv("disk", "convert", "--to", "dynamic", raw, self.p("disk.vhd"))
+            os.unlink(raw)
+        data[512:1024] = MARK
+        return self.p("disk.vhd") if vhd else raw, bytes(data)
+
+    def check_ticks(self, text, data):
+        """Every whole tick line, numbered 1, 2, ... with no gap, and the
+        bytes each read: how many."""
+        ticks = re.findall(r"^tick (\d+): read sectors (\d+)-(\d+): status 0, used 4097, "
+                           r"fnv1a ([0-9a-f]{8})$", text, re.M)
+        for i, (n, first, last, h) in enumerate(ticks, 1):
+            s = 8 * (i % 8)
+            self.assertEqual((int(n), int(first), int(last), h),
+                             (i, s, s + 7, fnv1a(data[s * 512:(s + 8) * 512])))
+        return len(ticks)
+
+    def saved_with(self, disk, undo="none", last="", **kw):
+        """The tick guest on disk, saved after 3 reads: its output.  last:
+        what vsrv says after its save's line (an undo disk's end)."""
+        vm = self.start("--disk", f"path={disk}" + ("" if undo == "none" else f",undo={undo}"),
+                        "--checkpoints", self.p("ck"), kernel=guest("dev-virtio-blk"),
+                        append="tick hz=20", **kw)
+        vm.wait_for(lambda ls: len(re.findall(r"^tick \d+: .*\n", "".join(ls), re.M)) >= 3,
+                    what="3 ticks")
+        c = Client(self.sock)
+        self.assertEqual(c.ok("status")["config"]["disks"], [
+            {"path": disk, "format": "auto", "readonly": False, "undo": undo,
+             "cache": "writeback"}])
+        # Its disk would go on without the checkpoint: refused, not built.
+        self.assertEqual(c.request("checkpoint", name="A")["error"], {
+            "code": "not-supported",
+            "message": f"no checkpoints of a VM with a writable disk ({disk}) yet"})
+        r = c.ok("save", file=self.state)
+        self.assertEqual(vm.finish(), (0, f"vsrv: the VM's state was saved to {self.state} "
+                                          f"({r['bytes']} bytes); the VM is off\n" + last))
+        return "".join(vm.lines)
+
+    def test_a_vhd_disk(self):
+        """Restored with --restore alone (the disk from the saved
+        configuration), the guest goes on with the next read, of the
+        disk's bytes; the VM's process wrote nothing to the disk after the
+        save (a VHD's BAT and bitmaps were flushed before its stamps were
+        taken), and a restore that reads only leaves it so.  Saved and
+        restored by the release build, whose seccomp filter lacks what the
+        sanitizers call (the stamps are taken inside it).  Then the disk
+        changed by another run, and another disk at its path: refused."""
+        release = os.path.join(SRCDIR, "build", "src", "cli", "vsrv")
+        self.assertTrue(os.access(release, os.X_OK),
+                        f"{release} is missing: scripts/build makes it (scripts/test runs it)")
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
+        disk, data = self.make_disk()
+        before = self.saved_with(disk, binary=release, env=env)
+        saved = os.stat(disk).st_mtime_ns
+        n = self.check_ticks(before, data)
+        self.assertGreaterEqual(n, 3)
+        self.assertIn(("DREF", 5), [(t, i) for t, i, _, _ in sections(self.state)])
+
+        vm = self.restore(binary=release, env=env)
+        vm.wait_for(lambda ls: self.check_ticks(before + "".join(ls), data) >= n + 3,
+                    what="3 more ticks after the restore")
+        Client(self.sock).ok("power-off")
+        self.assertEqual(vm.finish(), (0, "vsrv: powered off through the control socket\n"))
+        self.assertGreaterEqual(self.check_ticks(before + "".join(vm.lines), data), n + 3)
+        self.assertEqual(os.stat(disk).st_mtime_ns, saved)
+
+        # Another run on the disk (the guest's default run writes to it).
+        p = run(VSRV, "run", "--test-device", "--kernel", guest("dev-virtio-blk"), "--disk",
+                disk, check=False, timeout=60)
+        self.assertTrue(p.stdout.endswith("blk ok\n"), p.stdout + p.stderr)
+        self.refused(f"vsrv: {self.state}: {disk} changed since the save (modified "
+                     f"{stamp(os.stat(disk).st_mtime_ns)}, saved at {stamp(saved)})")
+        uuid = vsrv("disk", "info", "--json", disk).stdout
+        os.unlink(disk)
+        self.make_disk()
+        self.refused(f"vsrv: {self.state}: {disk} is not the disk saved (unique id "
+                     f"{json_uuid(vsrv('disk', 'info', '--json', disk).stdout)}, saved with "
+                     f"unique id {json_uuid(uuid)})")
+        # What must match before any of that: as many disks.
+        self.refused(f"vsrv: {self.state}: saved with disks 1, this run has 0 (a restore needs "
+                     "the same vCPUs, memory and devices)", "--config", self.empty_config())
+
+    def test_a_raw_disk(self):
+        """A raw file's stamp is its length and modification time: one byte
+        written into it after the save, and the restore is refused."""
+        disk, data = self.make_disk(vhd=False)
+        before = self.saved_with(disk)
+        saved = os.stat(disk).st_mtime_ns
+        self.assertGreaterEqual(self.check_ticks(before, data), 3)
+        with open(disk, "r+b") as f:
+            f.seek(4096)
+            f.write(b"x")
+        self.refused(f"vsrv: {self.state}: {disk} changed since the save (modified "
+                     f"{stamp(os.stat(disk).st_mtime_ns)}, saved at {stamp(saved)})")
+
+    def test_undo_disks(self):
+        """undo=keep: the restore (its disk from the saved configuration,
+        with undo-resume) goes on on the overlay that the saved run kept,
+        whose stamps held.  undo=commit: the saved run's overlay was merged
+        when it ended, and the restore's new one is not the disk saved."""
+        disk, data = self.make_disk()
+        overlay = self.p("disk.undo.vhd")
+        kept = (f"vsrv: {overlay}: the run's changes are kept here (vsrv disk commit "
+                f"{overlay} merges them)\n")
+        before = self.saved_with(disk, "keep", kept)
+        n = self.check_ticks(before, data)
+        vm = self.restore()
+        vm.wait_for(lambda ls: self.check_ticks(before + "".join(ls), data) >= n + 2,
+                    what="2 more ticks after the restore")
+        Client(self.sock).ok("power-off")
+        self.assertEqual(vm.finish(),
+                         (0, "vsrv: powered off through the control socket\n" + kept))
+
+        os.unlink(overlay)
+        merged = f"vsrv: {disk}: the run's changes are merged into it (undo=commit)\n"
+        self.saved_with(disk, "commit", merged)
+        self.assertFalse(os.path.exists(overlay))
+        p = run(VSRV, "run", "--restore", self.state, check=False, timeout=60)
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertRegex(p.stderr, "^" + re.escape(f"vsrv: {self.state}: {overlay} is not the "
+                                                   "disk saved (unique id ") +
+                         r"[0-9a-f-]{36}, saved with unique id [0-9a-f-]{36}\)\n" +
+                         re.escape(merged) + "$")
+
+    def empty_config(self):
+        path = self.p("empty.json")
+        with open(path, "w") as f:
+            f.write('{"version": 1, "disks": []}\n')
+        return path
 
 
 if __name__ == "__main__":

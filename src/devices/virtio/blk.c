@@ -27,11 +27,16 @@
  * drops their answers (the driver is resetting); quiesce waits for them
  * and answers them, so that saved state never has a request in flight.
  * The device's own state is its disk's shape (capacity, queues,
- * read-only), checked on load against the disk it runs on.
+ * read-only), checked on load against the disk it runs on; what the disk
+ * stands on (each layer's file: VHD unique id, length, modification
+ * time) goes in a DREF of its own, which a restore checks before loading
+ * anything (docs/control.md).  Counters for --stats and the control
+ * socket's `stats`.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ids.h>
@@ -223,6 +228,10 @@ static int blk_save(struct virtio_dev *d, struct dev_state *s)
 {
 	struct virtio_blk *blk = d->priv;
 
+	/* A request in flight would be lost: the caller quiesces first. */
+	for (unsigned i = 0; i < blk->nr_queues; i++)
+		if (blk->q[i].inflight)
+			return -EBUSY;
 	state_put_section(s, "VBLK", 1);
 	state_put_u64(s, blk->bd.sectors);
 	state_put_u32(s, blk->nr_queues);
@@ -248,6 +257,153 @@ static int blk_load(struct virtio_dev *d, struct dev_state *s)
 	if (sectors != blk->bd.sectors || queues != blk->nr_queues || ro != blk->bd.readonly)
 		return -EINVAL;
 	return 0;
+}
+
+/* --- what the saved state stands on (DREF): the disk's files --- */
+
+#define REF_LAYERS_MAX	64	/* a VHD chain's deepest */
+#define REF_PATH_MAX	4096
+
+static void flushed(void *opaque, int status)
+{
+	*(int *)opaque = status;
+}
+
+/* What the disk still owes its files (a VHD's bitmaps and BAT) written
+ * now, with the I/O thread paused (its queues are then the pauser's). */
+static int flush_now(struct virtio_blk *blk)
+{
+	int status = 0;
+	int r = disk_submit_flush(blk->dq[0], flushed, &status);
+
+	if (r < 0)
+		return r;
+	disk_queue_drain(blk->dq[0]);
+	return status;
+}
+
+/*
+ * Each layer of the disk, from the top: its path, whether it is a VHD,
+ * its unique id, its length and its modification time.  The files are
+ * flushed first, so that the VM's process writes nothing to them after
+ * the stamps are taken: its close then only syncs (a saved VM never runs
+ * again in this process; a checkpoint's does, and changes them then).
+ */
+static int blk_save_ref(struct virtio_dev *d, struct dev_state *s)
+{
+	struct virtio_blk *blk = d->priv;
+	struct disk_layer l[REF_LAYERS_MAX];
+	unsigned n = 0;
+	int r = blk->bd.readonly ? 0 : flush_now(blk);
+
+	while (r >= 0 && n < REF_LAYERS_MAX && (r = disk_layer(blk->disk, n, &l[n])) > 0)
+		n++;
+	if (r < 0)
+		return r;
+	state_put_section(s, "VBRF", 1);
+	state_put_u32(s, n);
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t len = (uint16_t)strnlen(l[i].path, REF_PATH_MAX);
+
+		state_put_u16(s, len);
+		state_put_bytes(s, l[i].path, len);
+		state_put_u8(s, l[i].vhd);
+		state_put_bytes(s, l[i].id, sizeof(l[i].id));
+		state_put_u64(s, l[i].size);
+		state_put_u64(s, (uint64_t)l[i].mtime_sec);
+		state_put_u32(s, l[i].mtime_nsec);
+	}
+	return s->err;
+}
+
+/* "2026-11-28 07:01:02.123456 UTC" */
+static void stamp_text(int64_t sec, uint32_t nsec, char *out, size_t len)
+{
+	time_t t = (time_t)sec;
+	struct tm tm;
+	size_t n;
+
+	if (!gmtime_r(&t, &tm) || !(n = strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm)))
+		n = (size_t)snprintf(out, len, "%lld", (long long)sec);
+	snprintf(out + n, len - n, ".%06u UTC", nsec / 1000);
+}
+
+/* A VHD's unique id, or "a raw file". */
+static void identity_text(const struct disk_layer *l, char *out, size_t len)
+{
+	if (l->vhd)
+		snprintf(out, len, "unique id %s", l->id);
+	else
+		snprintf(out, len, "a raw file");
+}
+
+/* The disk as it is now against the saved layers: one line in err for
+ * the first that does not hold. */
+static int blk_check_ref(struct virtio_dev *d, struct dev_state *s, char *err, size_t errlen)
+{
+	struct virtio_blk *blk = d->priv;
+	struct disk_layer now;
+	uint32_t n;
+	unsigned have = 0;
+	int r;
+
+	n = state_get_section(s, "VBRF", 1) ? state_get_u32(s) : 0;
+	if (s->err || n > REF_LAYERS_MAX)
+		goto corrupt;
+	while ((r = disk_layer(blk->disk, have, &now)) > 0)
+		have++;
+	if (r < 0) {
+		snprintf(err, errlen, "%s: %s", blk->name, strerror(-r));
+		return r;
+	}
+	if (have != n) {
+		snprintf(err, errlen, "%s: saved on %u layers, this run's disk has %u (a restore "
+			 "needs its disks as they were)", blk->name, n, have);
+		return -ESTALE;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		char path[REF_PATH_MAX + 1], a[64], b[64];
+		uint16_t len = state_get_u16(s);
+		struct disk_layer was = { .path = path };
+
+		if (len > REF_PATH_MAX)
+			goto corrupt;
+		state_get_bytes(s, path, len);
+		path[len] = '\0';
+		was.vhd = state_get_u8(s);
+		state_get_bytes(s, was.id, sizeof(was.id));
+		was.id[sizeof(was.id) - 1] = '\0';
+		was.size = state_get_u64(s);
+		was.mtime_sec = (int64_t)state_get_u64(s);
+		was.mtime_nsec = state_get_u32(s);
+		if (s->err)
+			goto corrupt;
+		disk_layer(blk->disk, i, &now);
+		if (now.vhd != was.vhd || strcmp(now.id, was.id)) {
+			identity_text(&now, a, sizeof(a));
+			identity_text(&was, b, sizeof(b));
+			snprintf(err, errlen, "%s is not the disk saved (%s, saved with %s)",
+				 now.path, a, b);
+			return -ESTALE;
+		}
+		if (now.mtime_sec != was.mtime_sec || now.mtime_nsec != was.mtime_nsec) {
+			stamp_text(now.mtime_sec, now.mtime_nsec, a, sizeof(a));
+			stamp_text(was.mtime_sec, was.mtime_nsec, b, sizeof(b));
+			snprintf(err, errlen, "%s changed since the save (modified %s, saved at %s)",
+				 now.path, a, b);
+			return -ESTALE;
+		}
+		if (now.size != was.size) {
+			snprintf(err, errlen, "%s changed since the save (%llu bytes, saved with "
+				 "%llu)", now.path, (unsigned long long)now.size,
+				 (unsigned long long)was.size);
+			return -ESTALE;
+		}
+	}
+	return 0;
+corrupt:
+	snprintf(err, errlen, "corrupt: %s's disk references do not read", d->pci.name);
+	return -EINVAL;
 }
 
 /* For `stats` (docs/control.md), after the transport's: the operations
@@ -303,6 +459,8 @@ static const struct virtio_dev_ops blk_ops = {
 	.save = blk_save,
 	.load = blk_load,
 	.counters = blk_counters,
+	.save_ref = blk_save_ref,
+	.check_ref = blk_check_ref,
 };
 
 /* --- set-up --- */
