@@ -233,7 +233,7 @@ class LinuxBootTest(TmpDirTest):
             # console=hvc0 instead of ttyS0: with both, the kernel keeps
             # its early console too and writes every line twice to ttyS0
             # (emulated port writes here); hvc0 alone takes over from the
-            # early console and replays the log from the start.
+            # early console once its driver is up.
             append = APPEND.replace("console=ttyS0", "console=hvc0") if hvc else APPEND
             cmd += ["--initrd", initrd(g), "--append", append]
         cmd += ["--cpus", str(CPUS), "--memory", "256M", "--on-reboot", "exit",
@@ -334,8 +334,12 @@ class LinuxBootTest(TmpDirTest):
         port = HVC_STATS.search(b.stderr)
         self.assertTrue(port, f"no virtio-console counters from --stats\n{b.report()}")
         print("boot: " + port.group(0)[len("vsrv: "):])
-        self.assertGreater(int(port.group(1)), 1000,
-                           f"too little from hvc0 for a kernel log\n{b.report()}")
+        # hvc0 takes over from the early console (earlyprintk on ttyS0) and
+        # prints what comes after it; the early lines are not repeated.
+        # From the virtio_console driver's start to 'Run /init' that is
+        # some 600 bytes.
+        self.assertGreater(int(port.group(1)), 200,
+                           f"too little from hvc0 for the kernel's last lines\n{b.report()}")
 
     def test_vmlinux(self):
         """The uncompressed vmlinux through vsrv's ELF loader, on 2 vCPUs
