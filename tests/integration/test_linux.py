@@ -15,6 +15,7 @@ is booted: the uncompressed vmlinux, and the uncompressed initramfs.cpio (its
 gunzip would take minutes there).  The guest is built by tools/guest/build
 on first use (about 10 minutes) and cached outside the tree.  VSRV_SLOW_TESTS=1 adds a boot of the bzImage
 (minutes of emulated decompression here)."""
+import hashlib
 import os
 import re
 import signal
@@ -123,6 +124,8 @@ VHD_ROOT_LINES = [
     ("ext4 mounted it", r"EXT4-fs \(vda\): mounted filesystem"),
     ("as the root file system", r"VFS: Mounted root \(ext4 filesystem\) on device \d+:\d+\."),
     ("/init run from the disk", r"Run /init as init process"),
+]
+DHCP_LINES = [
     # virtio-net on libslirp: Linux's driver, then its DHCP client.
     ("the kernel's DHCP answered by user networking",
      r"IP-Config: Got DHCP answer from 10\.0\.2\.2, my address is 10\.0\.2\.15"),
@@ -154,13 +157,15 @@ def make_root_vhd(g, stem):
     return vhd
 
 
-def superblock(vhd, raw):
-    """The ext4 superblock (1024 bytes at 1024) of the file system on vhd."""
-    subprocess.run([VSRV, "disk", "convert", vhd, raw], check=True)
+def superblock(vhd, raw, keep=False):
+    """The ext4 superblock (1024 bytes at 1024) of the file system on vhd,
+    read by qemu-img (its vpc driver) into raw, which stays with keep."""
+    subprocess.run(["qemu-img", "convert", "-f", "vpc", "-O", "raw", vhd, raw], check=True)
     with open(raw, "rb") as f:
         f.seek(1024)
         sb = f.read(1024)
-    os.unlink(raw)
+    if not keep:
+        os.unlink(raw)
     return sb
 
 
@@ -211,7 +216,7 @@ class LinuxBootTest(TmpDirTest):
                       "(the 8250 UART and --console file:PATH) this test cannot see the "
                       "guest boot")
 
-    def boot(self, kernel, stop_at_init, timeout, root=None, hvc=False):
+    def boot(self, kernel, stop_at_init, timeout, root=None, hvc=False, net=False):
         """Boots kernel with the guest's initramfs, or with root (a disk
         option for --disk) as its root file system, and reads the console:
         until 'Run /init' with stop_at_init (then stops the VM with SIGTERM,
@@ -225,10 +230,11 @@ class LinuxBootTest(TmpDirTest):
         b = Boot()
         cmd = [VSRV, "run", "--kernel", kernel]
         if root:
-            # And a NIC on user networking: the kernel configures it by
-            # DHCP itself (ip=dhcp) before it mounts the root.
-            cmd += ["--disk", root, "--net", "user",
-                    "--append", APPEND + " root=/dev/vda rw init=/init ip=dhcp"]
+            # With net, a NIC on user networking: the kernel configures it
+            # by DHCP itself (ip=dhcp) before it mounts the root.
+            cmd += ["--disk", root] + (["--net", "user"] if net else [])
+            cmd += ["--append", APPEND + " root=/dev/vda rw init=/init" +
+                    (" ip=dhcp" if net else "")]
         else:
             # console=hvc0 instead of ttyS0: with both, the kernel keeps
             # its early console too and writes every line twice to ttyS0
@@ -367,21 +373,8 @@ class LinuxBootTest(TmpDirTest):
                   "status 0: this host's KVM emulates guest kernel code (no VT-x/AMD-V) and "
                   "cannot run guest system calls; the VM was stopped at 'Run /init'")
 
-    def test_vhd_root(self):
-        """The same kernel with no initramfs: its root file system is ext4
-        on a dynamic VHD (the initramfs's files, mke2fs -d, vsrv disk
-        convert), a virtio-blk disk with undo=commit.  Linux's virtio_blk
-        driver finds the disk, ext4 mounts it read-write (which writes its
-        superblock: the mount count) and runs /init from it; SIGTERM stops
-        the VM cleanly and the run's changes are merged into the VHD, which
-        vsrv disk check then finds clean.  A virtio-net NIC on user
-        networking (libslirp) beside it: the kernel's own DHCP client
-        (ip=dhcp) configures eth0 from slirp's answer."""
-        g = guest()
-        base = make_root_vhd(g, self.p("root"))
-        before = superblock(base, self.p("before.img"))
-        b = self.boot(os.path.join(g, "vmlinux"), True, BOOT_TIMEOUT,
-                      root=f"path={base},undo=commit")
+    def check_root_boot(self, b):
+        """What every boot with its root on the VHD shows."""
         missing = [name for name, rx in VHD_ROOT_LINES if not re.search(rx, b.console)]
         self.assertFalse(missing, f"the console lacks {', '.join(missing)}\n{b.report()}")
         trouble = re.search(KERNEL_TROUBLE, b.console)
@@ -390,26 +383,71 @@ class LinuxBootTest(TmpDirTest):
         blk = BLK_STATS.search(b.stderr)
         self.assertTrue(blk, f"no virtio-blk counters from --stats\n{b.report()}")
         print("boot: " + blk.group(0)[len("vsrv: "):])
+
+    def test_vhd_root(self):
+        """The same kernel with no initramfs: its root file system is ext4
+        on a dynamic VHD (the initramfs's files, mke2fs -d, vsrv disk
+        convert) through virtio-blk.  Linux's virtio_blk driver finds the
+        disk, ext4 mounts it read-write and runs /init from it; SIGTERM
+        stops the VM (here the guest cannot unmount: its first system call
+        is as far as it goes).  Then qemu-img, not vsrv, reads the VHD: the
+        mount count is one up, e2fsck replays the journal and then finds
+        the file system consistent (e2fsck -fn clean).  A virtio-net NIC on
+        user networking (libslirp) beside it: the kernel's own DHCP client
+        (ip=dhcp) configures eth0 from slirp's answer."""
+        g = guest()
+        base = make_root_vhd(g, self.p("root"))
+        before = superblock(base, self.p("before.img"))
+        b = self.boot(os.path.join(g, "vmlinux"), True, BOOT_TIMEOUT,
+                      root=f"path={base}", net=True)
+        self.check_root_boot(b)
+        missing = [name for name, rx in DHCP_LINES if not re.search(rx, b.console)]
+        self.assertFalse(missing, f"the console lacks {', '.join(missing)}\n{b.report()}")
         net = NET_STATS.search(b.stderr)
         self.assertTrue(net, f"no virtio-net counters from --stats\n{b.report()}")
         print("boot: " + net.group(0)[len("vsrv: "):])
         rx, _, tx = map(int, net.groups())
         # DHCP: at least a discover and a request out, an offer and an ack in.
         self.assertTrue(rx >= 2 and tx >= 2, f"too few frames for DHCP\n{b.report()}")
-        self.assertEqual(b.stderr.splitlines()[-1],
-                         f"vsrv: {base}: the run's changes are merged into it (undo=commit)",
-                         b.report())
-        self.assertFalse(os.path.exists(self.p("root.undo.vhd")), "the overlay is left behind")
-        after = superblock(base, self.p("after.img"))
-        # s_mnt_count (le16 at 52) and s_wtime (le32 at 48): ext4 wrote its
-        # superblock when it mounted the disk read-write.
+        raw = self.p("after.img")
+        after = superblock(base, raw, keep=True)
+        # s_mnt_count (le16 at 52): ext4 wrote its superblock when it
+        # mounted the disk read-write.
         self.assertEqual(after[56:58], b"\x53\xef", "not an ext4 superblock after the run")
         self.assertEqual(int.from_bytes(after[52:54], "little"),
                          int.from_bytes(before[52:54], "little") + 1,
-                         "the mount count in the base did not move: the guest's writes were "
-                         "not merged")
+                         "the mount count did not move: the guest's superblock write is not "
+                         "in the VHD")
+        fix = subprocess.run(["e2fsck", "-fy", raw], capture_output=True, text=True)
+        self.assertIn(fix.returncode, (0, 1), f"e2fsck -fy: {fix.stdout}{fix.stderr}")
+        check = subprocess.run(["e2fsck", "-fn", raw], capture_output=True, text=True)
+        self.assertEqual(check.returncode, 0, f"e2fsck -fn after the journal's replay: "
+                                              f"{check.stdout}{check.stderr}")
+        print("boot: e2fsck: " + " / ".join(
+            line for line in (fix.stdout + check.stdout).splitlines()
+            if "recovering journal" in line or "files," in line))
         c = subprocess.run([VSRV, "disk", "check", base], capture_output=True, text=True)
         self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+
+    def test_undo_root(self):
+        """The root file system on an undo disk (undo=discard): the guest
+        mounts it read-write and writes, all into the overlay; after
+        SIGTERM the overlay is thrown away and the base VHD is byte for byte
+        what it was."""
+        g = guest()
+        base = make_root_vhd(g, self.p("root"))
+        with open(base, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        b = self.boot(os.path.join(g, "vmlinux"), True, BOOT_TIMEOUT,
+                      root=f"path={base},undo=discard")
+        self.check_root_boot(b)
+        self.assertEqual(b.stderr.splitlines()[-1],
+                         f"vsrv: {base}: the run's changes are thrown away (undo=discard)",
+                         b.report())
+        self.assertFalse(os.path.exists(self.p("root.undo.vhd")), "the overlay is left behind")
+        with open(base, "rb") as f:
+            self.assertEqual(hashlib.sha256(f.read()).hexdigest(), digest,
+                             "the base VHD changed under an undo disk")
 
     @unittest.skipUnless(SLOW, "VSRV_SLOW_TESTS=1 runs it")
     def test_bzimage(self):
