@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "../vmm/ident.h"
 #include "vhd.h"
 #include "vsrvd.h"
 
@@ -106,30 +107,11 @@ bool spec_field_live(const char *name)
 	return false;
 }
 
+/* A name a VM config accepts (src/vmm/ident.h) that does not start with
+ * '.' or '-': vsrvd's narrower rule. */
 bool spec_valid_name(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (n < 1 || n > 64 || s[0] == '.' || s[0] == '-')
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
-			return false;
-	return true;
-}
-
-static bool valid_uuid(const char *s)
-{
-	if (strlen(s) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-		if (dash ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
-			return false;
-	}
-	return true;
+	return s[0] != '.' && s[0] != '-' && ident_name_ok(s);
 }
 
 static bool valid_mac(const char *s)
@@ -280,7 +262,7 @@ static int check_value(const struct vfield *f, json_t *v, const char *where,
 						  what);
 			break;
 		case V_UUID:
-			if (!valid_uuid(s))
+			if (!ident_uuid_ok(s, false))
 				return vsrvd_fail(e, 400, -EINVAL,
 						  "%s: expected a UUID, 8-4-4-4-12 lowercase hex digits",
 						  what);

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "../devices/devices.h"
+#include "ident.h"
 #include "vmm.h"
 
 #define CONFIG_VERSION	1
@@ -127,32 +128,6 @@ static bool parse_size(const json_t *v, uint64_t *out)
 	if (*end || n > UINT64_MAX / mul)
 		return false;
 	*out = n * mul;
-	return true;
-}
-
-static bool valid_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n < 1 || n > 64)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
-			return false;
-	return true;
-}
-
-static bool valid_uuid(const char *s)
-{
-	if (strlen(s) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-		if (dash ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
-			return false;
-	}
 	return true;
 }
 
@@ -487,13 +462,13 @@ static int apply(json_t *root, const char *path, struct vmm_config *cfg,
 	int i;
 
 	if ((v = json_object_get(root, "name"))) {
-		if (!valid_name(json_string_value(v)))
+		if (!ident_name_ok(json_string_value(v)))
 			return bad(err, errlen, path,
 				   "name: expected 1 to 64 letters, digits, '.', '_' or '-'");
 		cfg->name = json_string_value(v);
 	}
 	if ((v = json_object_get(root, "uuid"))) {
-		if (!valid_uuid(json_string_value(v)))
+		if (!ident_uuid_ok(json_string_value(v), true))
 			return bad(err, errlen, path,
 				   "uuid: expected a UUID like 6f1c3c59-8a3e-4b6e-9c1e-2f5d7a0b4c11");
 		cfg->uuid = json_string_value(v);
