@@ -269,8 +269,7 @@ static void device_mode(const uint8_t *data, size_t size)
 		event(&vm, n, data + pos, data[0]);
 	virtio_net_destroy(n);
 	pci_bus_destroy(bus);
-	free(vm.pio.r);
-	free(vm.mmio.r);
+	fake_vm_release(&vm);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -190,8 +190,7 @@ static void transport_mode(const uint8_t *data, size_t size)
 	virtio_rng_destroy(rng);
 	virtio_console_destroy(vcon);
 	pci_bus_destroy(bus);
-	free(vm.pio.r);
-	free(vm.mmio.r);
+	fake_vm_release(&vm);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

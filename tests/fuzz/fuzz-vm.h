@@ -37,4 +37,11 @@ static void fake_vm(struct vm *vm, uint8_t *mem, uint64_t size)
 	vm->nr_mem = 1;
 }
 
+/* After the devices are gone: the I/O maps their BARs grew. */
+static inline void fake_vm_release(struct vm *vm)
+{
+	free(vm->pio.r);
+	free(vm->mmio.r);
+}
+
 #endif

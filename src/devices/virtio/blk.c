@@ -216,12 +216,8 @@ static int blk_quiesce(struct virtio_dev *d)
 
 static void blk_resume(struct virtio_dev *d)
 {
-	struct virtio_blk *blk = d->priv;
-
 	/* A queue that was at its bound took no chains since: look again. */
-	for (unsigned i = 0; i < blk->nr_queues; i++)
-		if (atomic_load(&d->q[i].ready))
-			iothread_kick(d->io, d->q[i].kick_fd);
+	virtio_kick_all(d);
 }
 
 static int blk_save(struct virtio_dev *d, struct dev_state *s)

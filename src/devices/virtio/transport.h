@@ -28,9 +28,6 @@ void virtio_reset(struct virtio_dev *d);
 /* core.c */
 void virtio_notify_config(struct virtio_dev *d);
 uint8_t virtio_isr_read(struct virtio_dev *d);
-/* Rings each ready queue's doorbell, so that buffers made available
- * while the device was stopped are looked at. */
-void virtio_kick_all(struct virtio_dev *d);
 void virtio_queue_kicked(void *opaque);
 /* save.c */
 extern const struct vm_device_ops virtio_vm_device_ops;

@@ -172,6 +172,9 @@ int virtio_queue_pop(struct virtio_dev *d, unsigned q, struct virtq_elem *e);
 void virtio_queue_push(struct virtio_dev *d, unsigned q, uint16_t head, uint32_t written);
 void virtio_queue_refuse(struct virtio_dev *d, unsigned q, uint16_t head);
 void virtio_queue_notify_used(struct virtio_dev *d, unsigned q);
+/* Rings each ready queue's doorbell, so that buffers made available
+ * while the device was stopped (or a queue at its bound) are looked at. */
+void virtio_kick_all(struct virtio_dev *d);
 bool virtio_has_feature(const struct virtio_dev *d, unsigned bit);
 /* One line on standard error, "vsrv: <device> <pci address>: ...". */
 void virtio_log(struct virtio_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
