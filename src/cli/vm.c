@@ -20,8 +20,12 @@ static const char vm_usage[] =
 	"  vsrv vm create NAME --kernel FILE [--initrd FILE] [--cmdline STR] [--vcpus N]\n"
 	"                 [--memory SIZE] [--description STR] [--autostart]\n"
 	"                 [--restart-policy never|on-crash|always] [--rng] [--test-device]\n"
-	"                 [--nic NETWORK]... [--disk PATH[,undo][,readonly]]...\n"
-	"  vsrv vm start|shutdown|power-off|reset|pause|resume|save|restore|checkpoint NAME\n"
+	"                 [--on-stop leave|power-off|shutdown|save] [--nic NETWORK]...\n"
+	"                 [--disk PATH[,undo=commit|keep|discard][,readonly][,cache=MODE]]...\n"
+	"  vsrv vm start|power-off|reset|pause|resume|save|restore NAME\n"
+	"  vsrv vm shutdown NAME [--timeout S]\n"
+	"  vsrv vm checkpoints NAME\n"
+	"  vsrv vm checkpoint|revert|delete-checkpoint NAME CHECKPOINT\n"
 	"  vsrv vm delete NAME\n"
 	"every command: [--connect unix:PATH|http://HOST:PORT] [--token-file FILE] [--json]\n"
 	"(default: $VSRV_CONNECT, else vsrvd's standard socket; over http, $VSRV_TOKEN)";
@@ -37,7 +41,8 @@ static const char net_usage[] =
 
 enum {
 	O_KERNEL = 1, O_INITRD, O_CMDLINE, O_VCPUS, O_MEMORY, O_DESC, O_AUTOSTART, O_POLICY,
-	O_RNG, O_TESTDEV, O_NIC, O_DISK, O_TYPE, O_BRIDGE, O_DHCP, O_SUBNET,
+	O_RNG, O_TESTDEV, O_NIC, O_DISK, O_TYPE, O_BRIDGE, O_DHCP, O_SUBNET, O_ON_STOP,
+	O_TIMEOUT,
 };
 
 static const struct option vm_opts[] = {
@@ -58,6 +63,8 @@ static const struct option vm_opts[] = {
 	{ "bridge", required_argument, NULL, O_BRIDGE },
 	{ "dhcp", no_argument, NULL, O_DHCP },
 	{ "subnet", required_argument, NULL, O_SUBNET },
+	{ "on-stop", required_argument, NULL, O_ON_STOP },
+	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -65,6 +72,7 @@ struct args {
 	const char *connect, *token_file;
 	bool json;
 	json_t *body;		/* create's fields */
+	long timeout;		/* shutdown's, 0 if not given */
 	char *pos[2];		/* positional arguments */
 	int npos;
 };
@@ -156,13 +164,19 @@ static int parse(int argc, char **argv, const char *usage, struct args *a)
 				*opt++ = 0;
 			d = json_pack("{s:s}", "path", path);
 			for (char *o = opt ? strtok(opt, ",") : NULL; o; o = strtok(NULL, ",")) {
-				if (strcmp(o, "undo") && strcmp(o, "readonly")) {
-					cli_err("--disk: '%s' is not undo or readonly", o);
+				char *eq = strchr(o, '=');
+
+				if (eq && (!strncmp(o, "undo=", 5) || !strncmp(o, "cache=", 6))) {
+					*eq = 0;
+					set(d, o, json_string(eq + 1));
+				} else if (!strcmp(o, "readonly")) {
+					set(d, o, json_true());
+				} else {
+					cli_err("--disk: '%s' is not undo=MODE, cache=MODE or readonly", o);
 					json_decref(d);
 					free(path);
 					return EXIT_USAGE;
 				}
-				set(d, o, json_true());
 			}
 			json_array_append_new(array_of(a->body, "disks"), d);
 			free(path);
@@ -180,6 +194,19 @@ static int parse(int argc, char **argv, const char *usage, struct args *a)
 		case O_SUBNET:
 			set(a->body, "subnet", json_string(optarg));
 			break;
+		case O_ON_STOP:
+			set(a->body, "on_stop", json_string(optarg));
+			break;
+		case O_TIMEOUT: {
+			char *end;
+
+			a->timeout = strtol(optarg, &end, 10);
+			if (*end || end == optarg || a->timeout < 1) {
+				cli_err("--timeout: '%s' is not a number of seconds", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		}
 		default:
 			return cli_usage(usage);
 		}
@@ -248,9 +275,26 @@ static void print_net_table(json_t *list)
 }
 
 static const char *const vm_actions[] = {
-	"start", "shutdown", "power-off", "reset", "pause", "resume", "save", "restore",
-	"checkpoint", NULL,
+	"start", "shutdown", "power-off", "reset", "pause", "resume", "save", "restore", NULL,
 };
+
+/* The checkpoints as a tree, the current one marked with '*'. */
+static void print_tree(json_t *all, const char *parent, const char *current, int depth)
+{
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(all, i, c) {
+		const char *name = str(c, "name"), *p = json_string_value(json_object_get(c, "parent"));
+
+		if (parent ? !p || strcmp(p, parent) : p != NULL)
+			continue;
+		printf("%*s%s %s (%lld bytes)\n", depth * 2, "",
+		       current && !strcmp(current, name) ? "*" : "-", name,
+		       (long long)json_integer_value(json_object_get(c, "bytes")));
+		print_tree(all, name, current, depth + 1);
+	}
+}
 
 /* One call for a (sub)command of `kind` ("vms" or "networks"). */
 static int run(int argc, char **argv, const char *kind, const char *usage)
@@ -283,11 +327,30 @@ static int run(int argc, char **argv, const char *kind, const char *usage)
 		snprintf(path, sizeof(path), "/v1/%s", kind);
 		set(a.body, "name", json_string(a.pos[0]));
 		body = a.body;
+	} else if (is_vm && !strcmp(sub, "checkpoints") && a.npos == 1) {
+		method = "GET";
+		snprintf(path, sizeof(path), "/v1/vms/%s/checkpoints", a.pos[0]);
+	} else if (is_vm && !strcmp(sub, "checkpoint") && a.npos == 2) {
+		method = "POST";
+		snprintf(path, sizeof(path), "/v1/vms/%s/checkpoint", a.pos[0]);
+		body = json_pack("{s:s}", "name", a.pos[1]);
+	} else if (is_vm && !strcmp(sub, "revert") && a.npos == 2) {
+		method = "POST";
+		snprintf(path, sizeof(path), "/v1/vms/%s/checkpoints/%s/revert", a.pos[0], a.pos[1]);
+	} else if (is_vm && !strcmp(sub, "delete-checkpoint") && a.npos == 2) {
+		method = "DELETE";
+		snprintf(path, sizeof(path), "/v1/vms/%s/checkpoints/%s", a.pos[0], a.pos[1]);
 	} else if (is_vm && a.npos == 1) {
 		for (const char *const *act = vm_actions; *act; act++)
 			if (!strcmp(sub, *act))
 				method = "POST";
 		snprintf(path, sizeof(path), "/v1/vms/%s/%s", a.pos[0], sub);
+		if (a.timeout && !strcmp(sub, "shutdown"))
+			body = json_pack("{s:i}", "timeout", (int)a.timeout);
+	}
+	if (a.timeout && strcmp(sub, "shutdown")) {
+		cli_err("vm %s: takes no --timeout", sub);
+		goto done;
 	}
 	if (!method) {
 		cli_err("%s %s: unknown command or wrong arguments (see --help)",
@@ -308,12 +371,17 @@ static int run(int argc, char **argv, const char *kind, const char *usage)
 			print_json(out);
 		else if (!strcmp(sub, "list"))
 			(is_vm ? print_vm_table : print_net_table)(out);
-		else if (!strcmp(sub, "delete"))
-			printf("deleted %s\n", a.pos[0]);
+		else if (!strcmp(sub, "delete") || !strcmp(sub, "delete-checkpoint"))
+			printf("deleted %s\n", a.pos[a.npos - 1]);
+		else if (!strcmp(sub, "checkpoints"))
+			print_tree(json_object_get(out, "checkpoints"), NULL,
+				   json_string_value(json_object_get(out, "current")), 0);
 		else
 			print_fields(out);
 	}
 done:
+	if (body != a.body)
+		json_decref(body);
 	json_decref(out);
 	json_decref(a.body);
 	return r < 0 ? 0 : r;

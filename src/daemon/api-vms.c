@@ -4,8 +4,8 @@
  * its uuid.  What it is comes from the inventory, how it runs from the
  * supervisor (pid, uptime, restarts).
  */
-#include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,11 +143,15 @@ void api_vm_update(struct request *rq, struct reply *rp)
 	if (inventory_vm_get(rq->d->inv, rq->params[0], &vm, &e) < 0)
 		goto fail;
 	name = json_string_value(json_object_get(vm, "name"));
-	if (supervisor_is_active(rq->d->sv, name)) {
+	/* A saved VM's state holds its machine as it was: a restore onto
+	 * another would be refused. */
+	if (supervisor_is_active(rq->d->sv, name) ||
+	    !strcmp(json_string_value(json_object_get(vm, "state")), "saved")) {
 		json_object_foreach(spec, key, v) {
 			if (!spec_field_live(key)) {
-				vsrvd_fail(&e, 409, -EBUSY,
-					   "vm '%s': %s cannot change while it runs (power it off first)",
+				vsrvd_fail(&e, 409, -EBUSY, supervisor_is_active(rq->d->sv, name) ?
+					   "vm '%s': %s cannot change while it runs (power it off first)" :
+					   "vm '%s': %s cannot change while it is saved (its state needs the VM as it was; power-off discards the state)",
 					   name, key);
 				json_decref(vm);
 				goto fail;
@@ -168,24 +172,16 @@ fail:
 	reply_err(rp, &e);
 }
 
-/* The VM's folder and what it holds (logs, config, pid files). */
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* The VM's folder and what it holds (logs, config, pid files, its saved
+ * state and checkpoints), depth first, following no link. */
 static void remove_dir(const char *dir)
 {
-	DIR *dp = opendir(dir);
-	struct dirent *de;
-
-	if (!dp)
-		return;
-	while ((de = readdir(dp))) {
-		char path[4400];
-
-		if (de->d_name[0] == '.' && (!de->d_name[1] || !strcmp(de->d_name, "..")))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	closedir(dp);
-	rmdir(dir);
+	nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 void api_vm_delete(struct request *rq, struct reply *rp)
@@ -212,19 +208,67 @@ void api_vm_delete(struct request *rq, struct reply *rp)
 
 void api_vm_action(struct request *rq, struct reply *rp)
 {
+	const char *action = rq->action, *name = rq->params[0];
 	struct vsrvd_err e = { 0 };
+	json_t *args = NULL, *result = NULL;
 	int r;
 
-	/* Actions take no body; a body is a client's mistake worth saying. */
-	if (rq->len)
-		return reply_error(rp, 400, "%s: takes no body", rq->action);
-	if (!strcmp(rq->action, "start"))
-		r = supervisor_start(rq->d->sv, rq->params[0], &e);
-	else if (!strcmp(rq->action, "power-off"))
-		r = supervisor_power_off(rq->d->sv, rq->params[0], &e);
+	/* shutdown may say its timeout, checkpoint must say its name; the
+	 * rest take no body, and one is a client's mistake worth saying. */
+	if (!strcmp(action, "checkpoint") || (!strcmp(action, "shutdown") && rq->len)) {
+		args = request_spec(rq, rp, !strcmp(action, "shutdown") ? SPEC_SHUTDOWN :
+				    SPEC_CHECKPOINT);
+		if (!args)
+			return;
+	} else if (rq->len) {
+		return reply_error(rp, 400, "%s: takes no body", action);
+	}
+	if (!strcmp(action, "start") || !strcmp(action, "restore"))
+		r = supervisor_start(rq->d->sv, name, !strcmp(action, "restore"), &e);
+	else if (!strcmp(action, "power-off"))
+		r = supervisor_power_off(rq->d->sv, name, &e);
 	else
-		r = supervisor_control(rq->d->sv, rq->params[0], rq->action, &e);
+		r = supervisor_control(rq->d->sv, name, action, args, &result, &e);
+	json_decref(args);
 	if (r < 0)
 		return reply_err(rp, &e);
+	if (result)
+		return reply_json(rp, 201, result);
 	api_vm_get(rq, rp);
+}
+
+/* GET /v1/vms/{name}/checkpoints: the VMM's tree, or its folder's when
+ * the VM is off. */
+void api_vm_checkpoints(struct request *rq, struct reply *rp)
+{
+	struct vsrvd_err e = { 0 };
+	json_t *list = NULL;
+
+	if (supervisor_control(rq->d->sv, rq->params[0], "checkpoints", NULL, &list, &e) < 0)
+		return reply_err(rp, &e);
+	reply_json(rp, 200, list);
+}
+
+/* POST .../checkpoints/{checkpoint}/revert, DELETE .../checkpoints/{checkpoint} */
+void api_vm_checkpoint(struct request *rq, struct reply *rp)
+{
+	bool revert = !strcmp(rq->method, "POST");
+	struct vsrvd_err e = { 0 };
+	json_t *args, *result = NULL;
+	int r;
+
+	if (rq->len)
+		return reply_error(rp, 400, "%s: takes no body", revert ? "revert" : "delete");
+	if (!spec_valid_name(rq->params[1]))
+		return reply_error(rp, 400, "checkpoint: expected 1 to 64 letters, digits, '.', '_' or '-' (not first '.' or '-')");
+	args = json_pack("{s:s}", "name", rq->params[1]);
+	r = supervisor_control(rq->d->sv, rq->params[0], revert ? "revert" : "delete-checkpoint",
+			       args, &result, &e);
+	json_decref(args);
+	json_decref(result);
+	if (r < 0)
+		return reply_err(rp, &e);
+	if (revert)
+		return api_vm_get(rq, rp);
+	reply_json(rp, 200, json_pack("{s:s}", "deleted", rq->params[1]));
 }

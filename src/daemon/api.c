@@ -14,7 +14,8 @@
  * Every answer is JSON; every error is {"error": "one line"} with a status
  * that says whose fault it is: 400 malformed, 401 no token, 404 no such
  * object or route, 405 no such method on it, 409 the object's state, 413
- * the body too large, 501 not yet possible.
+ * the body too large, 501 not yet possible, 503 the VMM is busy, 504 the
+ * VMM did not answer in time.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -47,6 +48,9 @@ const struct route api_routes[] = {
 	{ "POST", "/v1/vms/{name}/save", api_vm_action },
 	{ "POST", "/v1/vms/{name}/restore", api_vm_action },
 	{ "POST", "/v1/vms/{name}/checkpoint", api_vm_action },
+	{ "GET", "/v1/vms/{name}/checkpoints", api_vm_checkpoints },
+	{ "POST", "/v1/vms/{name}/checkpoints/{checkpoint}/revert", api_vm_checkpoint },
+	{ "DELETE", "/v1/vms/{name}/checkpoints/{checkpoint}", api_vm_checkpoint },
 	{ "GET", "/v1/networks", api_net_list },
 	{ "POST", "/v1/networks", api_net_create },
 	{ "GET", "/v1/networks/{name}", api_net_get },

@@ -63,6 +63,8 @@ void api_vm_get(struct request *rq, struct reply *rp);
 void api_vm_update(struct request *rq, struct reply *rp);
 void api_vm_delete(struct request *rq, struct reply *rp);
 void api_vm_action(struct request *rq, struct reply *rp);
+void api_vm_checkpoints(struct request *rq, struct reply *rp);
+void api_vm_checkpoint(struct request *rq, struct reply *rp);
 /* api-net.c */
 void api_net_list(struct request *rq, struct reply *rp);
 void api_net_create(struct request *rq, struct reply *rp);

@@ -118,6 +118,7 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 	const char *sock = NULL, *group = NULL, *tcp = NULL, *token = NULL, *vsrv = NULL,
 		   *mac = NULL, *policy = NULL, *on_stop = NULL;
 	int dvcpus = -1, binit = -1, bmax = -1, stop_ms = -1, keep = -1, conns = -1;
+	int ctl_ms = -1, save_ms = -1, shut_s = -1;
 	json_error_t je;
 	int r = -EINVAL;
 
@@ -130,13 +131,14 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 	}
 	if (json_unpack_ex(root, &je, JSON_STRICT,
 			   "{s?s, s?s, s?s, s?s, s?o, s?o, s?s, s?s, s?{s?i, s?o, s?s},"
-			   " s?{s?i, s?i}, s?i, s?{s?o, s?i}, s?o, s?s, s?i}",
+			   " s?{s?i, s?i}, s?i, s?i, s?i, s?i, s?{s?o, s?i}, s?o, s?s, s?i}",
 			   "socket", &sock, "socket_group", &group, "tcp", &tcp,
 			   "token_file", &token, "vm_dirs", &vm_dirs, "disk_dirs", &disk_dirs,
 			   "vsrv", &vsrv, "mac_prefix", &mac,
 			   "defaults", "vcpus", &dvcpus, "memory", &dmem, "restart_policy", &policy,
 			   "restart_backoff", "initial_ms", &binit, "max_ms", &bmax,
-			   "stop_timeout_ms", &stop_ms,
+			   "stop_timeout_ms", &stop_ms, "control_timeout_ms", &ctl_ms,
+			   "save_timeout_ms", &save_ms, "shutdown_timeout_s", &shut_s,
 			   "log", "max_size", &lmax, "keep", &keep,
 			   "max_body", &body, "on_stop", &on_stop, "max_connections", &conns) < 0) {
 		vsrvd_fail(e, 0, -EINVAL, "%s: %s", path, je.text);
@@ -185,10 +187,10 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 		cfg->def_restart_policy = strdup(policy);
 	}
 	if (on_stop) {
-		if (strcmp(on_stop, "leave") && strcmp(on_stop, "power-off")) {
+		if (strcmp(on_stop, "leave") && strcmp(on_stop, "power-off") &&
+		    strcmp(on_stop, "shutdown") && strcmp(on_stop, "save")) {
 			vsrvd_fail(e, 0, -EINVAL,
-				   "%s: on_stop: expected leave or power-off (shutdown and save need the VMM's control socket)",
-				   path);
+				   "%s: on_stop: expected leave, power-off, shutdown or save", path);
 			goto out;
 		}
 		free(cfg->on_stop);
@@ -200,6 +202,17 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 		cfg->backoff_max_ms = (unsigned)bmax;
 	if (stop_ms > 0)
 		cfg->stop_timeout_ms = (unsigned)stop_ms;
+	if (ctl_ms > 0)
+		cfg->control_timeout_ms = (unsigned)ctl_ms;
+	if (save_ms > 0)
+		cfg->save_timeout_ms = (unsigned)save_ms;
+	if (shut_s != -1) {
+		if (shut_s < 1 || shut_s > 86400) {
+			vsrvd_fail(e, 0, -EINVAL, "%s: shutdown_timeout_s: expected 1 to 86400", path);
+			goto out;
+		}
+		cfg->shutdown_timeout_s = (unsigned)shut_s;
+	}
 	if (keep >= 0)
 		cfg->log_keep = (unsigned)keep;
 	if (conns > 0)
@@ -258,6 +271,9 @@ int config_load(struct vsrvd_config *cfg, const char *path, const char *state_di
 	cfg->backoff_ms = 1000;
 	cfg->backoff_max_ms = 60000;
 	cfg->stop_timeout_ms = 10000;
+	cfg->control_timeout_ms = 10000;
+	cfg->save_timeout_ms = 600000;
+	cfg->shutdown_timeout_s = 60;
 	cfg->log_max_bytes = 1 << 20;
 	cfg->log_keep = 3;
 	cfg->max_body = 64 << 10;

@@ -89,6 +89,18 @@ static const char *const migrations[] = {
 	" message TEXT NOT NULL);",
 	/* 2: the event log is read per VM. */
 	"CREATE INDEX events_vm ON events (vm, id);",
+	/* 3: what the service's stop does to a VM (NULL: the service's
+	 * on_stop); a disk's undo mode (was a boolean: true meant keep) and
+	 * its cache. */
+	"ALTER TABLE vms ADD COLUMN on_stop TEXT"
+	" CHECK (on_stop IN ('leave', 'power-off', 'shutdown', 'save'));"
+	"ALTER TABLE vm_disks ADD COLUMN undo_mode TEXT NOT NULL DEFAULT 'none'"
+	" CHECK (undo_mode IN ('none', 'commit', 'keep', 'discard'));"
+	"ALTER TABLE vm_disks ADD COLUMN cache TEXT NOT NULL DEFAULT 'writeback'"
+	" CHECK (cache IN ('writeback', 'none', 'unsafe'));"
+	"UPDATE vm_disks SET undo_mode = 'keep' WHERE undo = 1;"
+	"ALTER TABLE vm_disks DROP COLUMN undo;"
+	"ALTER TABLE vm_disks RENAME COLUMN undo_mode TO undo;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -99,7 +111,7 @@ static const char *const migrations[] = {
 static const char *const vm_columns[] = {
 	"name", "uuid", "description", "vcpus", "memory", "kernel", "initrd", "cmdline",
 	"rng", "test_device", "autostart", "restart_policy", "cpu_weight", "cpu_cap",
-	"memory_limit",
+	"memory_limit", "on_stop",
 };
 #define NR_VM_COLUMNS	(sizeof(vm_columns) / sizeof(vm_columns[0]))
 
@@ -107,7 +119,8 @@ enum { ST_VM_GET, ST_VM_DISKS, ST_VM_NICS, ST_EVENT_ADD, NR_STMTS };
 
 static const char *const stmt_sql[NR_STMTS] = {
 	[ST_VM_GET] = "SELECT * FROM vms WHERE name = ?1 OR uuid = ?1",
-	[ST_VM_DISKS] = "SELECT path, undo, readonly FROM vm_disks WHERE vm_id = ? ORDER BY idx",
+	[ST_VM_DISKS] = "SELECT path, undo, readonly, cache FROM vm_disks WHERE vm_id = ?"
+			" ORDER BY idx",
 	[ST_VM_NICS] = "SELECT n.name, c.mac FROM nics c JOIN networks n ON n.id = c.network_id"
 		       " WHERE c.vm_id = ? ORDER BY c.idx",
 	[ST_EVENT_ADD] = "INSERT INTO events (time, type, vm, message) VALUES (?, ?, ?, ?)",
@@ -298,10 +311,11 @@ static const char *const vm_bools[] = { "rng", "test_device", "autostart", NULL 
 static void vm_add_disk(json_t *vm, sqlite3_stmt *st)
 {
 	json_array_append_new(json_object_get(vm, "disks"),
-			      json_pack("{s:s, s:b, s:b}",
+			      json_pack("{s:s, s:s, s:b, s:s}",
 					"path", (const char *)sqlite3_column_text(st, 0),
-					"undo", sqlite3_column_int(st, 1),
-					"readonly", sqlite3_column_int(st, 2)));
+					"undo", (const char *)sqlite3_column_text(st, 1),
+					"readonly", sqlite3_column_int(st, 2),
+					"cache", (const char *)sqlite3_column_text(st, 3)));
 }
 
 static void vm_add_nic(json_t *vm, sqlite3_stmt *st)
@@ -399,15 +413,16 @@ static int vm_store_devices(struct inventory *inv, sqlite3_int64 id, json_t *spe
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_step(st);
 		sqlite3_finalize(st);
-		st = prep(inv, "INSERT INTO vm_disks (vm_id, idx, path, undo, readonly)"
-			  " VALUES (?, ?, ?, ?, ?)");
+		st = prep(inv, "INSERT INTO vm_disks (vm_id, idx, path, undo, readonly, cache)"
+			  " VALUES (?, ?, ?, ?, ?, ?)");
 		json_array_foreach(disks, i, x) {
 			sqlite3_reset(st);
 			sqlite3_bind_int64(st, 1, id);
 			sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
 			bind_json(st, 3, json_object_get(x, "path"));
-			sqlite3_bind_int(st, 4, json_is_true(json_object_get(x, "undo")));
+			bind_json(st, 4, json_object_get(x, "undo"));
 			sqlite3_bind_int(st, 5, json_is_true(json_object_get(x, "readonly")));
+			bind_json(st, 6, json_object_get(x, "cache"));
 			if (sqlite3_step(st) != SQLITE_DONE) {
 				r = db_fail(inv, e, "disks");
 				break;
@@ -547,9 +562,10 @@ int inventory_vm_list(struct inventory *inv, json_t **out)
 		json_array_append_new(list, vm);
 	}
 	sqlite3_finalize(st);
-	st = prep(inv, "SELECT path, undo, readonly, vm_id FROM vm_disks ORDER BY vm_id, idx");
+	st = prep(inv, "SELECT path, undo, readonly, cache, vm_id FROM vm_disks"
+		  " ORDER BY vm_id, idx");
 	while (st && sqlite3_step(st) == SQLITE_ROW) {
-		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(st, 3));
+		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(st, 4));
 		vm_add_disk(json_object_get(byid, key), st);
 	}
 	sqlite3_finalize(st);

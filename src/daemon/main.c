@@ -114,8 +114,8 @@ static int serve(struct vsrvd *d)
 		   d->cfg.state_dir);
 	while (sigwait(&stop, &sig) != 0)
 		;
-	events_log(d->ev, "service.stopping", NULL, "%s: VMs %s", strsignal(sig),
-		   !strcmp(d->cfg.on_stop, "leave") ? "left running" : "powered off");
+	events_log(d->ev, "service.stopping", NULL, "%s: each VM as its on_stop says (default %s)",
+		   strsignal(sig), d->cfg.on_stop);
 	events_shutdown(d->ev);
 	api_stop(d->api);
 	supervisor_stop_all(d->sv);

@@ -4,7 +4,8 @@
 
 #include "vsrvd.h"
 
-/* Writes DIR/vm.json for the inventory's VM object `vm`. */
-int vmconf_write(const json_t *vm, const char *dir, struct vsrvd_err *e);
+/* Writes DIR/vm.json for the inventory's VM object `vm`, its paths
+ * checked against the configuration's directories again. */
+int vmconf_write(const struct vsrvd *d, const json_t *vm, const char *dir, struct vsrvd_err *e);
 
 #endif

@@ -20,7 +20,8 @@
  * Files in DIR: vm.json (the VM's config, vmconf.c), vmm.log (vsrv run's
  * standard output and error: its messages and the test device's debug
  * port), console.log (the serial console), monitor.pid, vmm.pid,
- * exit-status.
+ * exit-status, control.sock (the VMM's control socket), checkpoints/,
+ * saved.state (a saved VM's state).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -75,10 +76,10 @@ pid_t vmm_client_vmm_pid(const char *dir)
 	return read_pid(dir, "vmm.pid");
 }
 
-int vmm_client_start(struct vsrvd *d, const char *dir, bool test_device,
+int vmm_client_start(struct vsrvd *d, const char *dir, bool test_device, const char *restore,
 		     struct vmm_handle *h, struct vsrvd_err *e)
 {
-	char *argv[10], path[4096];
+	char *argv[12], path[4096];
 	posix_spawn_file_actions_t fa;
 	int lock, ready[2], r, n = 0;
 	pid_t pid;
@@ -105,6 +106,10 @@ int vmm_client_start(struct vsrvd *d, const char *dir, bool test_device,
 	argv[n++] = "vm.json";
 	if (test_device)
 		argv[n++] = "--test-device";
+	if (restore) {
+		argv[n++] = "--restore";
+		argv[n++] = (char *)restore;
+	}
 	argv[n] = NULL;
 
 	posix_spawn_file_actions_init(&fa);
@@ -197,16 +202,6 @@ int vmm_client_power_off(struct vmm_handle *h)
 int vmm_client_kill(struct vmm_handle *h)
 {
 	return pidfd_signal(h->pidfd, SIGUSR1);
-}
-
-int vmm_client_control(struct vmm_handle *h, const char *dir, const char *action,
-		       struct vsrvd_err *e)
-{
-	/* The one place the control socket is to be spoken (DIR/control.sock,
-	 * JSON lines): {"execute": ACTION} and its answer. */
-	return vsrvd_fail(e, 501, -ENOSYS,
-			  "%s: needs the VMM's control socket, which this vsrv run does not have yet",
-			  action);
 }
 
 void vmm_client_reap(struct vmm_handle *h, const char *dir, struct vmm_exit *x)

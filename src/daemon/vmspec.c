@@ -35,19 +35,54 @@ struct vfield {
 	unsigned flags;
 	int64_t min, max;		/* integers, sizes; strings' and arrays' lengths */
 	const char *const *words;	/* V_ENUM */
-	const struct vfield *items;	/* V_ARRAY: each item is an object of these */
+	const char *if_true, *if_false;	/* V_ENUM: the words a boolean stands for */
+	const char *def;		/* V_ENUM in an array's items: when absent */
+	const struct vfield *items;	/* V_ARRAY: each item is an object of these, */
+	int (*item_check)(json_t *item, const char *where, struct vsrvd_err *e);	/* then this */
 };
 
 static const char *const policies[] = { "never", "on-crash", "always", NULL };
 static const char *const net_types[] = { "user", "internal", "bridge", NULL };
 static const char *const disk_types[] = { "dynamic", "fixed", "diff", NULL };
+static const char *const undo_modes[] = { "none", "commit", "keep", "discard", NULL };
+static const char *const cache_modes[] = { "writeback", "none", "unsafe", NULL };
+static const char *const on_stops[] = { "leave", "power-off", "shutdown", "save", NULL };
 
 static const struct vfield disk_fields[] = {
 	{ .name = "path", .type = V_PATH, .flags = F_REQUIRED | F_DISK_DIRS },
-	{ .name = "undo", .type = V_BOOL },
+	/* A boolean before there were modes: true kept the changes. */
+	{ .name = "undo", .type = V_ENUM, .words = undo_modes, .if_true = "keep",
+	  .if_false = "none", .def = "none" },
 	{ .name = "readonly", .type = V_BOOL },
+	{ .name = "cache", .type = V_ENUM, .words = cache_modes, .def = "writeback" },
 	{ .name = NULL },
 };
+
+/* A VHD to `vsrv run`'s format "auto": its name ends in .vhd or .avhd. */
+bool spec_is_vhd(const char *path)
+{
+	size_t n = strlen(path);
+
+	return (n > 4 && !strcmp(path + n - 4, ".vhd")) || (n > 5 && !strcmp(path + n - 5, ".avhd"));
+}
+
+/* What `vsrv run` would refuse of a disk (docs/vm-config.md), refused
+ * here first: undo on a read-only disk or on one that is not a VHD. */
+static int disk_check(json_t *d, const char *where, struct vsrvd_err *e)
+{
+	const char *path = json_string_value(json_object_get(d, "path"));
+	const char *undo = json_string_value(json_object_get(d, "undo"));
+
+	if (!json_object_get(d, "readonly"))
+		json_object_set_new(d, "readonly", json_false());
+	if (!strcmp(undo, "none"))
+		return 0;
+	if (json_is_true(json_object_get(d, "readonly")))
+		return vsrvd_fail(e, 400, -EINVAL, "%sundo: not on a read-only disk", where);
+	if (!spec_is_vhd(path))
+		return vsrvd_fail(e, 400, -EINVAL, "%sundo: only on a VHD (.vhd or .avhd)", where);
+	return 0;
+}
 
 static const struct vfield nic_fields[] = {
 	{ .name = "network", .type = V_NAME, .flags = F_REQUIRED },
@@ -72,7 +107,9 @@ static const struct vfield vm_fields[] = {
 	{ .name = "cpu_cap", .type = V_INT, .flags = F_NULLABLE, .min = 1, .max = 1600 },
 	{ .name = "memory_limit", .type = V_SIZE, .flags = F_NULLABLE, .min = 16 << 20,
 	  .max = 1ll << 40 },
-	{ .name = "disks", .type = V_ARRAY, .max = 16, .items = disk_fields },
+	{ .name = "on_stop", .type = V_ENUM, .flags = F_NULLABLE, .words = on_stops },
+	{ .name = "disks", .type = V_ARRAY, .max = 16, .items = disk_fields,
+	  .item_check = disk_check },
 	{ .name = "nics", .type = V_ARRAY, .max = 8, .items = nic_fields },
 	{ .name = NULL },
 };
@@ -95,9 +132,20 @@ static const struct vfield disk_create_fields[] = {
 	{ .name = NULL },
 };
 
+static const struct vfield shutdown_fields[] = {
+	{ .name = "timeout", .type = V_INT, .min = 1, .max = 86400 },
+	{ .name = NULL },
+};
+
+static const struct vfield checkpoint_fields[] = {
+	{ .name = "name", .type = V_NAME, .flags = F_REQUIRED },
+	{ .name = NULL },
+};
+
 /* Fields a PATCH may change while the VM runs: they say how vsrvd treats
  * the VM, not what the VMM was started with. */
-static const char *const live_fields[] = { "description", "autostart", "restart_policy", NULL };
+static const char *const live_fields[] = { "description", "autostart", "restart_policy",
+					   "on_stop", NULL };
 
 bool spec_field_live(const char *name)
 {
@@ -214,6 +262,11 @@ static int check_value(const struct vfield *f, json_t *v, const char *where,
 
 			snprintf(sub, sizeof(sub), "%s[%zu].", what, i);
 			r = check_object(f->items, item, sub, false, cfg, o, e);
+			for (const struct vfield *d = f->items; r == 0 && d->name; d++)
+				if (d->def && !json_object_get(o, d->name))
+					json_object_set_new(o, d->name, json_string(d->def));
+			if (r == 0 && f->item_check)
+				r = f->item_check(o, sub, e);
 			if (r < 0) {
 				json_decref(o);
 				json_decref(arr);
@@ -226,6 +279,10 @@ static int check_value(const struct vfield *f, json_t *v, const char *where,
 	}
 	default:
 		break;
+	}
+	if (f->type == V_ENUM && f->if_true && json_is_boolean(v)) {
+		*out = json_string(json_is_true(v) ? f->if_true : f->if_false);
+		return 0;
 	}
 	/* The rest are strings. */
 	if (!json_is_string(v))
@@ -412,6 +469,7 @@ int spec_check(enum spec_kind kind, const json_t *body, const struct vsrvd_confi
 	static const struct vfield *const tables[] = {
 		[SPEC_VM_CREATE] = vm_fields, [SPEC_VM_UPDATE] = vm_fields,
 		[SPEC_NET] = net_fields, [SPEC_DISK] = disk_create_fields,
+		[SPEC_SHUTDOWN] = shutdown_fields, [SPEC_CHECKPOINT] = checkpoint_fields,
 	};
 	json_t *o = json_object();
 	int r = check_object(tables[kind], body, "", kind == SPEC_VM_UPDATE, cfg, o, e);

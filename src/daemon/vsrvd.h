@@ -7,7 +7,9 @@
  *   vmspec.c      validating request bodies (no I/O but realpath)
  *   events.c      the event log's writer and its live subscribers (SSE)
  *   supervisor.c  one monitored `vsrv run` per running VM
- *   vmm-client.c  how the supervisor talks to one VMM (monitor.c)
+ *   actions.c     what goes through a VMM's control socket (vmm-ctl.c)
+ *   vmm-client.c  how the supervisor starts and ends one VMM (monitor.c)
+ *   vmconf.c      a VM's vm.json for `vsrv run --config`
  *   network.c     internal networks' bridges and dnsmasq
  *   api*.c        the REST API on libmicrohttpd; auth.c the token
  *   metrics.c     /metrics;  host.c /v1/host
@@ -52,10 +54,13 @@ struct vsrvd_config {
 	char *def_restart_policy;
 	unsigned backoff_ms, backoff_max_ms;
 	unsigned stop_timeout_ms;
+	unsigned control_timeout_ms;	/* a VMM's answer on its control socket */
+	unsigned save_timeout_ms;	/* a save's or a checkpoint's */
+	unsigned shutdown_timeout_s;	/* a shutdown's, unless the request says */
 	uint64_t log_max_bytes;
 	unsigned log_keep;
 	size_t max_body;
-	char *on_stop;			/* "leave" or "power-off" */
+	char *on_stop;			/* "leave", "power-off", "shutdown" or "save" */
 	unsigned threads_max;		/* connection limit */
 };
 
@@ -120,7 +125,8 @@ void free_strv(char **v);
 
 /* ---- vmspec.c ---- */
 
-enum spec_kind { SPEC_VM_CREATE, SPEC_VM_UPDATE, SPEC_NET, SPEC_DISK };
+enum spec_kind { SPEC_VM_CREATE, SPEC_VM_UPDATE, SPEC_NET, SPEC_DISK, SPEC_SHUTDOWN,
+		 SPEC_CHECKPOINT };
 
 /* Checks a request body and returns the normalised object (defaults
  * filled, sizes in bytes, paths resolved) in *out. */
@@ -129,6 +135,7 @@ int spec_check(enum spec_kind kind, const json_t *body, const struct vsrvd_confi
 /* Parses a body: a JSON object, no duplicate keys, at most max bytes. */
 int spec_parse_body(const char *buf, size_t len, json_t **out, struct vsrvd_err *e);
 bool spec_valid_name(const char *s);
+bool spec_is_vhd(const char *path);
 /* Fields a PATCH may change while the VM runs. */
 bool spec_field_live(const char *name);
 
@@ -155,11 +162,18 @@ int supervisor_create(struct supervisor **out, struct vsrvd *d);
 void supervisor_destroy(struct supervisor *sv);
 /* Adopts VMMs left running by an earlier vsrvd, then starts autostart VMs. */
 int supervisor_resume(struct supervisor *sv);
-/* Actions on one VM; 409 and a message if the state does not fit. */
-int supervisor_start(struct supervisor *sv, const char *name, struct vsrvd_err *e);
+/* Actions on one VM; 409 and a message if the state does not fit.  A
+ * start of a saved VM restores it; `restore` refuses any other. */
+int supervisor_start(struct supervisor *sv, const char *name, bool restore,
+		     struct vsrvd_err *e);
 int supervisor_power_off(struct supervisor *sv, const char *name, struct vsrvd_err *e);
+/* Through the VMM's control socket (actions.c): pause, resume, shutdown
+ * (args: timeout), reset, save, checkpoint, revert, delete-checkpoint
+ * (args: name), checkpoints (its list in *result). */
 int supervisor_control(struct supervisor *sv, const char *name, const char *action,
-		       struct vsrvd_err *e);
+		       json_t *args, json_t **result, struct vsrvd_err *e);
+/* Each running VM's `stats`, by name, without waiting long for any. */
+json_t *supervisor_stats(struct supervisor *sv);
 /* Adds runtime fields (pid, uptime, restarts) to a VM object. */
 void supervisor_describe(struct supervisor *sv, json_t *vm);
 bool supervisor_is_active(struct supervisor *sv, const char *name);

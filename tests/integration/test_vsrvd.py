@@ -34,9 +34,11 @@ class LifecycleTest(VsrvdTest):
             conf = json.load(f)
         self.assertEqual(conf, {"version": 1, "console": "file:console.log",
                                 "on_reboot": "restart", "host_quirks": "auto",
+                                "control": "control.sock", "checkpoints": "checkpoints",
                                 "name": "web-1", "uuid": vm["uuid"], "vcpus": 1,
                                 "memory": 16 << 20, "kernel": guest("idle-timer"),
-                                "cmdline": "hz=10 ticks=0", "rng": False})
+                                "cmdline": "hz=10 ticks=0", "rng": False, "disks": [],
+                                "nics": []})
         self.wait_file_has(self.vm_file(vm, "vmm.log"),
                            "idle: LAPIC timer at 10 Hz, halting between ticks\n")
         vm = self.api.ok("GET", "/v1/vms/web-1")
@@ -72,15 +74,6 @@ class LifecycleTest(VsrvdTest):
         self.assertEqual(self.api.call("GET", "/v1/vms/web-1"),
                          (404, {"error": "vm 'web-1': no such VM"}))
         self.assertFalse(os.path.exists(os.path.join(self.state, "vms", str(vm["id"]))))
-
-    def test_control_socket_actions_not_yet(self):
-        self.create("c1")
-        self.api.ok("POST", "/v1/vms/c1/start")
-        for action in ("shutdown", "reset", "pause", "resume", "save", "checkpoint"):
-            s, out = self.api.call("POST", f"/v1/vms/c1/{action}")
-            self.assertEqual((s, out), (501, {"error": f"{action}: needs the VMM's control "
-                                                       "socket, which this vsrv run does not "
-                                                       "have yet"}))
 
     def test_guest_exit_status(self):
         # hello64 prints a line on the debug port and exits 42: not a
@@ -290,10 +283,10 @@ class CliTest(VsrvdTest):
         p = self.vsrv("vm", "list", "--connect", url, check=False)
         self.assertEqual((p.returncode, p.stdout, p.stderr),
                          (1, "", "vsrv: a bearer token is required (Authorization: Bearer TOKEN)\n"))
+        p = self.vsrv("vm", "pause", "cli-1", env=env)
+        self.assertIn("state            paused\n", p.stdout)
         p = self.vsrv("vm", "pause", "cli-1", env=env, check=False)
-        self.assertEqual((p.returncode, p.stderr),
-                         (1, "vsrv: pause: needs the VMM's control socket, which this vsrv run "
-                             "does not have yet\n"))
+        self.assertEqual((p.returncode, p.stderr), (1, "vsrv: vm 'cli-1': paused already\n"))
         self.vsrv("vm", "power-off", "cli-1", env=env)
         self.wait_state("cli-1", "stopped")
         p = self.vsrv("vm", "delete", "cli-1", env=env)
@@ -343,11 +336,13 @@ class InventoryTest(VsrvdTest):
         s, out = self.api.call("DELETE", "/v1/networks/lan")
         self.assertEqual((s, out), (409, {"error": "network 'lan': VMs have NICs on it"}))
         self.assertEqual(self.api.ok("GET", "/v1/networks/lan")["nics"], 2)
-        # Starting needs NICs in vsrv run: not yet.
-        s, out = self.api.call("POST", "/v1/vms/n1/start")
-        self.assertEqual((s, out), (501, {"error": "disks and nics: this vsrv run cannot attach "
-                                                   "them yet (its VM config, version 1, has "
-                                                   "none)"}))
+        # Its NICs in vm.json: user NAT, each with its MAC.
+        vm = self.api.ok("POST", "/v1/vms/n1/start")
+        with open(self.vm_file(vm, "vm.json")) as f:
+            self.assertEqual(json.load(f)["nics"], [{"type": "user", "mac": macs[0]},
+                                                    {"type": "user", "mac": macs[1]}])
+        self.api.ok("POST", "/v1/vms/n1/power-off")
+        self.wait_state("n1", "stopped")
         # 200 VMs' worth of MACs, all different.
         for i in range(20):
             self.create(f"m{i}", nics=[{"network": "lan"}] * 8)
@@ -362,12 +357,12 @@ class InventoryTest(VsrvdTest):
     def test_schema(self):
         db = sqlite3.connect(os.path.join(self.state, "inventory.db"))
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
-        self.assertEqual(db.execute("SELECT version FROM schema_version").fetchall(), [(2,)])
+        self.assertEqual(db.execute("SELECT version FROM schema_version").fetchall(), [(3,)])
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         self.assertTrue({"vms", "networks", "nics", "vm_disks", "disks", "events",
                          "schema_version"} <= tables, tables)
         db.close()
-        self.assertEqual(self.api.ok("GET", "/v1/version")["inventory_schema"], 2)
+        self.assertEqual(self.api.ok("GET", "/v1/version")["inventory_schema"], 3)
 
     def test_newer_schema_refused(self):
         self.api.close()
@@ -383,9 +378,9 @@ class InventoryTest(VsrvdTest):
                            capture_output=True, text=True, timeout=30)
         self.assertEqual((p.returncode, p.stderr),
                          (1, "vsrvd: inventory: inventory: schema version 99 is newer than this "
-                             "vsrvd's (2): upgrade vsrvd\n"))
+                             "vsrvd's (3): upgrade vsrvd\n"))
         db = sqlite3.connect(os.path.join(self.state, "inventory.db"))
-        db.execute("UPDATE schema_version SET version = 2")
+        db.execute("UPDATE schema_version SET version = 3")
         db.commit()
         db.close()
         self.d.start()
@@ -420,8 +415,10 @@ class InventoryTest(VsrvdTest):
         s, out = self.api.call("POST", "/v1/vms", self.vm_spec(
             "dv", disks=[{"path": guest("hello64")}]))
         self.assertEqual(s, 403, out)
+        # undo true, from before there were modes, is keep.
         vm = self.create("dv", disks=[{"path": d["path"], "undo": True}])
-        self.assertEqual(vm["disks"], [{"path": d["path"], "undo": True, "readonly": False}])
+        self.assertEqual(vm["disks"], [{"path": d["path"], "undo": "keep", "readonly": False,
+                                        "cache": "writeback"}])
 
 
 class InternalNetworkTest(VsrvdTest):

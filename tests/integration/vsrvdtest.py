@@ -202,10 +202,11 @@ class VsrvdTest(unittest.TestCase):
             self.kill_monitors()
             return
         for vm in self.api.ok("GET", "/v1/vms"):
-            if vm["state"] in ("running", "stopping") or vm.get("restart_at") is not None:
+            if vm["state"] not in ("stopped", "crashed", "saved") or \
+                    vm.get("restart_at") is not None:
                 self.api.call("POST", f"/v1/vms/{vm['name']}/power-off")
         for vm in self.api.ok("GET", "/v1/vms"):
-            self.wait_state(vm["name"], ("stopped", "crashed"), timeout=30)
+            self.wait_state(vm["name"], ("stopped", "crashed", "saved"), timeout=30)
         self.kill_monitors()
 
     def kill_monitors(self):
