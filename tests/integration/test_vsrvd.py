@@ -462,6 +462,20 @@ class InternalNetworkTest(VsrvdTest):
         h = self.api.ok("POST", "/v1/networks", {"name": "host", "type": "bridge",
                                                  "bridge": n["bridge"]}, 201)
         self.assertEqual(h["bridge"], n["bridge"])
+        # A VM on it: a tap of its own on the bridge, with its MAC.
+        vm = self.create("br", nics=[{"network": "host"}])
+        mac = vm["nics"][0]["mac"]
+        vm = self.api.ok("POST", "/v1/vms/br/start")
+        with open(self.vm_file(vm, "vm.json")) as f:
+            self.assertEqual(json.load(f)["nics"], [{"type": "bridge", "name": n["bridge"],
+                                                     "mac": mac}])
+        end = time.monotonic() + 30
+        while not self.netns("ip", "-o", "link", "show", "master", n["bridge"]).stdout:
+            self.assertLess(time.monotonic(), end, self.d.read_log())
+            time.sleep(0.05)
+        self.api.ok("POST", "/v1/vms/br/power-off")
+        self.wait_state("br", "stopped")
+        self.api.ok("DELETE", "/v1/vms/br")
         self.api.ok("DELETE", "/v1/networks/host")
         self.api.ok("DELETE", "/v1/networks/lab")
         self.api.ok("DELETE", "/v1/networks/quiet")
