@@ -85,7 +85,7 @@ class MalformedTest(VsrvdTest):
              None),
             (P, "/v1/vms", vm(nics=[{}]), None, 400, "nics[0].network: required"),
             (P, "/v1/vms", vm(cpu_cap=0), None, 400, None),
-            (P, "/v1/vms", "x" * 70000, None, 413,
+            (P, "/v1/vms", "x" * 70000, {"Expect": "100-continue"}, 413,
              "body larger than the service accepts (max_body)"),
             ("PUT", "/v1/vms", "{}", None, 405, "/v1/vms: no PUT here"),
             (G, "/v1/nope", None, None, 404, "/v1/nope: no such route"),
@@ -129,7 +129,10 @@ class MalformedTest(VsrvdTest):
             data = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else body
             if body == "\xff\xfe":
                 data = b"\xff\xfe"
-            s, r, out = self.api.raw(method, path, data, headers)
+            if headers and "Expect" in headers:
+                s, r, out = self.api.expect_continue(method, path, data, headers)
+            else:
+                s, r, out = self.api.raw(method, path, data, headers)
             with self.subTest(method=method, path=path, body=(body or "")[:80]):
                 self.assertEqual(s, status, out)
                 self.assertEqual(r.getheader("Content-Type"), "application/json")

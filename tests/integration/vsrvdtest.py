@@ -4,6 +4,7 @@ for states and events.  Each test gets a fresh service; micro-guests from
 tests/guests/ are the VMs (idle-timer idles until powered off, hello64
 prints a line and exits 42)."""
 import http.client
+import io
 import json
 import os
 import shutil
@@ -30,6 +31,23 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(self.timeout)
         self.sock.connect(self.path)
+
+
+class _Prepend(io.RawIOBase):
+    """A raw stream giving back a line already read, then the rest."""
+
+    def __init__(self, first, rest):
+        self.first, self.rest = first, rest
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        if self.first:
+            n = min(len(b), len(self.first))
+            b[:n], self.first = self.first[:n], self.first[n:]
+            return n
+        return self.rest.readinto(b)
 
 
 class Api:
@@ -67,6 +85,41 @@ class Api:
                 if attempt:
                     raise
         raise AssertionError("unreachable")
+
+    def expect_continue(self, method, path, body, headers=None):
+        """(status, headers, bytes) for a request sent as a client that
+        waits for "100 Continue" before its body (RFC 9110 10.1.1): a
+        service refusing the body early (413) answers before it is sent.
+        Without that, the client's body races the service's close, and a
+        reset can take the answer with it."""
+        conn = self._connect()
+        conn.connect()
+        sock = conn.sock
+        h = {"Host": "localhost", "Content-Length": str(len(body)),
+             "Expect": "100-continue", "Connection": "close"}
+        h.update(headers or {})
+        if self.token:
+            h.setdefault("Authorization", f"Bearer {self.token}")
+        head = f"{method} {path} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
+        try:
+            sock.sendall(head.encode())
+            # Unbuffered, so that nothing past the interim answer is taken
+            # from the socket before HTTPResponse reads the final one.
+            f = sock.makefile("rb", buffering=0)
+            line = f.readline()
+            if line.split()[1:2] == [b"100"]:
+                while f.readline() not in (b"\r\n", b""):
+                    pass
+                sock.sendall(body)
+                r = http.client.HTTPResponse(sock, method=method)
+            else:
+                r = http.client.HTTPResponse(sock, method=method)
+                r.fp = io.BufferedReader(_Prepend(line, f))
+            r.begin()
+            return r.status, r, r.read()
+        finally:
+            conn.close()
 
     def call(self, method, path, body=None):
         data = None if body is None else json.dumps(body)
