@@ -333,3 +333,153 @@ class VsrvdTest(unittest.TestCase):
 
 def main():
     unittest.main(verbosity=2)
+
+
+def ws_frame(opcode, payload=b"", fin=True, mask=None, rsv=0, length=None):
+    """A WebSocket frame: masked with the 4 bytes `mask` if given; `length`
+    may claim another payload length than the payload's (for the fuzz
+    corpus's seeds, tests/fuzz/make-ws-seeds.py)."""
+    import struct
+    n = len(payload) if length is None else length
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    m = 0x80 if mask else 0
+    if n < 126:
+        head = struct.pack("!BB", b0, m | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, m | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, m | 127, n)
+    if mask:
+        head += mask
+        payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+    return head + payload
+
+
+class WebSocket:
+    """A minimal RFC 6455 client for the console tests (Python's standard
+    library has none): the opening handshake by hand, frames built and
+    parsed here, so that a test can also send what a correct client never
+    would (unmasked, oversized, fragmented frames).  `sock` is a connected
+    socket (the API's Unix socket or TCP)."""
+
+    GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    @staticmethod
+    def connect(where, path, headers=None, token=None, key=None, timeout=30):
+        """(status, response headers, WebSocket or the error body)."""
+        import base64
+        import hashlib
+        if where.startswith("http://"):
+            host, port = where[len("http://"):].split(":")
+            s = socket.create_connection((host, int(port)), timeout=timeout)
+            hosthdr = f"{host}:{port}"
+        else:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            s.connect(where)
+            hosthdr = "localhost"
+        if key is None:
+            key = base64.b64encode(os.urandom(16)).decode()
+        h = {"Host": hosthdr, "Upgrade": "websocket", "Connection": "Upgrade",
+             "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13"}
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        h.update(headers or {})
+        req = f"GET {path} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in h.items() if v is not None) + "\r\n"
+        s.sendall(req.encode())
+        ws = WebSocket(s)
+        head = ws._read_until(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        rh = {}
+        for ln in lines[1:]:
+            if ln:
+                k, v = ln.split(":", 1)
+                rh[k.strip().lower()] = v.strip()
+        if status != 101:
+            n = int(rh.get("content-length", "0"))
+            body = ws._read_exact(n)
+            s.close()
+            return status, rh, json.loads(body) if body else None
+        want = base64.b64encode(hashlib.sha1(key.encode() + WebSocket.GUID).digest()).decode()
+        assert rh.get("sec-websocket-accept") == want, rh
+        return status, rh, ws
+
+    def _fill(self):
+        b = self.sock.recv(65536)
+        if not b:
+            raise EOFError("the server closed the connection")
+        self.buf += b
+
+    def _read_until(self, sep):
+        while sep not in self.buf:
+            self._fill()
+        i = self.buf.index(sep) + len(sep)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def _read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def send_frame(self, opcode, payload=b"", fin=True, mask=True, rsv=0):
+        self.sock.sendall(ws_frame(opcode, payload, fin, os.urandom(4) if mask else None, rsv))
+
+    def send(self, data):
+        """Input for the guest: a binary message (text for a str)."""
+        if isinstance(data, str):
+            self.send_frame(0x1, data.encode())
+        else:
+            self.send_frame(0x2, data)
+
+    def recv_frame(self):
+        """(fin, opcode, payload); server frames are never masked."""
+        import struct
+        b0, b1 = self._read_exact(2)
+        assert not b1 & 0x80, "a masked frame from the server"
+        n = b1 & 0x7f
+        if n == 126:
+            n = struct.unpack("!H", self._read_exact(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._read_exact(8))[0]
+        return bool(b0 & 0x80), b0 & 0x0f, self._read_exact(n)
+
+    def recv_output(self, n=None, until=None):
+        """Console output (binary messages) until n bytes or a suffix
+        `until`; a close before that is an error."""
+        out = b""
+        while (n is None or len(out) < n) and (until is None or not out.endswith(until)):
+            fin, op, data = self.recv_frame()
+            if op == 0x8:
+                raise AssertionError(f"closed ({self.close_of(data)}) after {out[-200:]!r}")
+            assert op == 0x2 and fin, (op, fin)
+            out += data
+        return out
+
+    def recv_close(self):
+        """Skips output until the server's close: (code, reason)."""
+        while True:
+            fin, op, data = self.recv_frame()
+            if op == 0x8:
+                return self.close_of(data)
+
+    @staticmethod
+    def close_of(data):
+        import struct
+        if len(data) < 2:
+            return (None, "")
+        return (struct.unpack("!H", data[:2])[0], data[2:].decode())
+
+    def close(self, code=1000, reason=b""):
+        import struct
+        self.send_frame(0x8, struct.pack("!H", code) + reason)
+        got = self.recv_close()
+        self.sock.close()
+        return got
