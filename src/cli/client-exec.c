@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * vsrv vm, vsrv net: handed to vsrv-client, the program that links
+ * vsrv vm, vsrv net, vsrv console: handed to vsrv-client, the program that links
  * libcurl.  vsrv itself does not, because it is also the VMM: libcurl and
  * what it loads (OpenSSL, GSSAPI, LDAP, ...) cost every `vsrv run` tens of
  * milliseconds of dynamic linking at start (git keeps its HTTP transport

@@ -39,5 +39,7 @@ enum {
 /* vm.c: vsrv vm, vsrv net (argv[0] is "vm" or "net"). */
 int client_vm_main(int argc, char **argv);
 int client_net_main(int argc, char **argv);
+/* console.c: vsrv console NAME. */
+int client_console_main(int argc, char **argv);
 
 #endif

@@ -87,6 +87,7 @@ static int cmd_version(int argc, char **argv)
 }
 
 static const struct cli_cmd commands[] = {
+	{ "console", cmd_client, "a vsrvd VM's serial console in the terminal (Ctrl-] leaves)" },
 	{ "ctl", cmd_ctl, "control a running VM through its control socket" },
 	{ "disk", cmd_disk, "create, inspect, check, convert and serve VHD disks" },
 	{ "net", cmd_client, "vsrvd's virtual networks: list, show, create, delete" },

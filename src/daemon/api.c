@@ -51,6 +51,7 @@ const struct route api_routes[] = {
 	{ "GET", "/v1/vms/{name}/checkpoints", api_vm_checkpoints },
 	{ "POST", "/v1/vms/{name}/checkpoints/{checkpoint}/revert", api_vm_checkpoint },
 	{ "DELETE", "/v1/vms/{name}/checkpoints/{checkpoint}", api_vm_checkpoint },
+	{ "GET", "/v1/vms/{name}/console", api_vm_console },
 	{ "GET", "/v1/networks", api_net_list },
 	{ "POST", "/v1/networks", api_net_create },
 	{ "GET", "/v1/networks/{name}", api_net_get },
@@ -78,6 +79,8 @@ struct pending {
 	size_t len;
 	bool too_big;
 	bool answered;
+	upgrade_fn upgrade;		/* the reply's, for upgraded() */
+	char upgrade_arg[72];
 };
 
 void api_print_routes(void)
@@ -163,6 +166,33 @@ void reply_err(struct reply *rp, const struct vsrvd_err *e)
 		    e->msg[0] ? e->msg : "internal error");
 }
 
+void reply_header(struct reply *rp, const char *name, const char *value)
+{
+	for (size_t i = 0; i < sizeof(rp->headers) / sizeof(rp->headers[0]); i++) {
+		if (!rp->headers[i].name) {
+			rp->headers[i].name = name;
+			snprintf(rp->headers[i].value, sizeof(rp->headers[i].value), "%s", value);
+			return;
+		}
+	}
+}
+
+/* libmicrohttpd has sent the 101: the socket is the route's now.  The
+ * connection's context (struct pending) is still there, its `completed`
+ * comes later. */
+static void upgraded(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra_in,
+		     size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+	struct pending *p = con_cls;
+
+	p->upgrade(cls, p->upgrade_arg, sock, extra_in, extra_in_size, urh);
+}
+
+void api_upgrade_close(void *handle)
+{
+	MHD_upgrade_action(handle, MHD_UPGRADE_ACTION_CLOSE);
+}
+
 json_t *request_spec(struct request *rq, struct reply *rp, enum spec_kind kind)
 {
 	struct vsrvd_err e = { 0 };
@@ -219,6 +249,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct reply *rp)
 		if (rp->status == 401)
 			MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
 	}
+	for (size_t i = 0; i < sizeof(rp->headers) / sizeof(rp->headers[0]); i++)
+		if (rp->headers[i].name)
+			MHD_add_response_header(resp, rp->headers[i].name, rp->headers[i].value);
 	ret = MHD_queue_response(c, rp->status, resp);
 	MHD_destroy_response(resp);
 	json_decref(rp->json);
@@ -305,6 +338,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (p->too_big)
 		return error_now(c, 413, "body larger than the service accepts (max_body)");
 	dispatch(api, c, method, url, p, &rp);
+	if (rp.upgrade) {
+		p->upgrade = rp.upgrade;
+		memcpy(p->upgrade_arg, rp.upgrade_arg, sizeof(p->upgrade_arg));
+		rp.response = MHD_create_response_for_upgrade(upgraded, api->d);
+		if (!rp.response)
+			return MHD_NO;
+	}
 	return send_reply(c, &rp);
 }
 
@@ -386,8 +426,9 @@ static int unix_listener(const struct vsrvd_config *cfg, struct vsrvd_err *e)
 static struct MHD_Daemon *start_daemon(struct api *api, int listen_fd,
 				       const struct sockaddr_in *sa, MHD_AccessHandlerCallback h)
 {
+	/* MHD_ALLOW_UPGRADE: the consoles' WebSockets (api-console.c). */
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-			 MHD_USE_POLL;
+			 MHD_USE_POLL | MHD_ALLOW_UPGRADE;
 
 	if (listen_fd >= 0)
 		return MHD_start_daemon(flags, 0, NULL, NULL, h, api,

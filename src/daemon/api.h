@@ -24,6 +24,11 @@ struct request {
 	size_t len;
 };
 
+/* After a 101 (Switching Protocols): the connection's socket, the bytes
+ * read past the request, and a handle for api_upgrade_close(). */
+typedef void (*upgrade_fn)(struct vsrvd *d, const char *arg, int fd, const char *early,
+			   size_t len, void *handle);
+
 struct reply {
 	unsigned status;
 	json_t *json;			/* the body, or */
@@ -31,6 +36,12 @@ struct reply {
 	size_t text_len;
 	const char *type;
 	struct MHD_Response *response;	/* a ready response (streams) */
+	upgrade_fn upgrade;		/* status 101: where the connection goes */
+	char upgrade_arg[72];		/* and what it is given (a VM's name) */
+	struct {
+		const char *name;
+		char value[64];
+	} headers[3];			/* more response headers (name NULL: none) */
 };
 
 typedef void (*route_fn)(struct request *rq, struct reply *rp);
@@ -45,6 +56,10 @@ void reply_json(struct reply *rp, unsigned status, json_t *body);
 void reply_error(struct reply *rp, unsigned status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void reply_err(struct reply *rp, const struct vsrvd_err *e);
+/* Adds a response header (at most three). */
+void reply_header(struct reply *rp, const char *name, const char *value);
+/* Closes an upgraded connection (libmicrohttpd's socket). */
+void api_upgrade_close(void *handle);
 /* The request's body through spec_check(), or an error reply and NULL. */
 json_t *request_spec(struct request *rq, struct reply *rp, enum spec_kind kind);
 const char *request_arg(struct request *rq, const char *key);
@@ -65,6 +80,8 @@ void api_vm_delete(struct request *rq, struct reply *rp);
 void api_vm_action(struct request *rq, struct reply *rp);
 void api_vm_checkpoints(struct request *rq, struct reply *rp);
 void api_vm_checkpoint(struct request *rq, struct reply *rp);
+/* api-console.c */
+void api_vm_console(struct request *rq, struct reply *rp);
 /* api-net.c */
 void api_net_list(struct request *rq, struct reply *rp);
 void api_net_create(struct request *rq, struct reply *rp);

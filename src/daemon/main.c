@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vsrvd.h"
+#include "console.h"
 
 static const char usage[] =
 	"usage: vsrvd [--state-dir DIR] [--config FILE]\n"
@@ -102,12 +102,15 @@ static int serve(struct vsrvd *d)
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (events_create(&d->ev, d->inv) < 0 || supervisor_create(&d->sv, d) < 0)
+	if (events_create(&d->ev, d->inv) < 0 ||
+	    consoles_create(&d->con, d->cfg.log_max_bytes, d->cfg.log_keep) < 0 ||
+	    supervisor_create(&d->sv, d) < 0)
 		return fail("starting", NULL);
 	network_restore_all(d);
 	supervisor_resume(d->sv);
 	if (api_start(&d->api, d, &e) < 0) {
 		supervisor_destroy(d->sv);
+		consoles_destroy(d->con);
 		return fail("api", &e);
 	}
 	events_log(d->ev, "service.started", NULL, "vsrvd %s, state in %s", VSRV_VERSION,
@@ -117,9 +120,11 @@ static int serve(struct vsrvd *d)
 	events_log(d->ev, "service.stopping", NULL, "%s: each VM as its on_stop says (default %s)",
 		   strsignal(sig), d->cfg.on_stop);
 	events_shutdown(d->ev);
+	consoles_shutdown(d->con);	/* its viewers are upgraded connections */
 	api_stop(d->api);
 	supervisor_stop_all(d->sv);
 	supervisor_destroy(d->sv);
+	consoles_destroy(d->con);
 	events_destroy(d->ev);
 	inventory_close(d->inv);
 	unlink(d->cfg.socket_path);

@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "console.h"
 #include "supervisor-int.h"
 #include "vmconf.h"
 
@@ -202,6 +203,7 @@ static int start_locked(struct supervisor *sv, struct vm_run *r, json_t *vm, boo
 	r->saving = false;
 	r->restoring = restore;
 	watch(sv, r);
+	consoles_attach(sv->d->con, r->name, r->dir);
 	sv_set_state(sv, r, RS_RUNNING);
 	ctl_start(sv, r);
 	return 0;
@@ -390,6 +392,7 @@ static void ended(struct supervisor *sv, struct vm_run *r, struct vmm_exit *x)
 		epoll_ctl(sv->epfd, EPOLL_CTL_DEL, r->h.pidfd, NULL);
 	ctl_stop(sv, r);
 	vmm_client_reap(&r->h, r->dir, x);
+	consoles_detach(sv->d->con, r->name);
 	r->vmm_pid = 0;
 	snprintf(r->last_exit, sizeof(r->last_exit), "%s", x->desc);
 	r->term_at = r->kill_at = 0;
@@ -523,8 +526,8 @@ static int tick(struct supervisor *sv)
 		for (struct vm_run *r = sv->runs; r; r = r->next) {
 			if (!rs_alive(r->state))
 				continue;
+			/* console.log is vsrvd's own (console.c), rotated as written. */
 			rotate(r->dir, "vmm.log", sv->d->cfg.log_max_bytes, sv->d->cfg.log_keep);
-			rotate(r->dir, "console.log", sv->d->cfg.log_max_bytes, sv->d->cfg.log_keep);
 		}
 		sv->next_rotate = now + ROTATE_EVERY_MS;
 	}
@@ -616,6 +619,7 @@ static void adopt(struct supervisor *sv, struct vm_run *r, const char *state)
 		(uint64_t)st.st_mtim.tv_sec * 1000 + (uint64_t)st.st_mtim.tv_nsec / 1000000 :
 		now_ms();
 	watch(sv, r);
+	consoles_attach(sv->d->con, r->name, r->dir);
 	r->state = state_from_name(state);
 	if (!rs_alive(r->state))
 		r->state = RS_RUNNING;

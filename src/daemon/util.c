@@ -9,6 +9,8 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,4 +100,31 @@ int spawn_clean(pid_t *pid, const char *path, const posix_spawn_file_actions_t *
 		posix_spawnp(pid, path, fa, &attr, argv, environ);
 	posix_spawnattr_destroy(&attr);
 	return -r;
+}
+
+int unix_connect_in(const char *dir, const char *name)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int dfd = -1, fd, r;
+
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, name) >=
+	    sizeof(sa.sun_path)) {
+		dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			return -errno;
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dfd, name);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		r = -errno;
+	} else if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		/* A full backlog (EAGAIN) is a server not ready yet too. */
+		r = errno == EAGAIN ? -ECONNREFUSED : -errno;
+		close(fd);
+	} else {
+		r = fd;
+	}
+	if (dfd >= 0)
+		close(dfd);
+	return r;
 }

@@ -11,8 +11,8 @@
  * What is written is the paths as they resolve now.
  *
  * The folder's own files are relative (the VMM resolves them against the
- * file's folder): the console's log, the control socket and the
- * checkpoints' folder, so that a deep state directory never makes a
+ * file's folder): the console's socket (vsrvd reads it into console.log,
+ * console.c), the control socket and the checkpoints' folder, so that a deep state directory never makes a
  * socket's address too long for the VMM.
  */
 #include <errno.h>
@@ -126,7 +126,7 @@ int vmconf_write(const struct vsrvd *d, const json_t *vm, const char *dir, struc
 	int r;
 
 	cfg = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "version", 1,
-			"console", "file:console.log", "on_reboot", "restart", "host_quirks", "auto",
+			"console", "socket:console.sock", "on_reboot", "restart", "host_quirks", "auto",
 			"control", "control.sock", "checkpoints", "checkpoints");
 	for (const char *const *k = copy; *k; k++) {
 		v = json_object_get(vm, *k);

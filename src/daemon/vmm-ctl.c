@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * A VMM's control socket, from vsrvd's side (vmm-ctl.h).
- *
- * The socket is in the VM's folder, which may be deeper than the 107
- * bytes a Unix socket's address takes: then the address is the folder
- * through /proc/self/fd, which the kernel resolves like any path.
+ * A VMM's control socket, from vsrvd's side (vmm-ctl.h), in the VM's
+ * folder (unix_connect_in()).
  *
  * What vsrvd sends is its own (bounded by the calls it makes); what it
  * reads is the VMM's, a process vsrvd trusts no more than it must: lines
@@ -12,15 +9,14 @@
  * object ends the connection, and a reply to no call is ignored.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "vmm-ctl.h"
+#include "vsrvd.h"
 
 /* Our own requests waiting for the socket: far more than any VM gets. */
 #define OUT_MAX		(1u << 20)
@@ -34,38 +30,18 @@ void vmm_ctl_init(struct vmm_ctl *c)
 
 int vmm_ctl_connect(struct vmm_ctl *c, const char *dir, const char *name)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int dfd = -1, fd, r;
+	int fd = unix_connect_in(dir, name), r;
 
-	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, name) >=
-	    sizeof(sa.sun_path)) {
-		dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0)
-			return -errno;
-		snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dfd, name);
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		/* A full backlog (EAGAIN) is a server not ready yet too. */
-		r = errno == EAGAIN ? -ECONNREFUSED : -errno;
-		close(fd);
-		goto out;
-	}
+	if (fd < 0)
+		return fd;
 	r = ctl_lines_init(&c->in);
 	if (r < 0) {
 		close(fd);
-		goto out;
+		return r;
 	}
 	c->fd = fd;
 	c->ready = false;
-out:
-	if (dfd >= 0)
-		close(dfd);
-	return r;
+	return 0;
 }
 
 void vmm_ctl_call_free(struct ctl_call *call)

@@ -11,6 +11,7 @@
  *   vmm-client.c  how the supervisor starts and ends one VMM (monitor.c)
  *   vmconf.c      a VM's vm.json for `vsrv run --config`
  *   network.c     internal networks' bridges and dnsmasq
+ *   console*.c    the VMs' serial consoles: console.log, WebSocket viewers
  *   api*.c        the REST API on libmicrohttpd; auth.c the token
  *   metrics.c     /metrics;  host.c /v1/host
  *
@@ -226,6 +227,7 @@ struct vsrvd {
 	struct inventory *inv;
 	struct events *ev;
 	struct supervisor *sv;
+	struct consoles *con;		/* console.c */
 	struct api *api;
 	char *token;
 	char *monitor;			/* vsrvd-monitor, beside vsrvd */
@@ -244,5 +246,11 @@ int read_small_file(const char *path, char *buf, size_t max);
  * session of its own.  0 or a negative errno. */
 int spawn_clean(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
 		char *const argv[], bool new_session);
+/* A non-blocking connection to the Unix socket NAME in DIR (a VMM's
+ * control or console socket).  DIR may be deeper than the 107 bytes a
+ * socket's address takes: then the address is the folder through
+ * /proc/self/fd, which the kernel resolves like any path.  The fd, or a
+ * negative errno (-ECONNREFUSED for a server not ready yet). */
+int unix_connect_in(const char *dir, const char *name);
 
 #endif

@@ -32,7 +32,7 @@ class LifecycleTest(VsrvdTest):
         # The VM's config as written for vsrv run, and its output on disk.
         with open(self.vm_file(vm, "vm.json")) as f:
             conf = json.load(f)
-        self.assertEqual(conf, {"version": 1, "console": "file:console.log",
+        self.assertEqual(conf, {"version": 1, "console": "socket:console.sock",
                                 "on_reboot": "restart", "host_quirks": "auto",
                                 "control": "control.sock", "checkpoints": "checkpoints",
                                 "name": "web-1", "uuid": vm["uuid"], "vcpus": 1,

@@ -344,7 +344,7 @@ class DevicesTest(CtlTest):
         with open(self.vm_file(vm, "vm.json")) as f:
             conf = json.load(f)
         self.assertEqual(conf, {
-            "version": 1, "console": "file:console.log", "on_reboot": "restart",
+            "version": 1, "console": "socket:console.sock", "on_reboot": "restart",
             "host_quirks": "auto", "control": "control.sock", "checkpoints": "checkpoints",
             "name": "dn", "uuid": vm["uuid"], "vcpus": 1, "memory": 16 << 20,
             "cmdline": "tick hz=20", "rng": False, "kernel": guest("dev-virtio-blk"),
