@@ -353,6 +353,17 @@ struct vhd *vhd_parent(struct vhd *v) { return v->parent; }
 uint64_t vhd_size(struct vhd *v) { return v->size; }
 enum vhd_type vhd_get_type(struct vhd *v) { return v->type; }
 uint32_t vhd_block_size(struct vhd *v) { return v->type == VHD_TYPE_FIXED ? 0 : v->block_size; }
+void vhd_get_uuid(struct vhd *v, uint8_t uuid[16]) { memcpy(uuid, v->footer.uuid, 16); }
+
+bool vhd_layer_empty(struct vhd *v)
+{
+	if (v->type == VHD_TYPE_FIXED)
+		return false;
+	for (uint32_t i = 0; i < v->max_entries; i++)
+		if (v->bat[i] != VHD_BAT_UNUSED)
+			return false;
+	return true;
+}
 
 bool vhd_probe(const char *path)
 {

@@ -529,41 +529,21 @@ static int set_locators(struct vhd *v, const char *parent_path)
  * contents become the child's read-only parent.  The caller's I/O simply
  * goes on through v: no request can see a moment without a disk.
  */
-int vhd_snapshot(struct vhd *v, const char *child_path, struct vhd_error *err)
+static unsigned snapshot_open_flags(const struct vhd *v)
 {
-	struct vhd_create_opts co = {
-		.type = VHD_TYPE_DIFF,
-		.parent = v->name,
-		/* v holds the exclusive lock: the parent is read through it. */
-		.open_flags = VHD_OPEN_NO_LOCK | (v->flags & (VHD_OPEN_IGNORE_CHECKSUMS |
-							      VHD_OPEN_IGNORE_PARENT_ID)),
-		.warn = v->warn, .warn_opaque = v->warn_opaque,
-	};
-	struct vhd_open_opts oo = {
-		.flags = VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT |
-			 (v->flags & (VHD_OPEN_IGNORE_CHECKSUMS | VHD_OPEN_IGNORE_PARENT_ID)),
-		.warn = v->warn, .warn_opaque = v->warn_opaque,
-	};
-	struct vhd *child = NULL, *old;
-	int r, fd;
+	return v->flags & (VHD_OPEN_IGNORE_CHECKSUMS | VHD_OPEN_IGNORE_PARENT_ID |
+			   VHD_OPEN_NO_SYNC);
+}
 
-	if (!vhd_is_writable(v))
-		return vhd_set_error(err, -EROFS, "%s: not open for writing", v->name);
-	r = vhd_flush(v);
-	if (r < 0)
-		return vhd_set_error(err, r, "%s: %s", v->name, strerror(-r));
-	r = vhd_create(child_path, &co, err);
-	if (r < 0)
-		return r;
-	r = vhd_open(child_path, &oo, &child, err);
-	if (r < 0) {
-		unlink(child_path);
-		return r;
-	}
-	old = malloc(sizeof(*old));
+/* child (open for writing, without its parent) goes on top of v's chain,
+ * through the handle v. */
+static int snapshot_attach(struct vhd *v, struct vhd *child, struct vhd_error *err)
+{
+	struct vhd *old = malloc(sizeof(*old));
+	int fd;
+
 	if (!old) {
 		vhd_close(child);
-		unlink(child_path);
 		return vhd_set_error(err, -ENOMEM, "%s: out of memory", v->name);
 	}
 	/* The old layer keeps its file but only reads it, under a shared
@@ -584,4 +564,70 @@ int vhd_snapshot(struct vhd *v, const char *child_path, struct vhd_error *err)
 	for (struct vhd *q = old; q; q = q->parent)
 		q->depth++;
 	return 0;
+}
+
+int vhd_snapshot(struct vhd *v, const char *child_path, struct vhd_error *err)
+{
+	struct vhd_create_opts co = {
+		.type = VHD_TYPE_DIFF,
+		.parent = v->name,
+		/* v holds the exclusive lock: the parent is read through it. */
+		.open_flags = VHD_OPEN_NO_LOCK | (v->flags & (VHD_OPEN_IGNORE_CHECKSUMS |
+							      VHD_OPEN_IGNORE_PARENT_ID)),
+		.warn = v->warn, .warn_opaque = v->warn_opaque,
+	};
+	struct vhd_open_opts oo = {
+		.flags = VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT | snapshot_open_flags(v),
+		.warn = v->warn, .warn_opaque = v->warn_opaque,
+	};
+	struct vhd *child = NULL;
+	int r;
+
+	if (!vhd_is_writable(v))
+		return vhd_set_error(err, -EROFS, "%s: not open for writing", v->name);
+	r = vhd_flush(v);
+	if (r < 0)
+		return vhd_set_error(err, r, "%s: %s", v->name, strerror(-r));
+	r = vhd_create(child_path, &co, err);
+	if (r < 0)
+		return r;
+	r = vhd_open(child_path, &oo, &child, err);
+	if (r >= 0)
+		r = snapshot_attach(v, child, err);
+	if (r < 0)
+		unlink(child_path);
+	return r;
+}
+
+int vhd_snapshot_file(struct vhd *v, struct vhd_file *f, const char *child_name,
+		      struct vhd_error *err)
+{
+	struct vhd_open_opts oo = {
+		.flags = VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT | snapshot_open_flags(v),
+		.warn = v->warn, .warn_opaque = v->warn_opaque,
+	};
+	struct vhd *child = NULL;
+	int r;
+
+	if (!vhd_is_writable(v)) {
+		f->ops->close(f);
+		return vhd_set_error(err, -EROFS, "%s: not open for writing", v->name);
+	}
+	r = vhd_flush(v);
+	if (r < 0) {
+		f->ops->close(f);
+		return vhd_set_error(err, r, "%s: %s", v->name, strerror(-r));
+	}
+	r = vhd_open_file(f, child_name, &oo, &child, err);
+	if (r < 0)
+		return r;
+	/* What the caller made must be a child of exactly this layer, or
+	 * the chain would read another disk's sectors through it. */
+	if (child->type != VHD_TYPE_DIFF || child->size != v->size ||
+	    memcmp(child->header.parent_uuid, v->footer.uuid, 16)) {
+		vhd_close(child);
+		return vhd_set_error(err, -EINVAL, "%s: not a differencing disk over %s",
+				     child_name, v->name);
+	}
+	return snapshot_attach(v, child, err);
 }

@@ -82,8 +82,9 @@ struct disk_ops {
 	int (*write_zeroes)(struct disk_req *req);
 	/* Optional: every op has completed, before `done`. */
 	void (*finish)(struct disk_req *req);
-	/* Optional: disk_snapshot(). */
-	int (*snapshot)(struct disk *d, const char *child,
+	/* Optional: disk_snapshot() (fd < 0: create child) and
+	 * disk_snapshot_fd(). */
+	int (*snapshot)(struct disk *d, const char *child, int fd, int direct_fd,
 			struct disk_error *err);
 	/* disk_layer(): layer i's path, VHD unique id and open file (*fd);
 	 * 1, or 0 past the bottom.  No system call: the sandbox's. */

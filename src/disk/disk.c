@@ -262,23 +262,48 @@ int disk_layer(const struct disk *d, unsigned i, struct disk_layer *out)
 	return 1;
 }
 
+static int snapshot(struct disk *d, const char *child_path, int fd, int direct_fd,
+		    struct disk_error *err)
+{
+	int r = 0;
+
+	if (!d->ops->snapshot)
+		r = disk_set_error(err, -EOPNOTSUPP,
+				   "%s: snapshots need a VHD disk", d->path);
+	else if (d->undo != DISK_UNDO_NONE)
+		r = disk_set_error(err, -EINVAL,
+				   "%s: an undo disk's overlay is its snapshot already",
+				   d->path);
+	else if (d->readonly)
+		r = disk_set_error(err, -EROFS, "%s: read-only", d->path);
+	else if (atomic_load(&d->inflight))
+		r = disk_set_error(err, -EBUSY,
+				   "%s: requests in flight: quiesce the disk first",
+				   d->path);
+	if (r >= 0)
+		return d->ops->snapshot(d, child_path, fd, direct_fd, err);
+	if (fd >= 0)
+		close(fd);
+	if (direct_fd >= 0)
+		close(direct_fd);
+	return r;
+}
+
 int disk_snapshot(struct disk *d, const char *child_path,
 		  struct disk_error *err)
 {
-	if (!d->ops->snapshot)
-		return disk_set_error(err, -EOPNOTSUPP,
-				      "%s: snapshots need a VHD disk", d->path);
-	if (d->undo != DISK_UNDO_NONE)
-		return disk_set_error(err, -EINVAL,
-				      "%s: an undo disk's overlay is its snapshot already",
-				      d->path);
-	if (d->readonly)
-		return disk_set_error(err, -EROFS, "%s: read-only", d->path);
-	if (atomic_load(&d->inflight))
-		return disk_set_error(err, -EBUSY,
-				      "%s: requests in flight: quiesce the disk first",
-				      d->path);
-	return d->ops->snapshot(d, child_path, err);
+	return snapshot(d, child_path, -1, -1, err);
+}
+
+int disk_snapshot_fd(struct disk *d, int fd, int direct_fd, const char *child_path,
+		     struct disk_error *err)
+{
+	if (fd < 0) {
+		if (direct_fd >= 0)
+			close(direct_fd);
+		return disk_set_error(err, -EBADF, "%s: no descriptor", child_path);
+	}
+	return snapshot(d, child_path, fd, direct_fd, err);
 }
 
 /* Requests */

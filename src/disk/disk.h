@@ -122,6 +122,9 @@ const char *disk_undo_path(const struct disk *d);
 struct disk_layer {
 	const char *path;
 	bool vhd;
+	bool empty;			/* a VHD layer holding no block of its
+					 * own (it reads through): a snapshot's
+					 * child before its first write */
 	char id[37];			/* a VHD's unique id as text; raw: "" */
 	uint64_t size;			/* bytes; 0 for a block device */
 	int64_t mtime_sec;
@@ -137,6 +140,18 @@ int disk_layer(const struct disk *d, unsigned i, struct disk_layer *out);
  */
 int disk_snapshot(struct disk *d, const char *child_path,
 		  struct disk_error *err);
+/*
+ * The same onto a child the caller made (a differencing VHD over the
+ * disk's top, by its path) and opened: fd O_RDWR, locked by the caller if
+ * it wants, and for cache=none direct_fd, the same file O_DIRECT (else
+ * -1).  The descriptors become the disk's (closed on failure too).  For a
+ * caller that may not create or open files: vsrv run's confined VM
+ * process, whose supervisor makes the child (docs/control.md); the calls
+ * it makes are on descriptors only (pread64, pwrite64, fdatasync, fstat,
+ * flock to share the old top's lock).
+ */
+int disk_snapshot_fd(struct disk *d, int fd, int direct_fd, const char *child_path,
+		     struct disk_error *err);
 
 /* Queues */
 int disk_queue_create(struct disk *d, struct disk_queue **out);
@@ -191,6 +206,19 @@ int disk_undo_finish(const char *child, enum disk_undo mode,
 		     struct disk_error *err);
 
 /*
+ * A chain's layers, for a caller that keeps a VM's disk on a chain of
+ * differencing children (vsrv run's checkpoints, docs/control.md).
+ * child_create: a new, empty differencing disk over parent, which a VM may
+ * have open and be writing (its lock is not taken).  merge_down: the
+ * child merged into its parent and removed (vhd_commit): 1; or, when it
+ * holds nothing, only removed, the parent untouched: 0.  Neither with the
+ * files open in this process.
+ */
+int disk_child_create(const char *parent, const char *child, struct disk_error *err);
+int disk_merge_down(const char *child, disk_notice_fn *notice, void *opaque,
+		    struct disk_error *err);
+
+/*
  * Parses a --disk value in place: "path=FILE[,format=raw|vhd|auto]
  * [,readonly[=on|off]][,cache=writeback|none|unsafe][,undo=commit|keep|discard]
  * [,undo-resume][,aio=auto|uring|thread][,serial=S]"; a bare first item is
@@ -198,5 +226,9 @@ int disk_undo_finish(const char *child, enum disk_undo mode,
  * what spec held.  spec's strings point into s.
  */
 int disk_spec_parse(char *s, struct disk_spec *spec, struct disk_error *err);
+/* An undo mode's name in --disk ("commit", "keep", "discard"; "none"),
+ * and back (DISK_UNDO_NONE for anything else). */
+const char *disk_undo_name(enum disk_undo mode);
+enum disk_undo disk_undo_parse(const char *name);
 
 #endif

@@ -48,6 +48,22 @@ static int choose(const char *key, const char *val, const struct choice *c,
 	return disk_set_error(err, -EINVAL, "disk: %s=%s: not %s", key, val, names);
 }
 
+const char *disk_undo_name(enum disk_undo mode)
+{
+	for (const struct choice *p = undos; p->name; p++)
+		if (p->value == (int)mode)
+			return p->name;
+	return "none";
+}
+
+enum disk_undo disk_undo_parse(const char *name)
+{
+	for (const struct choice *p = undos; p->name; p++)
+		if (!strcmp(p->name, name))
+			return (enum disk_undo)p->value;
+	return DISK_UNDO_NONE;
+}
+
 /* Cuts the next item at an unpaired comma, turning ",," into ",". */
 static char *next_item(char **p)
 {

@@ -11,6 +11,12 @@
  * the changes of an earlier run (kept, or left by a run that never ended
  * cleanly): never silently reused or deleted.  The caller says what to do
  * with it: resume on it, or first commit or remove it by hand.
+ *
+ * Checkpoints (vsrv run, docs/control.md) use the same two operations on
+ * the layers of a disk's chain: a differencing child made over a top that
+ * a VM has open and writes (disk_child_create), and a child merged down
+ * into its parent, or only removed when it holds nothing
+ * (disk_merge_down).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -125,11 +131,41 @@ static int has_changes(const char *child, struct disk_error *err)
 	return r;
 }
 
+int disk_child_create(const char *parent, const char *child, struct disk_error *err)
+{
+	/* The VM holds the parent's exclusive lock: it is read through it
+	 * (its footer and header, which its writes do not change). */
+	struct vhd_create_opts co = { .type = VHD_TYPE_DIFF, .parent = parent,
+				      .open_flags = VHD_OPEN_NO_LOCK };
+	struct vhd_error verr = { 0 };
+	int r = vhd_create(child, &co, &verr);
+
+	return r < 0 ? disk_set_error(err, r, "%s", verr.msg) : 0;
+}
+
+int disk_merge_down(const char *child, disk_notice_fn *notice, void *opaque,
+		    struct disk_error *err)
+{
+	struct vhd_error verr = { 0 };
+	int r = has_changes(child, err);
+
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		if (unlink(child) < 0)
+			return disk_set_error(err, -errno, "%s: %s", child, strerror(errno));
+		return 0;
+	}
+	r = vhd_commit(child, 0, false, false, notice, opaque, NULL, &verr);
+	if (r < 0)
+		return disk_set_error(err, r, "%s (the changes stay in %s)", verr.msg, child);
+	return 1;
+}
+
 int disk_undo_finish(const char *child, enum disk_undo mode,
 		     disk_notice_fn *notice, void *opaque,
 		     struct disk_error *err)
 {
-	struct vhd_error verr = { 0 };
 	char msg[1024];
 	int r;
 
@@ -145,16 +181,8 @@ int disk_undo_finish(const char *child, enum disk_undo mode,
 		}
 		return 0;
 	case DISK_UNDO_COMMIT:
-		r = has_changes(child, err);
-		if (r < 0)
-			return r;
-		if (r == 0)
-			break;
-		r = vhd_commit(child, 0, false, false, notice, opaque, NULL, &verr);
-		if (r < 0)
-			return disk_set_error(err, r, "%s (the changes stay in %s)",
-					      verr.msg, child);
-		return 0;
+		r = disk_merge_down(child, notice, opaque, err);
+		return r < 0 ? r : 0;
 	case DISK_UNDO_DISCARD:
 		break;
 	}

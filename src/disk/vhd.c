@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "disk-private.h"
@@ -130,9 +131,11 @@ static void vhd_serial(struct disk *d, struct vhd *v)
 	free(info);
 }
 
+/* Each layer's unique id, by depth.  No system call: after a snapshot
+ * this runs in vsrv run's sandbox. */
 static int read_uuids(struct vhd_disk *vd)
 {
-	struct vhd_info *info = malloc(sizeof(*info));
+	uint8_t uuid[16];
 	unsigned n = 0;
 	struct vhd *l;
 
@@ -141,16 +144,12 @@ static int read_uuids(struct vhd_disk *vd)
 	free(vd->uuids);
 	vd->uuids = calloc(n, sizeof(*vd->uuids));
 	vd->nr_layers = 0;
-	if (!info || !vd->uuids) {
-		free(info);
+	if (!vd->uuids)
 		return -ENOMEM;
-	}
 	for (l = vd->v; l; l = vhd_parent(l)) {
-		if (vhd_get_info(l, info) < 0)
-			memset(info->uuid, 0, sizeof(info->uuid));
-		vhd_uuid_format(info->uuid, vd->uuids[vd->nr_layers++]);
+		vhd_get_uuid(l, uuid);
+		vhd_uuid_format(uuid, vd->uuids[vd->nr_layers++]);
 	}
-	free(info);
 	return 0;
 }
 
@@ -165,6 +164,7 @@ static int vhd_layer(const struct disk *d, unsigned i, struct disk_layer *out, i
 		return 0;
 	out->path = vhd_name(l);
 	out->vhd = true;
+	out->empty = vhd_layer_empty(l);
 	memcpy(out->id, vd->uuids[i], sizeof(out->id));
 	*fd = vhd_get_fd(l);
 	return 1;
@@ -426,28 +426,87 @@ static int vhd_disk_write_zeroes(struct disk_req *req)
 	return r;
 }
 
-static int vhd_disk_snapshot(struct disk *d, const char *child,
+/* cache=none after a snapshot onto a handed file: its O_DIRECT twin
+ * (which must be the same file) on top of the layers' own, by depth. */
+static int push_direct(struct vhd_disk *vd, int fd, int direct_fd, const char *child,
+		       struct disk_error *err)
+{
+	struct stat a, b;
+	int *fds;
+
+	if (direct_fd < 0)
+		return disk_set_error(err, -EINVAL, "%s: cache=none: no direct descriptor came with it",
+				      child);
+	/* fstat itself, as disk_layer() does: the sandbox's. */
+	if (syscall(SYS_fstat, fd, &a) < 0 || syscall(SYS_fstat, direct_fd, &b) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		return disk_set_error(err, -ESTALE, "%s: its direct descriptor is another file",
+				      child);
+	fds = realloc(vd->fds, (vd->nr_fds + 1) * sizeof(int));
+	if (!fds)
+		return disk_set_error(err, -ENOMEM, "%s: out of memory", child);
+	memmove(fds + 1, fds, vd->nr_fds * sizeof(int));
+	fds[0] = direct_fd;
+	vd->fds = fds;
+	vd->nr_fds++;
+	return 0;
+}
+
+/* fd < 0: libvhd creates child_path; else fd is that file, made by the
+ * caller (and direct_fd its O_DIRECT twin for cache=none). */
+static int vhd_disk_snapshot(struct disk *d, const char *child, int fd, int direct_fd,
 			     struct disk_error *err)
 {
 	struct vhd_disk *vd = d->priv;
 	struct vhd_error verr = { 0 };
-	char *path;
+	struct vhd_file *f = NULL;
+	char *path = strdup(child);
 	int r;
 
-	pthread_mutex_lock(&vd->lock);
-	r = vhd_snapshot(vd->v, child, &verr);
-	pthread_mutex_unlock(&vd->lock);
-	if (r < 0)
-		return disk_set_error(err, r, "%s", verr.msg);
-	path = strdup(child);
-	if (path) {
-		free(d->path);
-		d->path = path;
+	if (!path) {
+		if (fd >= 0)
+			close(fd);
+		if (direct_fd >= 0)
+			close(direct_fd);
+		return disk_set_error(err, -ENOMEM, "%s: out of memory", child);
 	}
+	/* The twin first, while nothing has changed yet. */
+	if (fd >= 0 && vd->fds) {
+		r = push_direct(vd, fd, direct_fd, child, err);
+		if (r < 0) {
+			close(fd);
+			if (direct_fd >= 0)
+				close(direct_fd);
+			free(path);
+			return r;
+		}
+	} else if (direct_fd >= 0) {
+		close(direct_fd);	/* not cache=none: unused */
+	}
+	pthread_mutex_lock(&vd->lock);
+	if (fd >= 0) {
+		/* The caller locked it if it wanted: a sandbox may not. */
+		r = vhd_file_from_fd(fd, child, true, false, &f, &verr);
+		if (r >= 0)
+			r = vhd_snapshot_file(vd->v, f, child, &verr);
+	} else {
+		r = vhd_snapshot(vd->v, child, &verr);
+	}
+	pthread_mutex_unlock(&vd->lock);
+	if (r < 0) {
+		if (fd >= 0 && vd->fds) {
+			close(vd->fds[0]);
+			memmove(vd->fds, vd->fds + 1, --vd->nr_fds * sizeof(int));
+		}
+		free(path);
+		return disk_set_error(err, r, "%s", verr.msg);
+	}
+	free(d->path);
+	d->path = path;
 	/* The layers moved down a place, under a new top. */
 	if (read_uuids(vd) < 0)
 		r = disk_set_error(err, -ENOMEM, "%s: out of memory", child);
-	if (r >= 0 && vd->fds) {
+	if (r >= 0 && fd < 0 && vd->fds) {
 		close_direct(vd);
 		r = open_direct(d, vd, err);
 		if (r < 0)

@@ -716,6 +716,72 @@ static void test_snapshot(void **state)
 	free(f.model);
 }
 
+/* A child made by another (the supervisor of a sandboxed VM, over the top
+ * the disk has open and locked), handed over as descriptors: the disk goes
+ * on in it; the new top holds nothing until written (disk_layer's
+ * `empty`).  A child over another disk is refused, the disk unchanged. */
+static void test_snapshot_fd(void **state)
+{
+	struct fixture f;
+	uint8_t *before = malloc(SIZE);
+	struct disk_error err = { 0 };
+	struct disk_layer l;
+	char msg[1024], base[512];
+	int fd, dfd;
+
+	fx_open(&f, state, "snapfd.vhd", false);
+	/* tpath's buffers are a ring of eight: the base's path kept. */
+	snprintf(base, sizeof(base), "%s", f.path);
+	f.path = base;
+	unlink(tpath("snapfd-1.avhd"));
+	unlink(tpath("other-1.avhd"));
+	exercise(f.q, f.model, 0, SIZE, 50);
+	memcpy(before, f.model, SIZE);
+	/* Another disk's child: refused, its descriptors closed. */
+	tcreate(tpath("other.vhd"), VHD_TYPE_DYNAMIC, SIZE, BLOCK, NULL);
+	tcreate(tpath("other-1.avhd"), VHD_TYPE_DIFF, 0, 0, tpath("other.vhd"));
+	fd = open(tpath("other-1.avhd"), O_RDWR | O_CLOEXEC);
+	dfd = f.c->cache == DISK_CACHE_NONE ?
+	      open(tpath("other-1.avhd"), O_RDWR | O_DIRECT | O_CLOEXEC) : -1;
+	assert_true(fd >= 0);
+	snprintf(msg, sizeof(msg), "%s", tpath("other-1.avhd"));
+	assert_int_equal(disk_snapshot_fd(f.d, fd, dfd, msg, &err), -EINVAL);
+	snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), ": not a differencing disk over %s",
+		 f.path);
+	assert_string_equal(err.msg, msg);
+	assert_int_equal(fcntl(fd, F_GETFD), -1);
+	assert_int_equal(fcntl(dfd, F_GETFD), -1);
+	assert_int_equal(disk_layer(f.d, 1, &l), 0);
+	/* Over the running top, whose lock the disk holds. */
+	if (disk_child_create(f.path, tpath("snapfd-1.avhd"), &err) < 0)
+		fail_msg("%s", err.msg);
+	fd = open(tpath("snapfd-1.avhd"), O_RDWR | O_CLOEXEC);
+	dfd = f.c->cache == DISK_CACHE_NONE ?
+	      open(tpath("snapfd-1.avhd"), O_RDWR | O_DIRECT | O_CLOEXEC) : -1;
+	assert_true(fd >= 0 && (dfd >= 0) == (f.c->cache == DISK_CACHE_NONE));
+	if (disk_snapshot_fd(f.d, fd, dfd, tpath("snapfd-1.avhd"), &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(disk_layer(f.d, 0, &l), 1);
+	assert_string_equal(l.path, tpath("snapfd-1.avhd"));
+	assert_true(l.empty);
+	assert_int_equal(disk_layer(f.d, 1, &l), 1);
+	assert_string_equal(l.path, f.path);
+	assert_false(l.empty);
+	exercise(f.q, f.model, 0, SIZE, 100);
+	verify(f.q, f.model);
+	assert_int_equal(disk_layer(f.d, 0, &l), 1);
+	assert_false(l.empty);
+	fx_close(&f);
+	verify_reopened(f.c, f.path, before);
+	verify_reopened(f.c, tpath("snapfd-1.avhd"), f.model);
+	/* Merged down: the base holds it all, the child is gone. */
+	assert_int_equal(disk_merge_down(tpath("snapfd-1.avhd"), NULL, NULL, &err), 1);
+	assert_int_equal(access(tpath("snapfd-1.avhd"), F_OK), -1);
+	verify_reopened(f.c, f.path, f.model);
+	free(before);
+	free(f.model);
+}
+
 /* ------------------------------------------------------------------ */
 /* Undo overlays */
 
@@ -1179,6 +1245,8 @@ static const struct {
 	  BIT(DISK_CACHE_WRITEBACK) | BIT(DISK_CACHE_NONE) },
 	{ "chain", test_chain, BIT(DYNAMIC), BIT(DISK_CACHE_WRITEBACK) | BIT(DISK_CACHE_NONE) },
 	{ "snapshot", test_snapshot, BIT(DYNAMIC),
+	  BIT(DISK_CACHE_WRITEBACK) | BIT(DISK_CACHE_NONE) },
+	{ "snapshot-fd", test_snapshot_fd, BIT(DYNAMIC),
 	  BIT(DISK_CACHE_WRITEBACK) | BIT(DISK_CACHE_NONE) },
 	{ "undo-commit", test_undo_commit, BIT(DYNAMIC), BIT(DISK_CACHE_WRITEBACK) },
 	{ "undo-keep", test_undo_keep, BIT(DYNAMIC), BIT(DISK_CACHE_WRITEBACK) },

@@ -84,6 +84,12 @@ int vhd_file_open_posix(const char *path, bool writable, bool lock,
 int vhd_file_create_posix(const char *path, struct vhd_file **out,
 			  struct vhd_error *err);
 
+/* A file already open (fd, which becomes the file's: closed on failure
+ * too), for a caller that may not open paths; `name` for messages.
+ * writable and lock as for vhd_file_open_posix. */
+int vhd_file_from_fd(int fd, const char *name, bool writable, bool lock,
+		     struct vhd_file **out, struct vhd_error *err);
+
 /* Opening */
 #define VHD_OPEN_RDWR			(1u << 0)
 #define VHD_OPEN_IGNORE_CHECKSUMS	(1u << 1) /* whole chain */
@@ -226,6 +232,11 @@ enum vhd_type vhd_get_type(struct vhd *v);
 const char *vhd_type_name(enum vhd_type t);
 uint32_t vhd_block_size(struct vhd *v);	/* fixed: 0 */
 bool vhd_is_writable(struct vhd *v);
+void vhd_get_uuid(struct vhd *v, uint8_t uuid[16]);	/* the footer's unique id */
+/* Whether the layer itself holds no block (a dynamic or differencing disk
+ * with nothing allocated: a differencing one reads wholly through to its
+ * parent).  Fixed disks hold all of theirs. */
+bool vhd_layer_empty(struct vhd *v);
 
 /* Progress and cancellation for long operations: return non-zero from the
  * callback to cancel; the operation then returns -ECANCELED, leaving every
@@ -302,6 +313,12 @@ int vhd_resize(const char *path, uint64_t new_size, unsigned open_flags,
  * flushes v, reopens it read-only as the parent and makes v the child,
  * so that a caller's I/O goes on through the same handle. */
 int vhd_snapshot(struct vhd *v, const char *child_path, struct vhd_error *err);
+/* The same onto a child the caller made (vhd_create, a differencing disk
+ * whose parent is v's file) and opened for writing, for a caller that may
+ * not create files (a sandboxed VMM); child_name for messages and as the
+ * new top's name.  f is the library's either way (closed on failure). */
+int vhd_snapshot_file(struct vhd *v, struct vhd_file *f, const char *child_name,
+		      struct vhd_error *err);
 
 /* Helpers shared by the tools */
 int vhd_parse_size(const char *s, uint64_t *out);	/* 10G, 512K, 1000M */
