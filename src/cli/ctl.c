@@ -34,7 +34,9 @@ static const char usage[] =
 	"  checkpoint NAME        save the VM's state as NAME (vsrv run --checkpoints), go on\n"
 	"  checkpoints            the checkpoints, as a tree\n"
 	"  revert NAME            start the VM again from checkpoint NAME\n"
-	"  delete-checkpoint NAME forget checkpoint NAME\n"
+	"  delete-checkpoint NAME forget checkpoint NAME (its disks' layers removed or merged)\n"
+	"  undo commit|discard|keep\n"
+	"                         what the undo disks' changes come to when the VM ends\n"
 	"--json: print the reply (and events) as the socket sent them.\n"
 	"PATH is vsrv run's --control.  Exit status: 0, 1 on an error reply, 2 usage.";
 
@@ -165,9 +167,15 @@ static void print_status(json_t *r)
 	       mib(num(c, "memory"), b));
 	if (json_object_get(c, "kernel"))
 		printf("kernel: %s\n", json_string_value(json_object_get(c, "kernel")));
-	json_array_foreach(json_object_get(c, "disks"), i, d)
-		printf("disk: %s%s\n", json_string_value(json_object_get(d, "path")),
+	json_array_foreach(json_object_get(c, "disks"), i, d) {
+		const char *undo = json_string_value(json_object_get(d, "undo"));
+
+		printf("disk: %s%s", json_string_value(json_object_get(d, "path")),
 		       json_is_true(json_object_get(d, "readonly")) ? " (read-only)" : "");
+		if (undo && strcmp(undo, "none"))
+			printf(" (undo=%s)", undo);
+		printf("\n");
+	}
 }
 
 static void print_stats(json_t *r)
@@ -283,9 +291,28 @@ static void print_reply(const char *cmd, json_t *args, json_t *r)
 		printf("the VM starts again from checkpoint %s\n",
 		       json_string_value(json_object_get(args, "name")));
 	} else if (!strcmp(cmd, "delete-checkpoint")) {
+		json_t *f;
+		size_t i;
+
 		printf("checkpoint %s deleted\n", json_string_value(json_object_get(args, "name")));
+		json_array_foreach(json_object_get(r, "removed"), i, f)
+			printf("removed %s\n", json_string_value(f));
+	} else if (!strcmp(cmd, "undo")) {
+		json_t *d;
+		size_t i;
+
+		json_array_foreach(json_object_get(r, "disks"), i, d)
+			if (strcmp(json_string_value(json_object_get(d, "undo")) ?: "none", "none"))
+				printf("%s: undo=%s\n", json_string_value(json_object_get(d, "path")),
+				       json_string_value(json_object_get(d, "undo")));
 	} else if (!strcmp(cmd, "checkpoints")) {
+		json_t *d;
+		size_t i;
+
 		print_tree(r, json_null(), 0);
+		json_array_foreach(json_object_get(r, "disks"), i, d)
+			printf("disk %s: on %s\n", json_string_value(json_object_get(d, "base")),
+			       json_string_value(json_object_get(d, "top")));
 	} else if (!strcmp(cmd, "save")) {
 		printf("the VM's state is in %s (%llu bytes); the VM is off\n",
 		       json_string_value(json_object_get(r, "file")),
@@ -350,6 +377,8 @@ int cmd_ctl(int argc, char **argv)
 	if (!strcmp(cmd, "checkpoint") || !strcmp(cmd, "revert") ||
 	    !strcmp(cmd, "delete-checkpoint"))
 		json_object_set_new(args, "name", json_string(argv[optind + 2]));
+	if (!strcmp(cmd, "undo"))
+		json_object_set_new(args, "mode", json_string(argv[optind + 2]));
 	if (!strcmp(cmd, "save")) {
 		/* The server's working directory is not ours. */
 		const char *f = argv[optind + 2];

@@ -41,8 +41,11 @@ const struct ctl_command ctl_commands[] = {
 	{ "revert", "start the VM again from checkpoint NAME", {
 		{ "name", CTL_ARG_STRING, true, 1, CTL_NAME_MAX },
 		{ .name = NULL } } },
-	{ "delete-checkpoint", "forget checkpoint NAME", {
+	{ "delete-checkpoint", "forget checkpoint NAME, removing or merging its disks' layers", {
 		{ "name", CTL_ARG_STRING, true, 1, CTL_NAME_MAX },
+		{ .name = NULL } } },
+	{ "undo", "what the undo disks' changes come to when the VM ends: commit, discard, keep", {
+		{ "mode", CTL_ARG_STRING, true, 1, 16 },
 		{ .name = NULL } } },
 	{ .name = NULL },
 };

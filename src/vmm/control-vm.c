@@ -14,7 +14,11 @@
  * Saving pauses the VM (if it is not paused) and writes its state to the
  * file the supervisor opened and sent (snapshot.c, with pwritev and
  * pwrite64); then the VM powers off without running again.  A save that
- * fails resumes a VM it paused: the VM goes on.
+ * fails resumes a VM it paused: the VM goes on.  A checkpoint is a save
+ * after which, still paused, each writable disk goes on in the new layer
+ * the supervisor made over its top and sent (virtio_blk_snapshot: pread64,
+ * pwrite64, fdatasync, fstat and flock on those descriptors), and the VM
+ * then goes on as it was.
  */
 #include <errno.h>
 #include <poll.h>
@@ -28,11 +32,15 @@
 
 #include "../control/protocol.h"
 #include "../devices/devices.h"
+#include "../devices/virtio/blk.h"
 #include "control.h"
 
 struct vm_control {
 	struct vm *vm;
-	const struct vmm_config *cfg;
+	/* The boot's configuration, whose disks' undo modes a save brings
+	 * up to date (the saved configuration has them as they are then). */
+	struct vmm_config cfg;
+	struct virtio_blk *const *blk;	/* cfg's disks' devices */
 	int chan, pagemap, wake;
 	struct acpi_pm *pm;
 	struct i8042 *kbc;
@@ -49,7 +57,7 @@ int vm_control_open(struct vm_control **out, struct vm *vm, const struct vmm_con
 		snprintf(err, errlen, "control: out of memory");
 		return -ENOMEM;
 	}
-	*vc = (struct vm_control){ .vm = vm, .cfg = cfg, .chan = chan, .pm = pm, .kbc = kbc };
+	*vc = (struct vm_control){ .vm = vm, .cfg = *cfg, .chan = chan, .pm = pm, .kbc = kbc };
 	/* jansson seeds its hash function from /dev/urandom at its first
 	 * object: now, while files may still be opened. */
 	json_object_seed(0);
@@ -68,6 +76,11 @@ int vm_control_open(struct vm_control **out, struct vm *vm, const struct vmm_con
 	}
 	*out = vc;
 	return 0;
+}
+
+void vm_control_set_disks(struct vm_control *vc, struct virtio_blk *const *blk)
+{
+	vc->blk = blk;
 }
 
 static json_t *fail(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -134,18 +147,83 @@ static json_t *stats(struct vm_control *vc)
 			    "memory", "size", (json_int_t)size, "touched", (json_int_t)touched));
 }
 
-/* A save (off: then the VM powers off) or a checkpoint (the VM goes on
- * as it was: running, or paused). */
-static json_t *save(struct vm_control *vc, int fd, bool off, bool *then_off)
+/* The undo modes the supervisor has now, for the saved configuration. */
+static void take_undo(struct vm_control *vc, json_t *modes)
 {
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(modes, i, m) {
+		const char *v = json_string_value(m);
+
+		if (i >= vc->cfg.nr_disks || !v || vc->cfg.disks[i].spec.undo == DISK_UNDO_NONE)
+			continue;
+		if (disk_undo_parse(v) != DISK_UNDO_NONE)
+			vc->cfg.disks[i].spec.undo = disk_undo_parse(v);
+	}
+}
+
+/* A checkpoint's disks onto their new layers, the VM paused: each
+ * "disks" entry takes the next descriptor (and the one after for
+ * "direct"), which are then the disk's.  A bit per disk that switched;
+ * *err set at the first that did not. */
+static uint32_t switch_disks(struct vm_control *vc, json_t *disks, int *fds, unsigned nr_fds,
+			     char *err, size_t errlen)
+{
+	unsigned next = 1;	/* fds[0]: the state's file */
+	uint32_t done = 0;
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(disks, i, e) {
+		json_int_t k = json_integer_value(json_object_get(e, "disk"));
+		const char *file = json_string_value(json_object_get(e, "file"));
+		bool direct = json_is_true(json_object_get(e, "direct"));
+		int fd, dfd;
+
+		if (k < 0 || (size_t)k >= vc->cfg.nr_disks || !vc->blk || !vc->blk[k] || !file ||
+		    next + direct >= nr_fds) {
+			snprintf(err, errlen, "a checkpoint's disk %zu the VM does not have", i);
+			break;
+		}
+		fd = fds[next];
+		dfd = direct ? fds[next + 1] : -1;
+		fds[next++] = -1;	/* the disk's from here, either way */
+		if (direct)
+			fds[next++] = -1;
+		if (virtio_blk_snapshot(vc->blk[k], fd, dfd, file, err, errlen) < 0)
+			break;
+		done |= 1u << k;
+	}
+	return done;
+}
+
+static json_t *switched_list(uint32_t done)
+{
+	json_t *a = json_array();
+
+	for (unsigned k = 0; k < 32; k++)
+		if (done & 1u << k)
+			json_array_append_new(a, json_integer(k));
+	return a;
+}
+
+/* A save (off: then the VM powers off) or a checkpoint (the VM goes on
+ * as it was: running, or paused, on its disks' new layers). */
+static json_t *save(struct vm_control *vc, json_t *msg, int *fds, unsigned nr_fds, bool off,
+		    bool *then_off)
+{
+	json_t *disks = json_object_get(msg, "disks"), *reply;
 	bool was_paused = vc->paused;
 	struct timespec t0, t1;
 	uint64_t bytes = 0;
-	char err[600];
+	uint32_t done = 0;
+	char err[600] = "";
 	int r;
 
-	if (fd < 0)
+	if (!nr_fds || fds[0] < 0)
 		return fail(CTL_E_FAILED, "saving: no file came with the request");
+	take_undo(vc, json_object_get(msg, "undo"));
 	if (!was_paused) {
 		r = vm_pause(vc->vm);
 		if (r < 0)
@@ -153,17 +231,23 @@ static json_t *save(struct vm_control *vc, int fd, bool off, bool *then_off)
 				    strerror(-r));
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	r = vm_save(vc->vm, vc->cfg, vc->pagemap, fd, &bytes, err, sizeof(err));
+	r = vm_save(vc->vm, &vc->cfg, vc->pagemap, fds[0], &bytes, err, sizeof(err));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	if (r < 0) {
-		if (!was_paused)
-			vm_resume(vc->vm);
-		return fail(CTL_E_FAILED, "%s", err);
+	if (r >= 0 && !off) {
+		/* The state names each disk's chain as it is; the VM writes
+		 * a new layer from now on. */
+		done = switch_disks(vc, disks, fds, nr_fds, err, sizeof(err));
+		if (err[0])
+			r = -EIO;
 	}
-	if (!off) {
+	if (r < 0 || !off) {
 		if (!was_paused)
 			vm_resume(vc->vm);
-		return ok(json_pack("{s:I}", "bytes", (json_int_t)bytes));
+		reply = r < 0 ? fail(CTL_E_FAILED, "%s", err) :
+			ok(json_pack("{s:I}", "bytes", (json_int_t)bytes));
+		if (!off)
+			json_object_set_new(reply, "switched", switched_list(done));
+		return reply;
 	}
 	/* Paused for good: the VM must not run past its saved state. */
 	vc->paused = true;
@@ -174,15 +258,16 @@ static json_t *save(struct vm_control *vc, int fd, bool off, bool *then_off)
 
 /* One request: its reply.  *then_reset, *then_off: end the VM so once the
  * reply is sent. */
-static json_t *handle(struct vm_control *vc, const char *op, int fd, bool *then_reset,
-		      bool *then_off)
+static json_t *handle(struct vm_control *vc, json_t *msg, int *fds, unsigned nr_fds,
+		      bool *then_reset, bool *then_off)
 {
+	const char *op = json_string_value(json_object_get(msg, "op")) ?: "";
 	int r;
 
 	if (!strcmp(op, "save"))
-		return save(vc, fd, true, then_off);
+		return save(vc, msg, fds, nr_fds, true, then_off);
 	if (!strcmp(op, "checkpoint"))
-		return save(vc, fd, false, then_off);
+		return save(vc, msg, fds, nr_fds, false, then_off);
 	if (!strcmp(op, "revert")) {
 		/* The supervisor starts the next boot from the checkpoint. */
 		*then_off = true;
@@ -243,23 +328,23 @@ static void *control_thread(void *arg)
 		struct pollfd p[2] = { { .fd = vc->chan, .events = POLLIN },
 				       { .fd = vc->wake, .events = POLLIN } };
 		bool then_reset = false, then_off = false;
+		int fds[CTL_CHAN_FDS_MAX];
 		json_t *msg, *reply;
-		int fd, r;
+		unsigned nr_fds;
+		int r;
 
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents)
 			break;
-		r = ctl_chan_recv(vc->chan, &msg, &fd);
+		r = ctl_chan_recv_fds(vc->chan, &msg, fds, &nr_fds);
 		if (r == -EAGAIN)
 			continue;
 		if (r == -EPIPE)
 			break;	/* the supervisor is gone: so is this process, soon */
 		reply = r < 0 ? fail(CTL_E_FAILED, "a message the VM could not read") :
-			handle(vc, json_string_value(json_object_get(msg, "op")) ?: "", fd,
-			       &then_reset, &then_off);
-		if (fd >= 0)
-			close(fd);
+			handle(vc, msg, fds, nr_fds, &then_reset, &then_off);
+		ctl_chan_close_fds(fds, &nr_fds);
 		json_decref(msg);
 		if (reply)
 			ctl_chan_send(vc->chan, reply, -1);

@@ -54,7 +54,9 @@ struct queued {
 };
 
 struct ctl_server {
-	const struct vmm_config *cfg;
+	/* The run's configuration: its disks' undo modes and checkpoint
+	 * layers change as the clients ask (disks.c). */
+	struct vmm_config *cfg;
 	struct unix_listener listener;	/* listen.c: the socket's path */
 	struct client *clients[CLIENTS_MAX];
 	unsigned nr_clients;
@@ -80,11 +82,14 @@ struct ctl_server {
 	char *save_path, *save_tmp;
 	enum ctl_state before_save;
 	double restore_seconds;	/* the boot's restore, if it was one */
-	/* Checkpoints (--checkpoints): the index; a revert's state file, for
-	 * the next boot (pending until the VM said yes, then next); the
-	 * current boot's. */
+	/* Checkpoints (--checkpoints): the index (vmm_supervise's); a
+	 * revert's state file, for the next boot (pending until the VM said
+	 * yes, then next); the current boot's; the disks' new layers a
+	 * checkpoint or revert in flight made. */
 	struct ckpt_index *ckpt;
 	char *revert_pending, *revert_next, *boot_restore;
+	struct vmm_new_layers layers;
+	bool saved;		/* the VM ended by `save` */
 };
 
 static double since(const struct timespec *t)
@@ -354,8 +359,10 @@ static json_t *save_open(struct ctl_server *s, const struct ctl_request *req, co
 	return NULL;
 }
 
-/* The boot wrote it: durable, then under its name. */
-static json_t *save_finish(struct ctl_server *s, const struct ctl_request *req, json_t *ret)
+/* The boot wrote it: durable, then under its name.  frozen: a
+ * checkpoint's disks' layers (consumed). */
+static json_t *save_finish(struct ctl_server *s, const struct ctl_request *req, json_t *ret,
+			   json_t *frozen)
 {
 	uint64_t bytes = (uint64_t)json_integer_value(json_object_get(ret, "bytes"));
 	struct timespec t0;
@@ -366,11 +373,12 @@ static json_t *save_finish(struct ctl_server *s, const struct ctl_request *req, 
 		reply = ctl_error(req->id, CTL_E_FAILED, "%s: %s (the state is in %s)",
 				  s->save_path, strerror(errno), s->save_tmp);
 		save_done(s, true);
+		json_decref(frozen);
 		return reply;
 	}
 	if (is(req, "checkpoint")) {
 		const char *name = ctl_arg_str(req, "name");
-		int r = ckpt_add(s->ckpt, name, bytes);
+		int r = ckpt_add(s->ckpt, name, bytes, frozen);
 
 		reply = r < 0 ? ctl_error(req->id, CTL_E_FAILED, "checkpoint %s: its index: %s",
 					  name, strerror(-r)) :
@@ -378,8 +386,12 @@ static json_t *save_finish(struct ctl_server *s, const struct ctl_request *req, 
 						     s->save_path, "bytes", (json_int_t)bytes));
 		save_done(s, true);
 		set_state(s, s->before_save);
+		json_decref(frozen);
 		return reply;
 	}
+	json_decref(frozen);
+	/* Its disks' stamps are in it: the run's end merges none of them. */
+	s->saved = true;
 	snprintf(s->stop_msg, sizeof(s->stop_msg),
 		 "the VM's state was saved to %s (%llu bytes); the VM is off", s->save_path,
 		 (unsigned long long)bytes);
@@ -401,9 +413,10 @@ static json_t *save_finish(struct ctl_server *s, const struct ctl_request *req, 
 static json_t *checkpoint_prepare(struct ctl_server *s, const struct ctl_request *req)
 {
 	const char *name = ctl_arg_str(req, "name");
-	char *path, err[600];
+	char *path, err[1200];
 	struct sf_reader r;
 	json_t *e = NULL;
+	int rc;
 
 	if (!s->ckpt)
 		return ctl_error(req->id, CTL_E_NOT_SUPPORTED,
@@ -411,14 +424,6 @@ static json_t *checkpoint_prepare(struct ctl_server *s, const struct ctl_request
 	if (!ckpt_name_ok(name))
 		return ctl_error(req->id, CTL_E_BAD_ARGUMENTS,
 				 "name: 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'");
-	/* Its disks would go on without it, and a revert would bring the
-	 * state back over what they became (which its DREFs then refuse):
-	 * checkpoints with disks are designed in docs/control.md, not built. */
-	for (unsigned i = 0; is(req, "checkpoint") && i < s->cfg->nr_disks; i++)
-		if (!s->cfg->disks[i].spec.readonly)
-			return ctl_error(req->id, CTL_E_NOT_SUPPORTED,
-					 "no checkpoints of a VM with a writable disk (%s) yet",
-					 s->cfg->disks[i].spec.path);
 	if (is(req, "checkpoint") == ckpt_exists(s->ckpt, name))
 		return ctl_error(req->id, CTL_E_FAILED, is(req, "checkpoint") ?
 				 "checkpoint %s exists (delete-checkpoint it first)" :
@@ -429,14 +434,27 @@ static json_t *checkpoint_prepare(struct ctl_server *s, const struct ctl_request
 	if (is(req, "checkpoint")) {
 		e = save_open(s, req, path);
 		free(path);
+		/* Each writable disk's new layer, over its top, for the VM to
+		 * go on in once the state is written. */
+		if (!e && (rc = vmm_disks_checkpoint_begin(s->cfg, s->ckpt, name, &s->layers, err,
+							   sizeof(err))) < 0) {
+			save_done(s, false);
+			e = ctl_error(req->id, rc == -EOPNOTSUPP ? CTL_E_NOT_SUPPORTED : CTL_E_FAILED,
+				      "%s", err);
+		}
 		return e;
 	}
-	/* A revert stops the VM: what will not restore must not get so far. */
+	/* A revert stops the VM: what will not restore must not get so far,
+	 * nor a disk that could not go back with it. */
 	if (sf_open(&r, path, err, sizeof(err)) < 0) {
 		free(path);
 		return ctl_error(req->id, CTL_E_FAILED, "%s", err);
 	}
 	sf_close(&r);
+	if (vmm_disks_revert_begin(s->cfg, s->ckpt, name, &s->layers, err, sizeof(err)) < 0) {
+		free(path);
+		return ctl_error(req->id, CTL_E_FAILED, "%s", err);
+	}
 	free(s->revert_pending);
 	s->revert_pending = path;
 	return NULL;
@@ -446,6 +464,8 @@ static json_t *checkpoint_prepare(struct ctl_server *s, const struct ctl_request
 static json_t *checkpoint_local(struct ctl_server *s, const struct ctl_request *req)
 {
 	const char *name = ctl_arg_str(req, "name");
+	char *path;
+	bool busy;
 	int r;
 
 	if (!s->ckpt)
@@ -456,11 +476,102 @@ static json_t *checkpoint_local(struct ctl_server *s, const struct ctl_request *
 	if (!ckpt_name_ok(name) || !ckpt_exists(s->ckpt, name))
 		return ctl_error(req->id, CTL_E_FAILED, "no checkpoint %s", ckpt_name_ok(name) ?
 				 name : "of that name");
+	/* The next boot needs its file and its layers. */
+	path = ckpt_path(s->ckpt, name);
+	busy = path && ((s->revert_pending && !strcmp(path, s->revert_pending)) ||
+			(s->revert_next && !strcmp(path, s->revert_next)));
+	free(path);
+	if (busy)
+		return ctl_error(req->id, CTL_E_WRONG_STATE, "the VM is being reverted to checkpoint %s",
+				 name);
 	r = ckpt_delete(s->ckpt, name);
 	if (r < 0)
 		return ctl_error(req->id, CTL_E_FAILED, "delete-checkpoint %s: %s", name,
 				 strerror(-r));
-	return ctl_reply(req->id, NULL);
+	/* Its disks' layers that nothing needs now go (the one the VM runs
+	 * over stays until the run ends: docs/control.md). */
+	return ctl_reply(req->id, json_pack("{s:o}", "removed", vmm_disks_tidy(s->cfg, s->ckpt)));
+}
+
+/* undo MODE: what every undo disk's run comes to at its end. */
+static json_t *undo(struct ctl_server *s, const struct ctl_request *req)
+{
+	enum disk_undo mode = disk_undo_parse(ctl_arg_str(req, "mode"));
+	json_t *disks;
+
+	if (mode == DISK_UNDO_NONE)
+		return ctl_error(req->id, CTL_E_BAD_ARGUMENTS, "mode: commit, discard or keep");
+	if (!vmm_disks_undo_set(s->cfg, mode))
+		return ctl_error(req->id, CTL_E_NOT_SUPPORTED,
+				 "the VM has no undo disk (--disk ...,undo=commit|keep|discard)");
+	disks = vmm_config_disks_json(s->cfg);
+	return ctl_reply(req->id, json_pack("{s:o}", "disks", disks));
+}
+
+/* What goes to the boot with a request: the op, and for a save the undo
+ * modes now, for a checkpoint its disks' new layers (their descriptors
+ * after the file's, in *fds). */
+static json_t *boot_request(struct ctl_server *s, const struct ctl_request *req, int *fds,
+			    unsigned *nr_fds)
+{
+	json_t *msg = json_pack("{s:s}", "op", op_of(req)), *a;
+
+	*nr_fds = 0;
+	if (is(req, "save") || is(req, "checkpoint"))
+		fds[(*nr_fds)++] = s->save_fd;
+	if (is(req, "save")) {
+		json_t *disks = vmm_config_disks_json(s->cfg), *d;
+		size_t i;
+
+		a = json_array();
+		json_array_foreach(disks, i, d)
+			json_array_append(a, json_object_get(d, "undo"));
+		json_decref(disks);
+		json_object_set_new(msg, "undo", a);
+	}
+	if (is(req, "checkpoint")) {
+		a = json_array();
+		for (unsigned k = 0; k < s->layers.n; k++) {
+			const struct vmm_new_layer *l = &s->layers.l[k];
+
+			json_array_append_new(a, json_pack("{s:i,s:s,s:b}", "disk", (int)l->disk,
+							   "file", l->file, "direct",
+							   l->direct_fd >= 0));
+			fds[(*nr_fds)++] = l->fd;
+			if (l->direct_fd >= 0)
+				fds[(*nr_fds)++] = l->direct_fd;
+		}
+		json_object_set_new(msg, "disks", a);
+	}
+	return msg;
+}
+
+/* The layers a checkpoint or revert made, when the VM does not take
+ * them (it failed, or never answered: a checkpoint's children stay the
+ * tops then, as the index has them already, since the VM may have
+ * switched to them before it ended: an empty child reads as its
+ * parent). */
+static void layers_abandon(struct ctl_server *s, const struct ctl_request *req)
+{
+	if (is(req, "checkpoint"))
+		json_decref(vmm_disks_checkpoint_end(s->cfg, s->ckpt, &s->layers, 0));
+	else if (is(req, "revert"))
+		vmm_disks_revert_end(s->cfg, s->ckpt, &s->layers, false);
+}
+
+/* Once sent, the descriptors are the VM's: the supervisor's go (a lock
+ * stays with the VM's). */
+static void layers_sent(struct ctl_server *s)
+{
+	for (unsigned k = 0; k < s->layers.n; k++) {
+		struct vmm_new_layer *l = &s->layers.l[k];
+
+		if (l->fd >= 0)
+			close(l->fd);
+		if (l->direct_fd >= 0)
+			close(l->direct_fd);
+		l->fd = l->direct_fd = -1;
+	}
 }
 
 /* Sends the queue's head to the boot when it can take it. */
@@ -470,7 +581,8 @@ static void queue_run(struct ctl_server *s)
 		struct queued *q = &s->queue[s->q_head];
 		json_t *err = q->client ? check_state(s, &q->req) : NULL, *msg;
 		bool saving = is(&q->req, "save") || is(&q->req, "checkpoint");
-		int r;
+		int fds[CTL_CHAN_FDS_MAX], r;
+		unsigned nr_fds;
 
 		if (!err && is(&q->req, "save"))
 			err = save_open(s, &q->req, ctl_arg_str(&q->req, "file"));
@@ -480,16 +592,18 @@ static void queue_run(struct ctl_server *s)
 			reply_head(s, err);
 			continue;
 		}
-		msg = json_pack("{s:s}", "op", op_of(&q->req));
-		r = msg ? ctl_chan_send(s->chan, msg, saving ? s->save_fd : -1) : -ENOMEM;
+		msg = boot_request(s, &q->req, fds, &nr_fds);
+		r = msg ? ctl_chan_send_fds(s->chan, msg, fds, nr_fds) : -ENOMEM;
 		json_decref(msg);
 		if (r < 0) {
 			if (saving)
 				save_done(s, false);
+			layers_abandon(s, &q->req);
 			reply_head(s, ctl_error(q->req.id, CTL_E_FAILED, "relaying to the VM: %s",
 						strerror(-r)));
 			continue;
 		}
+		layers_sent(s);
 		s->in_flight = true;
 		if (saving) {
 			s->before_save = s->state;
@@ -522,19 +636,41 @@ static void timespec_add(struct timespec *t, uint64_t sec)
 	t->tv_sec += (time_t)sec;
 }
 
+/* A checkpoint's "switched": a bit per disk index. */
+static uint32_t switched(json_t *list)
+{
+	uint32_t bits = 0;
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(list, i, v)
+		if (json_integer_value(v) >= 0 && json_integer_value(v) < VMM_DISKS_MAX)
+			bits |= 1u << json_integer_value(v);
+	return bits;
+}
+
 /* The boot answered the head of the queue. */
 static void boot_replied(struct ctl_server *s, json_t *msg)
 {
 	struct queued *q = &s->queue[s->q_head];
 	json_t *ret = json_object_get(msg, "return"), *err = json_object_get(msg, "error");
 	const struct ctl_request *req = &q->req;
+	json_t *frozen = NULL;
 
 	if (!s->in_flight || !s->q_len)
 		return;	/* a reply to nothing: ignored */
+	/* The disks that went on in a checkpoint's new layers, whether or
+	 * not the checkpoint as a whole was made. */
+	if (is(req, "checkpoint"))
+		frozen = vmm_disks_checkpoint_end(s->cfg, s->ckpt, &s->layers,
+						  switched(json_object_get(msg, "switched")));
+	else if (is(req, "revert"))
+		vmm_disks_revert_end(s->cfg, s->ckpt, &s->layers, ret != NULL);
 	if (!ret) {
 		const char *code = json_string_value(json_object_get(err, "code"));
 		const char *m = json_string_value(json_object_get(err, "message"));
 
+		json_decref(frozen);
 		if (is(req, "save") || is(req, "checkpoint")) {
 			save_done(s, false);
 			set_state(s, s->before_save);
@@ -546,11 +682,12 @@ static void boot_replied(struct ctl_server *s, json_t *msg)
 		return;
 	}
 	if (is(req, "save") || is(req, "checkpoint")) {
-		reply_head(s, save_finish(s, req, ret));
+		reply_head(s, save_finish(s, req, ret, frozen));
 		return;
 	}
 	if (is(req, "revert")) {
-		/* The VM powers off; the next boot starts from the checkpoint. */
+		/* The VM powers off; the next boot starts from the checkpoint,
+		 * on its disks' new layers. */
 		free(s->revert_next);
 		s->revert_next = s->revert_pending;
 		s->revert_pending = NULL;
@@ -585,6 +722,8 @@ static enum ctl_action request(struct ctl_server *s, struct client *c, struct ct
 		send_to(s, c->serial, ctl_reply(req->id, NULL));
 	} else if (is(req, "checkpoints") || is(req, "delete-checkpoint")) {
 		send_to(s, c->serial, checkpoint_local(s, req));
+	} else if (is(req, "undo")) {
+		send_to(s, c->serial, undo(s, req));
 	} else if (is(req, "power-off")) {
 		send_to(s, c->serial, ctl_reply(req->id, NULL));
 		ctl_request_free(req);
@@ -742,8 +881,8 @@ static enum ctl_action shutdown_expired(struct ctl_server *s)
 
 /* --- the supervisor's interface --- */
 
-int ctl_server_open(struct ctl_server **out, const struct vmm_config *cfg, pid_t console_pid,
-		    char *err, size_t errlen)
+int ctl_server_open(struct ctl_server **out, struct vmm_config *cfg, struct ckpt_index *ckpt,
+		    pid_t console_pid, char *err, size_t errlen)
 {
 	struct ctl_server *s = calloc(1, sizeof(*s));
 	int r;
@@ -759,12 +898,10 @@ int ctl_server_open(struct ctl_server **out, const struct vmm_config *cfg, pid_t
 	s->state = CTL_STATE_STARTING;
 	clock_gettime(CLOCK_MONOTONIC, &s->started);
 	s->boot_restore = cfg->restore ? strdup(cfg->restore) : NULL;
-	r = cfg->checkpoints ? ckpt_open(&s->ckpt, cfg->checkpoints, err, errlen) : 0;
-	if (r >= 0)
-		r = unix_listen(&s->listener, "control", cfg->control, 4, err, errlen);
+	s->ckpt = ckpt;
+	r = unix_listen(&s->listener, "control", cfg->control, 4, err, errlen);
 	if (r < 0) {
 		ctl_server_forget(s);
-		ckpt_close(s->ckpt);
 		free(s->boot_restore);
 		free(s);
 		return r;
@@ -808,7 +945,6 @@ void ctl_server_close(struct ctl_server *s)
 		free(s->clients[0]);
 		s->clients[0] = s->clients[--s->nr_clients];
 	}
-	ckpt_close(s->ckpt);
 	free(s->revert_pending);
 	free(s->revert_next);
 	free(s->boot_restore);
@@ -847,6 +983,13 @@ void ctl_server_boot_ended(struct ctl_server *s, bool again)
 	s->shutdown = false;
 	if (s->save_fd >= 0)
 		save_done(s, false);	/* the boot ended in the middle */
+	/* A checkpoint's layers are the tops from here (the VM may have
+	 * switched before it ended, and an empty one reads as its parent);
+	 * a revert's go. */
+	if (s->in_flight && s->q_len && is(&s->queue[s->q_head].req, "checkpoint"))
+		json_decref(vmm_disks_checkpoint_end(s->cfg, s->ckpt, &s->layers, UINT32_MAX));
+	else if (s->in_flight && s->q_len)
+		layers_abandon(s, &s->queue[s->q_head].req);
 	fail_queue(s, again ? "the VM reset before it answered" : "the VM is off");
 	if (!again)
 		broadcast(s, "power-off", json_pack("{s:s}", "reason",
@@ -910,4 +1053,9 @@ enum ctl_action ctl_server_handle(struct ctl_server *s, const struct pollfd *p, 
 const char *ctl_server_stop_reason(const struct ctl_server *s)
 {
 	return s ? s->stop_reason : NULL;
+}
+
+bool ctl_server_saved(const struct ctl_server *s)
+{
+	return s && s->saved;
 }

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -76,7 +77,8 @@ static const int run_calls[] = {
 	SCMP_SYS(pwritev),
 	SCMP_SYS(sendmsg), SCMP_SYS(recvmsg),	/* the control channel (control-vm.c) */
 	/* saved state: the stamps of a disk's open files (disk_layer();
-	 * fstat takes no path, unlike newfstatat) */
+	 * fstat takes no path, unlike newfstatat); a checkpoint's new disk
+	 * layer, a file the supervisor sent, opened by libvhd (its size) */
 	SCMP_SYS(fstat),
 	SCMP_SYS(set_robust_list), SCMP_SYS(rseq),	/* a new thread's start */
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
@@ -234,6 +236,12 @@ static int build(scmp_filter_ctx ctx, unsigned needs)
 {
 	int r = add_rules(ctx, run_calls, sizeof(run_calls) / sizeof(run_calls[0]));
 
+	/* SANDBOX_CHECKPOINTS: a checkpoint's disk layer that it freezes goes
+	 * from the writer's lock to a reader's (libvhd's snapshot), so that
+	 * the chain may be read: that, and no other lock. */
+	if (r >= 0 && (needs & SANDBOX_CHECKPOINTS))
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(flock), 1,
+				     SCMP_A1(SCMP_CMP_EQ, LOCK_SH | LOCK_NB));
 	if (r >= 0 && (needs & SANDBOX_NET_USER))
 		r = build_net_user(ctx);
 	if (r >= 0 && (needs & SANDBOX_CONSOLE_PORTS))

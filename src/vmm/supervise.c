@@ -21,10 +21,11 @@
  *   input:        console -> socket pair -> boot's UART
  *
  * Undo disks' overlays are made here before the first boot and finished
- * after the last (disks.c): they outlive every boot's process.  So does
- * the control socket (--control, control.c), served in the loop that
- * waits for each boot and relayed to each boot over a channel of its own;
- * it closes after the undo disks are finished.
+ * after the last (disks.c): they outlive every boot's process.  So do the
+ * checkpoints' index and their disks' layers (--checkpoints,
+ * checkpoints.c, disks.c), and the control socket (--control, control.c),
+ * served in the loop that waits for each boot and relayed to each boot
+ * over a channel of its own; it closes after the disks are finished.
  *
  * Input a boot has not read when it ends stays in the socket pair for the
  * next one.  SIGTERM, SIGINT and SIGHUP here, or Ctrl-A x on the console,
@@ -383,10 +384,12 @@ int vmm_supervise(const struct vmm_config *cfg)
 			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	int sv[2] = { -1, -1 }, sigfd = -1, ctl = -1, stop_sig = 0;
 	int status = VM_STATUS_ERROR;
-	/* This run's configuration: the boots' disks are its undo overlays. */
-	struct vmm_config run = *cfg, later;
+	/* This run's configuration: the boots' disks are its undo overlays
+	 * and its checkpoints' layers, which change as it runs. */
+	struct vmm_config run = *cfg, boot_cfg;
+	struct ckpt_index *ckpt = NULL;
 	struct ctl_server *srv = NULL;
-	bool first = true;
+	const char *restore = cfg->restore;
 	pid_t con_pid = -1;
 	char err[1024];
 	sigset_t stop;
@@ -397,17 +400,18 @@ int vmm_supervise(const struct vmm_config *cfg)
 		fprintf(stderr, "vsrv: mapping shared memory for reboots failed\n");
 		return VM_STATUS_ERROR;
 	}
-	/* Before anything starts: a disk refused here stops the run. */
-	if (vmm_disks_undo_begin(&run, err, sizeof(err)) < 0) {
+	/* Before anything starts: a disk refused here stops the run.  A disk
+	 * with checkpoints goes on on the top of its layers. */
+	if ((cfg->checkpoints && ckpt_open(&ckpt, cfg->checkpoints, err, sizeof(err)) < 0) ||
+	    vmm_disks_checkpoints_begin(&run, ckpt, err, sizeof(err)) < 0 ||
+	    vmm_disks_undo_begin(&run, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vsrv: %s\n", err);
+		vmm_disks_checkpoints_end(&run, NULL, false);
+		ckpt_close(ckpt);
 		munmap(reboot, sizeof(*reboot));
 		return VM_STATUS_ERROR;
 	}
 	cfg = &run;
-	/* A reboot boots the kernel (or a revert's checkpoint), on the same
-	 * overlays. */
-	later = run;
-	later.restore = NULL;
 	/* A console that is not the terminal: the session that started vsrv
 	 * may end, and the VM with it only when asked. */
 	if (cfg->console && strcmp(cfg->console, "stdio"))
@@ -426,23 +430,22 @@ int vmm_supervise(const struct vmm_config *cfg)
 	sv[0] = -1;
 	if (ports_listen(&run, ports) < 0)
 		goto out;
-	/* The boots after the first inherit the same listening sockets. */
-	for (unsigned i = 0; i < run.nr_ports; i++)
-		later.ports[i].listen_fd = run.ports[i].listen_fd;
 	if (cfg->control &&
-	    ctl_server_open(&srv, cfg, con_pid, err, sizeof(err)) < 0) {
+	    ctl_server_open(&srv, &run, ckpt, con_pid, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vsrv: %s\n", err);
 		goto out;
 	}
 	do {
 		/* The first boot restores --restore's state; a reboot boots the
-		 * kernel, a revert restores its checkpoint. */
-		status = boot(first ? cfg : &later, sv[1], sigfd, ctl, srv, reboot, &stop_sig);
-		first = false;
-		later.restore = ctl_server_take_restore(srv);
+		 * kernel, a revert restores its checkpoint; each on the disks'
+		 * layers as they are then. */
+		boot_cfg = run;
+		boot_cfg.restore = restore;
+		status = boot(&boot_cfg, sv[1], sigfd, ctl, srv, reboot, &stop_sig);
+		restore = ctl_server_take_restore(srv);
 		if (srv)
-			ctl_server_boot_ended(srv, (*reboot || later.restore) && !stop_sig);
-	} while ((*reboot || later.restore) && !stop_sig);
+			ctl_server_boot_ended(srv, (*reboot || restore) && !stop_sig);
+	} while ((*reboot || restore) && !stop_sig);
 out:
 	/* The console process ends once its last writer is gone: its
 	 * output comes before what is printed here. */
@@ -465,13 +468,17 @@ out:
 		/* A power-off, a shutdown's timeout, a save. */
 		fprintf(stderr, "vsrv: %s\n", ctl_server_stop_reason(srv));
 	}
-	/* The last boot has ended, however: the undo disks are finished.
-	 * Only then is the control socket's state "off" and the socket gone,
-	 * so that a client that starts the VM again on its disks once it
-	 * sees "off" finds them merged or discarded already. */
+	/* The last boot has ended, however: the undo disks are finished,
+	 * and the checkpoints' layers (merged down where they can be, unless
+	 * the VM's state was saved on them).  Only then is the control
+	 * socket's state "off" and the socket gone, so that a client that
+	 * starts the VM again on its disks once it sees "off" finds them
+	 * merged or discarded already. */
 	if (vmm_disks_undo_end(&run) < 0)
 		status = VM_STATUS_ERROR;
+	vmm_disks_checkpoints_end(&run, ckpt, !ctl_server_saved(srv));
 	ctl_server_close(srv);
+	ckpt_close(ckpt);
 	if (sigfd >= 0)
 		close(sigfd);
 	if (ctl >= 0)

@@ -298,6 +298,7 @@ const char *vcpu_exit_name(uint32_t reason);
  * SANDBOX_* sets of calls some devices add. */
 #define SANDBOX_NET_USER	(1u << 0)	/* libslirp's sockets (--net user) */
 #define SANDBOX_CONSOLE_PORTS	(1u << 1)	/* virtio-console's named ports (--port) */
+#define SANDBOX_CHECKPOINTS	(1u << 2)	/* checkpoints' disk layers (--checkpoints) */
 int sandbox_enter(unsigned needs, char *err, size_t errlen);
 /* With VSRV_TEST_FORBIDDEN_SYSCALL=main or vcpu, makes a forbidden call in
  * the main thread (at sandbox_enter) or vCPU 0's thread (here). */

@@ -170,6 +170,8 @@ static unsigned sandbox_needs(const struct vmm_config *cfg)
 			needs |= SANDBOX_NET_USER;
 	if (cfg->nr_ports)
 		needs |= SANDBOX_CONSOLE_PORTS;
+	if (cfg->checkpoints && cfg->control)
+		needs |= SANDBOX_CHECKPOINTS;
 	return needs;
 }
 
@@ -248,6 +250,8 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, int control,
 		r = boot_setup_bsp(&vm.vcpus[0], &bi, err, sizeof(err));
 	if (r >= 0 && control >= 0)
 		r = vm_control_open(&vc, &vm, cfg, control, dev.pm, dev.kbc, err, sizeof(err));
+	if (r >= 0 && vc)
+		vm_control_set_disks(vc, dev.blk);
 	/* Before the sandbox, which forbids asking for SIGHUP's disposition. */
 	vmm_stop_signals(&wait_set);
 	sigaddset(&wait_set, VM_EXIT_SIGNAL);

@@ -18,11 +18,14 @@ enum on_reboot { ON_REBOOT_RESTART, ON_REBOOT_EXIT };
 /* Disks a VM may have: each is a PCI device (virtio-blk). */
 #define VMM_DISKS_MAX	16
 
-/* A disk of the VM (--disk, "disks"): the spec as given, and for an undo
- * disk the overlay vsrv run makes once for all its boots (disks.c). */
+/* A disk of the VM (--disk, "disks"): the spec as given, for an undo
+ * disk the overlay vsrv run makes once for all its boots, and for a disk
+ * with checkpoints the layer of its chain the VM runs on (disks.c). */
 struct vmm_disk {
 	struct disk_spec spec;
 	char *overlay;		/* the supervisor's; NULL until made */
+	char *base;		/* with --checkpoints: the path's real path */
+	char *top;		/* the checkpoints' top layer; NULL: the path */
 };
 
 struct config_file;
@@ -103,6 +106,63 @@ int vmm_supervise(const struct vmm_config *cfg);
  */
 int vmm_disks_undo_begin(struct vmm_config *cfg, char *err, size_t errlen);
 int vmm_disks_undo_end(struct vmm_config *cfg);
+/* `undo MODE` through the control socket: what every undo disk's run
+ * comes to at its end; how many disks that is (0: none has undo=). */
+unsigned vmm_disks_undo_set(struct vmm_config *cfg, enum disk_undo mode);
+
+/*
+ * disks.c.  Checkpoints' disks (docs/control.md): each writable VHD disk
+ * of a VM with --checkpoints runs on the top of a chain of differencing
+ * layers that the supervisor makes (a checkpoint freezes the top and the
+ * VM goes on in a new child; a revert goes on in a new child over the
+ * checkpoint's layer) and tidies (layers nothing needs removed; at the
+ * end of the run, the top merged into a layer only it needs).  The index
+ * (checkpoints.c) remembers the chains across runs.
+ */
+struct ckpt_index;
+/* Before the first boot: each disk's base, and the top it runs on. */
+int vmm_disks_checkpoints_begin(struct vmm_config *cfg, struct ckpt_index *c, char *err,
+				size_t errlen);
+/* After the last: tidied, with the top merged down where it can be
+ * unless the VM's state was saved on it (merge false); one line for each
+ * merge. */
+void vmm_disks_checkpoints_end(struct vmm_config *cfg, struct ckpt_index *c, bool merge);
+
+/* The layers a checkpoint or a revert makes: one per writable VHD disk. */
+struct vmm_new_layer {
+	unsigned disk;		/* in cfg->disks */
+	char *file;		/* the child made */
+	char *parent;		/* the layer under it */
+	char *old_top;		/* what the disk ran on */
+	int fd, direct_fd;	/* a checkpoint's, for the VM: O_RDWR (and
+				 * O_DIRECT for cache=none, else -1) */
+};
+struct vmm_new_layers {
+	struct vmm_new_layer l[VMM_DISKS_MAX];
+	unsigned n;
+};
+/* A checkpoint's children over each disk's top, with their descriptors,
+ * recorded as the tops before the VM is told (a crash then leaves the
+ * index on an empty child, which reads as its parent).  An error
+ * (-EOPNOTSUPP: a raw or undo disk, with nothing made) is one line. */
+int vmm_disks_checkpoint_begin(struct vmm_config *cfg, struct ckpt_index *c, const char *name,
+			       struct vmm_new_layers *nl, char *err, size_t errlen);
+/* The VM answered: the disks in `switched` (a bit each) run on their new
+ * child, the others' children go again.  Returns what the checkpoint
+ * froze, {base: layer}, for ckpt_add. */
+struct json_t *vmm_disks_checkpoint_end(struct vmm_config *cfg, struct ckpt_index *c,
+				 struct vmm_new_layers *nl, uint32_t switched);
+/* A revert's children over the checkpoint's layers, made while the VM
+ * still runs; refused (nothing made) when a disk has no layer in it. */
+int vmm_disks_revert_begin(struct vmm_config *cfg, struct ckpt_index *c, const char *name,
+			   struct vmm_new_layers *nl, char *err, size_t errlen);
+/* taken: the VM stops, the next boot runs on the children and the old
+ * tops go; else the children go. */
+void vmm_disks_revert_end(struct vmm_config *cfg, struct ckpt_index *c,
+			  struct vmm_new_layers *nl, bool taken);
+/* Layers nothing needs any more removed (a checkpoint deleted): the
+ * files removed, as a JSON array. */
+struct json_t *vmm_disks_tidy(struct vmm_config *cfg, struct ckpt_index *c);
 int vmm_disks_attach(const struct vmm_config *cfg, struct pci_bus *bus,
 		     struct virtio_blk **blk, char *err, size_t errlen);
 

@@ -23,6 +23,13 @@
  *               timer (hz=N, default 20) reads 4 KiB and prints it, until
  *               the VM is stopped: for the control socket's stats and for
  *               saved state, whose restore goes on with the next tick
+ *   count       on every tick (hz=N) checks that the sector of its last
+ *               count holds it, then writes the next count into a sector
+ *               of its own (COUNT_SECTOR + n % COUNT_SECTORS: "count N",
+ *               zero-padded) and prints "count N: sector S": for
+ *               checkpoints, whose revert brings back the disk with the
+ *               memory (the count goes on from the checkpoint's, and the
+ *               sector it checks holds it)
  * Prints what it finds, then "blk ok"; exits 0, or 1 after FAIL lines.
  */
 #include "virtio-blk-guest.h"
@@ -340,6 +347,29 @@ __attribute__((interrupt)) static void on_tick(struct iframe *f)
 	lapic_eoi();
 }
 
+/* The local APIC's timer, periodic at hz=N (default 20), on on_tick. */
+static void tick_start(void)
+{
+	unsigned long hz = cmdline_num("hz", 20);
+
+	idt_set(TICK_VEC, on_tick);
+	mmio_write32(LAPIC + LAPIC_TIMER_DIV, 0xb);			/* divide by 1 */
+	mmio_write32(LAPIC + LAPIC_LVT_TIMER, 1u << 17 | TICK_VEC);	/* periodic */
+	mmio_write32(LAPIC + LAPIC_TIMER_INIT, (uint32_t)(LAPIC_HZ / hz));
+}
+
+/* Halts until the timer ticked since *seen. */
+static void tick_wait(unsigned long *seen)
+{
+	for (;;) {
+		sti_hlt();
+		cli();
+		if (ticks != *seen)
+			break;
+	}
+	*seen = ticks;
+}
+
 /* Marks sector 1, then, once per timer tick, reads 4 KiB from sector
  * 8 * (n % 8) and prints "tick N: read sectors S-E: status 0, used 4097,
  * fnv1a X", halting in between.  Numbered by reads, not ticks: a restored
@@ -348,26 +378,78 @@ __attribute__((interrupt)) static void on_tick(struct iframe *f)
 static void __attribute__((noreturn)) tick_run(void)
 {
 	static const char mark[] = "vsrv: ticking";
-	unsigned long hz = cmdline_num("hz", 20), seen = 0, n = 0;
+	unsigned long seen = 0, n = 0;
 
 	for (unsigned i = 0; i < 512; i++)
 		buf[i] = i < sizeof(mark) ? (uint8_t)mark[i] : 0;
 	expect("write sector 1", bq_do(0, T_OUT, 1, buf, 512, NULL), S_OK);
 	puts_dbg("ticking: sector 1 marked\n");
-	idt_set(TICK_VEC, on_tick);
-	mmio_write32(LAPIC + LAPIC_TIMER_DIV, 0xb);			/* divide by 1 */
-	mmio_write32(LAPIC + LAPIC_LVT_TIMER, 1u << 17 | TICK_VEC);	/* periodic */
-	mmio_write32(LAPIC + LAPIC_TIMER_INIT, (uint32_t)(LAPIC_HZ / hz));
+	tick_start();
 	for (;;) {
-		sti_hlt();
-		cli();
-		if (ticks == seen)
-			continue;
-		seen = ticks;
+		tick_wait(&seen);
 		puts_dbg("tick ");
 		put_dec(++n, 1);
 		puts_dbg(": ");
 		read_print(8 * (n % 8), 8);
+	}
+}
+
+#define COUNT_SECTOR	64
+#define COUNT_SECTORS	64
+
+/* Count n's sector as the guest writes it: "count N", zeros after. */
+static void count_text(unsigned long n, uint8_t *b)
+{
+	static const char word[] = "count ";
+	char digits[24];
+	unsigned k = 0, at = 0;
+
+	do
+		digits[k++] = (char)('0' + n % 10);
+	while ((n /= 10));
+	for (unsigned i = 0; i < 512; i++)
+		b[i] = 0;
+	for (unsigned i = 0; word[i]; i++)
+		b[at++] = (uint8_t)word[i];
+	while (k)
+		b[at++] = (uint8_t)digits[--k];
+}
+
+static uint64_t count_sector(unsigned long n)
+{
+	return COUNT_SECTOR + n % COUNT_SECTORS;
+}
+
+static void __attribute__((noreturn)) count_run(void)
+{
+	unsigned long seen = 0, n = 0;
+
+	tick_start();
+	for (;;) {
+		tick_wait(&seen);
+		if (n) {
+			unsigned s = bq_do(0, T_IN, count_sector(n), buf, 512, NULL);
+			bool same = s == S_OK;
+
+			count_text(n, buf2);
+			for (unsigned i = 0; same && i < 512; i++)
+				same = buf[i] == buf2[i];
+			if (!same) {
+				puts_dbg("FAIL count ");
+				put_dec(n, 1);
+				puts_dbg(": sector ");
+				put_dec(count_sector(n), 1);
+				puts_dbg(" does not hold it\n");
+			}
+		}
+		count_text(n + 1, buf);
+		expect("write", bq_do(0, T_OUT, count_sector(n + 1), buf, 512, NULL), S_OK);
+		n++;
+		puts_dbg("count ");
+		put_dec(n, 1);
+		puts_dbg(": sector ");
+		put_dec(count_sector(n), 1);
+		puts_dbg("\n");
 	}
 }
 
@@ -399,6 +481,11 @@ int guest_main(void)
 		if (!blk_init(&dev, want, 1))
 			return 1;
 		tick_run();
+	}
+	if (cmdline_has("count")) {
+		if (!blk_init(&dev, want, 1))
+			return 1;
+		count_run();
 	}
 	puts_dbg("blk 00:");
 	put_hex((unsigned)slot, 2);

@@ -45,7 +45,7 @@ class Control(TmpDirTest):
             "protocol": 1, "vsrv": "0.1.0",
             "commands": ["status", "pause", "resume", "power-off", "reset", "shutdown",
                          "stats", "events", "save", "checkpoint", "checkpoints", "revert",
-                         "delete-checkpoint"]}})
+                         "delete-checkpoint", "undo"]}})
         st = c.ok("status")
         self.assertEqual(st["state"], "running")
         self.assertEqual(st["boots"], 1)

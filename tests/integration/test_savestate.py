@@ -297,7 +297,7 @@ class SavedState(StateTest):
         st = c.ok("status")
         self.assertEqual((st["boots"], st["restored"]["file"]), (2, f"{ck}/A.state"))
         self.assertEqual(c.ok("checkpoints")["current"], "A")
-        self.assertEqual(c.ok("delete-checkpoint", name="A"), {})
+        self.assertEqual(c.ok("delete-checkpoint", name="A"), {"removed": []})
         tree = c.ok("checkpoints")
         self.assertEqual(([(e["name"], e["parent"]) for e in tree["checkpoints"]],
                           tree["current"]), ([("B", None)], None))
@@ -379,10 +379,11 @@ class SavedDisks(StateTest):
         self.assertEqual(c.ok("status")["config"]["disks"], [
             {"path": disk, "format": "auto", "readonly": False, "undo": undo,
              "cache": "writeback"}])
-        # Its disk would go on without the checkpoint: refused, not built.
-        self.assertEqual(c.request("checkpoint", name="A")["error"], {
-            "code": "not-supported",
-            "message": f"no checkpoints of a VM with a writable disk ({disk}) yet"})
+        # A raw disk, or an undo disk, can have no checkpoint layer
+        # (test_checkpoints.py has the rest).
+        if undo != "none" or not disk.endswith(".vhd"):
+            self.assertEqual(c.request("checkpoint", name="A")["error"]["code"],
+                             "not-supported")
         r = c.ok("save", file=self.state)
         self.assertEqual(vm.finish(), (0, f"vsrv: the VM's state was saved to {self.state} "
                                           f"({r['bytes']} bytes); the VM is off\n" + last))

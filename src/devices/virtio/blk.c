@@ -30,8 +30,9 @@
  * read-only), checked on load against the disk it runs on; what the disk
  * stands on (each layer's file: VHD unique id, length, modification
  * time) goes in a DREF of its own, which a restore checks before loading
- * anything (docs/control.md).  Counters for --stats and the control
- * socket's `stats`.
+ * anything (docs/control.md).  A checkpoint switches a paused VM's disk
+ * onto a differencing child over its top (virtio_blk_snapshot).  Counters
+ * for --stats and the control socket's `stats`.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -334,13 +335,16 @@ static void identity_text(const struct disk_layer *l, char *out, size_t len)
 }
 
 /* The disk as it is now against the saved layers: one line in err for
- * the first that does not hold. */
+ * the first that does not hold.  The saved layers must be the disk's
+ * lowest; above them there may be layers that hold nothing yet (a
+ * revert's fresh child over a checkpoint's layer), which read exactly
+ * as the saved top did. */
 static int blk_check_ref(struct virtio_dev *d, struct dev_state *s, char *err, size_t errlen)
 {
 	struct virtio_blk *blk = d->priv;
 	struct disk_layer now;
 	uint32_t n;
-	unsigned have = 0;
+	unsigned have = 0, above = 0;
 	int r;
 
 	n = state_get_section(s, "VBRF", 1) ? state_get_u32(s) : 0;
@@ -352,7 +356,10 @@ static int blk_check_ref(struct virtio_dev *d, struct dev_state *s, char *err, s
 		snprintf(err, errlen, "%s: %s", blk->name, strerror(-r));
 		return r;
 	}
-	if (have != n) {
+	while (have > n && above < have - n && disk_layer(blk->disk, above, &now) > 0 &&
+	       now.empty)
+		above++;
+	if (have != n + above) {
 		snprintf(err, errlen, "%s: saved on %u layers, this run's disk has %u (a restore "
 			 "needs its disks as they were)", blk->name, n, have);
 		return -ESTALE;
@@ -374,7 +381,7 @@ static int blk_check_ref(struct virtio_dev *d, struct dev_state *s, char *err, s
 		was.mtime_nsec = state_get_u32(s);
 		if (s->err)
 			goto corrupt;
-		disk_layer(blk->disk, i, &now);
+		disk_layer(blk->disk, above + i, &now);
 		if (now.vhd != was.vhd || strcmp(now.id, was.id)) {
 			identity_text(&now, a, sizeof(a));
 			identity_text(&was, b, sizeof(b));
@@ -400,6 +407,17 @@ static int blk_check_ref(struct virtio_dev *d, struct dev_state *s, char *err, s
 corrupt:
 	snprintf(err, errlen, "corrupt: %s's disk references do not read", d->pci.name);
 	return -EINVAL;
+}
+
+int virtio_blk_snapshot(struct virtio_blk *blk, int fd, int direct_fd, const char *child_path,
+			char *err, size_t errlen)
+{
+	struct disk_error e = { 0 };
+	int r = disk_snapshot_fd(blk->disk, fd, direct_fd, child_path, &e);
+
+	if (r < 0)
+		snprintf(err, errlen, "%s", e.msg);
+	return r;
 }
 
 /* For `stats` (docs/control.md), after the transport's: the operations

@@ -26,5 +26,15 @@ void virtio_blk_destroy(struct virtio_blk *blk);
 /* Two lines: the transport's counters, the disk's. */
 void virtio_blk_print_stats(struct virtio_blk *blk, FILE *f);
 const struct virtio_blk_counters *virtio_blk_counters(const struct virtio_blk *blk);
+/*
+ * A checkpoint's switch: the disk goes on in child_path, a differencing
+ * child over its top that the caller made and opened (fd, and for
+ * cache=none direct_fd, else -1: disk_snapshot_fd, which owns them).
+ * The VM is paused (pause.c), so the device's queues are quiesced: no
+ * request in flight, the I/O thread stopped.  On failure one line in err,
+ * and the disk goes on where it was.
+ */
+int virtio_blk_snapshot(struct virtio_blk *blk, int fd, int direct_fd, const char *child_path,
+			char *err, size_t errlen);
 
 #endif
