@@ -7,6 +7,10 @@
  * repoints its BAT entry and syncs again, so a crash leaves either the old
  * copy referenced (the new one is unused space) or the new one.  A block
  * moves only into space that does not overlap its own old place.
+ *
+ * Progress is one scale over both passes, so that it only rises: the
+ * virtual size for the scan, then a block's size for each block allocated
+ * at the start, dropped ones counting as done when the slide begins.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -86,7 +90,8 @@ static int move_block(struct vhd *v, uint32_t b, uint64_t to, uint8_t *buf)
 }
 
 static int slide_blocks(struct vhd *v, uint8_t *buf,
-			const struct vhd_progress *progress)
+			const struct vhd_progress *progress, uint64_t done,
+			uint64_t total)
 {
 	uint64_t align = v->block_size >= 4096 ? 4096 : VHD_SECTOR_SIZE;
 	uint64_t size = (uint64_t)v->bitmap_size + v->block_size;
@@ -114,7 +119,7 @@ static int slide_blocks(struct vhd *v, uint8_t *buf,
 				break;
 			cursor = skip;
 		}
-		r = vhd_report(progress, i, nr);
+		r = vhd_report(progress, done + (uint64_t)i * v->block_size, total);
 		if (r < 0)
 			break;
 		if (to + size <= at) {
@@ -156,7 +161,8 @@ int vhd_compact(const char *path, unsigned open_flags,
 							 VHD_OPEN_IGNORE_PARENT_ID)),
 	};
 	uint8_t *buf = NULL;
-	uint64_t before;
+	uint64_t before, total;
+	uint32_t kept = 0, alloc = 0;
 	struct vhd *v;
 	int r;
 
@@ -175,10 +181,15 @@ int vhd_compact(const char *path, unsigned open_flags,
 		r = vhd_set_error(err, -ENOMEM, "%s: out of memory", path);
 		goto out;
 	}
+	for (uint32_t b = 0; b < v->max_entries; b++)
+		alloc += v->bat[b] != VHD_BAT_UNUSED;
+	total = v->size + (uint64_t)alloc * v->block_size;
 	for (uint32_t b = 0; b < v->max_entries; b++) {
+		uint64_t at = (uint64_t)b * v->block_size;
 		bool drop;
 
-		r = vhd_report(progress, (uint64_t)b * v->block_size, v->size);
+		/* A BAT may have entries past the end. */
+		r = vhd_report(progress, at < v->size ? at : v->size, total);
 		if (r < 0)
 			goto fail;
 		if (v->bat[b] == VHD_BAT_UNUSED)
@@ -188,13 +199,18 @@ int vhd_compact(const char *path, unsigned open_flags,
 			goto fail;
 		if (drop)
 			vhd_unmap_block(v, b);
+		else
+			kept++;
 	}
 	/* Dropping is durable before any block moves into freed space. */
 	r = vhd_flush(v);
 	if (r >= 0)
-		r = slide_blocks(v, buf, progress);
+		r = slide_blocks(v, buf, progress,
+				 v->size + (uint64_t)(alloc - kept) * v->block_size, total);
 	if (r < 0)
 		goto fail;
+	/* Done: too late to cancel, so the answer is ignored. */
+	vhd_report(progress, total, total);
 	if (freed)
 		*freed = before > v->file_size ? before - v->file_size : 0;
 	goto out;

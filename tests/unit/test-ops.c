@@ -255,11 +255,31 @@ static void test_rebase(void **s)
 	free(other);
 }
 
+/* Every report at or above the last, the last done == total. */
+struct rising {
+	uint64_t done, total;
+	unsigned calls;
+	bool fell;
+};
+
+static int record_rising(void *opaque, uint64_t done, uint64_t total)
+{
+	struct rising *r = opaque;
+
+	if (r->calls++ && (done < r->done || total != r->total))
+		r->fell = true;
+	r->done = done;
+	r->total = total;
+	return 0;
+}
+
 static void test_compact(void **s)
 {
 	const uint64_t size = 10 << 20;
 	uint8_t *model = calloc(1, size), *zero = calloc(1, 2 << 20);
 	struct vhd_error err = { 0 };
+	struct rising rise = { 0 };
+	struct vhd_progress pr = { .fn = record_rising, .opaque = &rise };
 	struct stat a, b;
 	uint64_t freed = 0;
 	struct vhd *v;
@@ -277,9 +297,15 @@ static void test_compact(void **s)
 	memset(model, 0, 2 << 20);
 	memset(model + (4 << 20), 0, 3 << 20);
 	assert_int_equal(stat(tpath("cp.vhd"), &a), 0);
-	assert_int_equal(vhd_compact(tpath("cp.vhd"), 0, NULL, &freed, &err), 0);
+	assert_int_equal(vhd_compact(tpath("cp.vhd"), 0, &pr, &freed, &err), 0);
 	assert_int_equal(stat(tpath("cp.vhd"), &b), 0);
 	assert_int_equal(allocated(tpath("cp.vhd")), 3);
+	/* One scale over the scan and the slide: the size, then a block for
+	 * each of the 5 allocated at the start. */
+	assert_false(rise.fell);
+	assert_true(rise.calls > 5);
+	assert_int_equal(rise.total, size + 5 * (2 << 20));
+	assert_int_equal(rise.done, rise.total);
 	assert_int_equal(freed, (uint64_t)(a.st_size - b.st_size));
 	assert_true(freed >= 2 * (2 << 20));
 	expect_contents(tpath("cp.vhd"), model, size);
