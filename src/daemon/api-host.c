@@ -11,12 +11,16 @@
 #include <string.h>
 
 #include "api.h"
+#include "cgroup.h"
 
 #define SSE_KEEPALIVE_MS	15000
 
 void api_host(struct request *rq, struct reply *rp)
 {
-	reply_json(rp, 200, host_info());
+	json_t *info = host_info();
+
+	json_object_set_new(info, "cgroups", cgroup_host_describe(rq->d->cgroups));
+	reply_json(rp, 200, info);
 }
 
 void api_version(struct request *rq, struct reply *rp)

@@ -158,6 +158,12 @@ void api_vm_update(struct request *rq, struct reply *rp)
 			}
 		}
 	}
+	/* A running VM's limits go into its cgroup first: a value the cgroup
+	 * refuses is not stored. */
+	if (supervisor_set_limits(rq->d->sv, name, vm, spec, &e) < 0) {
+		json_decref(vm);
+		goto fail;
+	}
 	json_decref(vm);
 	if (inventory_vm_update(rq->d->inv, rq->params[0], spec, &vm, &e) < 0)
 		goto fail;

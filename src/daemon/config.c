@@ -116,7 +116,7 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 	json_t *root, *vm_dirs = NULL, *disk_dirs = NULL, *dmem = NULL, *lmax = NULL,
 	       *body = NULL;
 	const char *sock = NULL, *group = NULL, *tcp = NULL, *token = NULL, *vsrv = NULL,
-		   *mac = NULL, *policy = NULL, *on_stop = NULL;
+		   *mac = NULL, *policy = NULL, *on_stop = NULL, *cgroups = NULL;
 	int dvcpus = -1, binit = -1, bmax = -1, stop_ms = -1, keep = -1, conns = -1;
 	int ctl_ms = -1, save_ms = -1, shut_s = -1;
 	json_error_t je;
@@ -131,7 +131,7 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 	}
 	if (json_unpack_ex(root, &je, JSON_STRICT,
 			   "{s?s, s?s, s?s, s?s, s?o, s?o, s?s, s?s, s?{s?i, s?o, s?s},"
-			   " s?{s?i, s?i}, s?i, s?i, s?i, s?i, s?{s?o, s?i}, s?o, s?s, s?i}",
+			   " s?{s?i, s?i}, s?i, s?i, s?i, s?i, s?{s?o, s?i}, s?o, s?s, s?i, s?s}",
 			   "socket", &sock, "socket_group", &group, "tcp", &tcp,
 			   "token_file", &token, "vm_dirs", &vm_dirs, "disk_dirs", &disk_dirs,
 			   "vsrv", &vsrv, "mac_prefix", &mac,
@@ -140,7 +140,8 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 			   "stop_timeout_ms", &stop_ms, "control_timeout_ms", &ctl_ms,
 			   "save_timeout_ms", &save_ms, "shutdown_timeout_s", &shut_s,
 			   "log", "max_size", &lmax, "keep", &keep,
-			   "max_body", &body, "on_stop", &on_stop, "max_connections", &conns) < 0) {
+			   "max_body", &body, "on_stop", &on_stop, "max_connections", &conns,
+			   "cgroups", &cgroups) < 0) {
 		vsrvd_fail(e, 0, -EINVAL, "%s: %s", path, je.text);
 		goto out;
 	}
@@ -195,6 +196,15 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 		}
 		free(cfg->on_stop);
 		cfg->on_stop = strdup(on_stop);
+	}
+	if (cgroups) {
+		if (strcmp(cgroups, "auto") && strcmp(cgroups, "v1") && strcmp(cgroups, "v2") &&
+		    strcmp(cgroups, "off")) {
+			vsrvd_fail(e, 0, -EINVAL, "%s: cgroups: expected auto, v1, v2 or off", path);
+			goto out;
+		}
+		free(cfg->cgroups);
+		cfg->cgroups = strdup(cgroups);
 	}
 	if (binit > 0)
 		cfg->backoff_ms = (unsigned)binit;
@@ -279,6 +289,7 @@ int config_load(struct vsrvd_config *cfg, const char *path, const char *state_di
 	cfg->max_body = 64 << 10;
 	cfg->on_stop = strdup("leave");
 	cfg->threads_max = 256;
+	cfg->cgroups = strdup("auto");
 	memcpy(cfg->mac_prefix, "\x02\x76\x73", 3);	/* 02:'v':'s' */
 	cfg->vm_dirs = calloc(2, sizeof(char *));
 	cfg->disk_dirs = calloc(2, sizeof(char *));
@@ -312,6 +323,7 @@ void config_free(struct vsrvd_config *cfg)
 	free(cfg->vsrv_bin);
 	free(cfg->def_restart_policy);
 	free(cfg->on_stop);
+	free(cfg->cgroups);
 }
 
 static bool under(char *const *dirs, const char *real)

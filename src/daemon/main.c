@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "console.h"
 
 static const char usage[] =
@@ -70,6 +71,26 @@ static int mkdirs(const char *path, mode_t mode)
 	return mkdir(buf, mode) < 0 && errno != EEXIST ? -errno : 0;
 }
 
+/* Before any thread starts: on cgroup v2, vsrvd may move itself into a
+ * leaf of its own cgroup (cgroup.c says why).  One line says what the
+ * VMs' limits will be enforced with. */
+static int cgroups_open(struct vsrvd *d)
+{
+	struct cgroup_where w;
+	json_t *desc;
+	char *text;
+
+	cgroup_detect(d->cfg.cgroups, &w);
+	if (cgroup_host_open(&d->cgroups, &w) < 0)
+		return -ENOMEM;
+	desc = cgroup_host_describe(d->cgroups);
+	text = json_dumps(desc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	fprintf(stderr, "vsrvd: cgroups: %s\n", text ? text : "?");
+	free(text);
+	json_decref(desc);
+	return 0;
+}
+
 static int serve(struct vsrvd *d)
 {
 	struct vsrvd_err e = { 0 };
@@ -102,7 +123,7 @@ static int serve(struct vsrvd *d)
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (events_create(&d->ev, d->inv) < 0 ||
+	if (cgroups_open(d) < 0 || events_create(&d->ev, d->inv) < 0 ||
 	    consoles_create(&d->con, d->cfg.log_max_bytes, d->cfg.log_keep) < 0 ||
 	    supervisor_create(&d->sv, d) < 0)
 		return fail("starting", NULL);
@@ -126,6 +147,7 @@ static int serve(struct vsrvd *d)
 	supervisor_destroy(d->sv);
 	consoles_destroy(d->con);
 	events_destroy(d->ev);
+	cgroup_host_close(d->cgroups);
 	inventory_close(d->inv);
 	unlink(d->cfg.socket_path);
 	close(lock);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cgroup.h"
 #include "vmm-client.h"
 #include "vmm-ctl.h"
 #include "vsrvd.h"
@@ -79,6 +80,7 @@ struct vm_run {
 	uint64_t stats_at;
 	struct ctl_call *stats_call;	/* one in flight, */
 	uint64_t stats_asked;		/* asked for then */
+	struct cgroup_vm cg;		/* its VMM's cgroups, while it runs (cgroup.c) */
 };
 
 struct supervisor {

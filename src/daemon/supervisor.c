@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "console.h"
 #include "supervisor-int.h"
 #include "vmconf.h"
@@ -176,10 +177,21 @@ static void saved_path(struct vm_run *r, char *out, size_t len)
 	snprintf(out, len, "%s/%s", r->dir, SAVED_STATE);
 }
 
+/* The limits asked for that are not enforced, said once as an event. */
+static void limits_event(struct supervisor *sv, struct vm_run *r)
+{
+	char text[1024];
+
+	cgroup_vm_not_enforced(&r->cg, text, sizeof(text));
+	if (text[0])
+		events_log(sv->d->ev, "vm.limits-not-enforced", r->name, "%s", text);
+}
+
 /* Starts the VM's VMM: booting, or (restore) from its saved state. */
 static int start_locked(struct supervisor *sv, struct vm_run *r, json_t *vm, bool restore,
 			struct vsrvd_err *e)
 {
+	struct cgroup_limits l;
 	char saved[4200];
 	int ret;
 
@@ -190,14 +202,23 @@ static int start_locked(struct supervisor *sv, struct vm_run *r, json_t *vm, boo
 	if (!restore)
 		unlink(saved);	/* a state left behind is not this boot's */
 	ret = vmconf_write(sv->d, vm, r->dir, e);
-	if (ret == 0)
+	if (ret == 0) {
+		cgroup_limits_of(vm, &l);
+		cgroup_vm_start(sv->d->cgroups, json_string_value(json_object_get(vm, "uuid")), &l,
+				r->dir, &r->cg);
 		ret = vmm_client_start(sv->d, r->dir, r->test_device,
 				       restore ? SAVED_STATE : NULL, &r->h, e);
+		if (ret < 0)
+			cgroup_vm_end(&r->cg, r->dir);
+	}
 	if (ret < 0)
 		return ret;
 	r->started = mono_ms();
 	r->started_wall = now_ms();
 	r->vmm_pid = vmm_client_vmm_pid(r->dir);
+	if (r->vmm_pid)
+		cgroup_vm_check_placed(&r->cg, r->vmm_pid);
+	limits_event(sv, r);
 	r->restart_at = r->term_at = r->kill_at = 0;
 	r->stop_how = NULL;
 	r->saving = false;
@@ -313,6 +334,7 @@ void supervisor_describe(struct supervisor *sv, json_t *vm)
 	if (r && rs_alive(r->state)) {
 		json_object_set_new(vm, "pid", r->vmm_pid ? json_integer(r->vmm_pid) : json_null());
 		json_object_set_new(vm, "started_at", json_integer((json_int_t)r->started_wall));
+		json_object_set_new(vm, "cgroup", cgroup_vm_describe(&r->cg));
 	}
 	if (r) {
 		json_object_set_new(vm, "restarts", json_integer(r->total_restarts));
@@ -329,6 +351,35 @@ static void run_free(struct vm_run *r)
 		close(r->h.pidfd);
 	json_decref(r->stats);
 	free(r);
+}
+
+int supervisor_set_limits(struct supervisor *sv, const char *name, const json_t *vm,
+			  const json_t *changes, struct vsrvd_err *e)
+{
+	json_t *merged;
+	struct vm_run *r;
+	struct cgroup_limits l;
+	int ret = 0;
+
+	if (!json_object_get(changes, "cpu_weight") && !json_object_get(changes, "cpu_cap") &&
+	    !json_object_get(changes, "memory_limit"))
+		return 0;
+	merged = json_deep_copy(vm);
+	json_object_update(merged, (json_t *)changes);
+	cgroup_limits_of(merged, &l);
+	pthread_mutex_lock(&sv->lock);
+	r = find(sv, name);
+	if (r && rs_alive(r->state)) {
+		ret = cgroup_vm_update(sv->d->cgroups, &r->cg,
+				       json_string_value(json_object_get(merged, "uuid")), &l,
+				       r->vmm_pid, r->dir, e);
+		if (ret == 0)
+			limits_event(sv, r);
+		inventory_touch(sv->d->inv);
+	}
+	pthread_mutex_unlock(&sv->lock);
+	json_decref(merged);
+	return ret;
 }
 
 void supervisor_forget(struct supervisor *sv, const char *name)
@@ -393,6 +444,8 @@ static void ended(struct supervisor *sv, struct vm_run *r, struct vmm_exit *x)
 	ctl_stop(sv, r);
 	vmm_client_reap(&r->h, r->dir, x);
 	consoles_detach(sv->d->con, r->name);
+	if (cgroup_vm_end(&r->cg, r->dir) < 0)
+		fprintf(stderr, "vsrvd: vm %s: a cgroup of its VMM could not be removed\n", r->name);
 	r->vmm_pid = 0;
 	snprintf(r->last_exit, sizeof(r->last_exit), "%s", x->desc);
 	r->term_at = r->kill_at = 0;
@@ -651,7 +704,12 @@ int supervisor_resume(struct supervisor *sv)
 		state = json_string_value(json_object_get(vm, "state"));
 		a = vmm_client_adopt(r->dir, &r->h);
 		if (a > 0) {
+			struct cgroup_limits l;
+
 			adopt(sv, r, state);
+			cgroup_limits_of(vm, &l);
+			if (cgroup_vm_adopt(sv->d->cgroups, r->dir, &l, &r->cg) == 0)
+				limits_event(sv, r);
 		} else if (rs_alive(state_from_name(state))) {
 			/* It ended while nobody watched. */
 			struct vmm_exit x;
@@ -659,6 +717,7 @@ int supervisor_resume(struct supervisor *sv)
 			r->state = state_from_name(state);
 			r->saving = r->state == RS_SAVING;
 			r->started = mono_ms();
+			cgroup_vm_adopt(sv->d->cgroups, r->dir, NULL, &r->cg);
 			ended(sv, r, &x);
 		} else if (!strcmp(state, "crashed")) {
 			const char *policy = json_string_value(json_object_get(vm, "restart_policy"));

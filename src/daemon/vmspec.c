@@ -143,9 +143,11 @@ static const struct vfield checkpoint_fields[] = {
 };
 
 /* Fields a PATCH may change while the VM runs: they say how vsrvd treats
- * the VM, not what the VMM was started with. */
+ * the VM, not what the VMM was started with, or are its cgroup's limits
+ * (cgroup.c), which change live. */
 static const char *const live_fields[] = { "description", "autostart", "restart_policy",
-					   "on_stop", NULL };
+					   "on_stop", "cpu_weight", "cpu_cap", "memory_limit",
+					   NULL };
 
 bool spec_field_live(const char *name)
 {

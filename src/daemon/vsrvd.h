@@ -7,6 +7,7 @@
  *   vmspec.c      validating request bodies (no I/O but realpath)
  *   events.c      the event log's writer and its live subscribers (SSE)
  *   supervisor.c  one monitored `vsrv run` per running VM
+ *   cgroup.c      VMs' CPU and memory limits, through cgroups v1 or v2
  *   actions.c     what goes through a VMM's control socket (vmm-ctl.c)
  *   vmm-client.c  how the supervisor starts and ends one VMM (monitor.c)
  *   vmconf.c      a VM's vm.json for `vsrv run --config`
@@ -63,6 +64,7 @@ struct vsrvd_config {
 	size_t max_body;
 	char *on_stop;			/* "leave", "power-off", "shutdown" or "save" */
 	unsigned threads_max;		/* connection limit */
+	char *cgroups;			/* "auto", "v1", "v2" or "off" (cgroup.c) */
 };
 
 int config_load(struct vsrvd_config *cfg, const char *path, const char *state_dir,
@@ -158,6 +160,7 @@ void events_shutdown(struct events *ev);
 
 struct supervisor;
 struct vsrvd;
+struct cgroup_host;
 
 int supervisor_create(struct supervisor **out, struct vsrvd *d);
 void supervisor_destroy(struct supervisor *sv);
@@ -182,6 +185,10 @@ bool supervisor_is_active(struct supervisor *sv, const char *name);
 void supervisor_stop_all(struct supervisor *sv);
 /* Drops what the supervisor knows of a VM that is deleted or renamed. */
 void supervisor_forget(struct supervisor *sv, const char *name);
+/* A PATCH's CPU weight, CPU cap or memory limit (in changes, over vm) into
+ * the cgroup of a VM that runs; 409 and a message if the cgroup refuses. */
+int supervisor_set_limits(struct supervisor *sv, const char *name, const json_t *vm,
+			  const json_t *changes, struct vsrvd_err *e);
 
 /* ---- network.c ---- */
 
@@ -228,6 +235,7 @@ struct vsrvd {
 	struct events *ev;
 	struct supervisor *sv;
 	struct consoles *con;		/* console.c */
+	struct cgroup_host *cgroups;	/* cgroup.h */
 	struct api *api;
 	char *token;
 	char *monitor;			/* vsrvd-monitor, beside vsrvd */

@@ -155,6 +155,33 @@ def pid_alive(pid):
         return False
 
 
+def cgroup_paths(vmdir):
+    """The cgroups vsrvd made for a VM's VMM (its folder's `cgroups`)."""
+    try:
+        with open(os.path.join(vmdir, "cgroups")) as f:
+            return [line.split(" ", 1)[1] for line in f.read().splitlines()[1:]]
+    except FileNotFoundError:
+        return []
+
+
+def remove_cgroups(vmdir):
+    """What a VM whose VMM a test killed after vsrvd left behind: its
+    cgroups, and vsrvd's own if nothing else is in them."""
+    for path in cgroup_paths(vmdir):
+        for _ in range(100):
+            try:
+                os.rmdir(path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.01)
+        try:
+            os.rmdir(os.path.dirname(path))
+        except OSError:
+            pass
+
+
 class Vsrvd:
     """A vsrvd process on state directory `state`."""
 
@@ -273,6 +300,7 @@ class VsrvdTest(unittest.TestCase):
                         os.kill(pid, signal.SIGKILL)
                 except (OSError, ValueError):
                     pass
+            remove_cgroups(os.path.join(vms, d))
 
     def vm_spec(self, name, guest_name="idle-timer", **kw):
         spec = {"name": name, "kernel": guest(guest_name), "test_device": True,
