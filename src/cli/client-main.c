@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * vsrv-client: `vsrv vm`, `vsrv net` and `vsrv console`, which vsrv runs
- * through this program (client-exec.c says why).  argv: vsrv-client
- * vm|net|console ARGS...
+ * vsrv-client: `vsrv vm`, `vsrv net`, `vsrv console` and `vsrv job`, which
+ * vsrv runs through this program (client-exec.c says why).  argv:
+ * vsrv-client vm|net|console|job ARGS...
  */
 #include <string.h>
 
@@ -17,5 +17,7 @@ int main(int argc, char **argv)
 		return client_net_main(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "console"))
 		return client_console_main(argc - 1, argv + 1);
-	return cli_usage("vsrv vm|net|console ... (vsrv-client is run by vsrv)");
+	if (argc >= 2 && !strcmp(argv[1], "job"))
+		return client_job_main(argc - 1, argv + 1);
+	return cli_usage("vsrv vm|net|console|job ... (vsrv-client is run by vsrv)");
 }

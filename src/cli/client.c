@@ -7,6 +7,7 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,4 +162,50 @@ int client_call(struct client *c, const char *method, const char *path, json_t *
 	}
 	free(b.data);
 	return status >= 400 || !*out ? -1 : (int)status;
+}
+
+void client_print_json(json_t *v)
+{
+	char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (s)
+		puts(s);
+	free(s);
+}
+
+void client_print_fields(json_t *o)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(o, key, v) {
+		char *s = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+		printf("%-16s %s\n", key, s ? s : json_string_value(v));
+		free(s);
+	}
+}
+
+int client_opt(int c, struct client_opts *o, const char *usage)
+{
+	switch (c) {
+	case OPT_CONNECT:
+		o->connect = optarg;
+		return 1;
+	case OPT_TOKEN_FILE:
+		o->token_file = optarg;
+		return 1;
+	case OPT_CLIENT_JSON:
+		o->json = true;
+		return 1;
+	case OPT_CLIENT_HELP:
+		printf("usage: %s\n", usage);
+		return -1;
+	}
+	return 0;
+}
+
+int client_init_opts(struct client *c, const struct client_opts *o)
+{
+	return client_init(c, o->connect, o->token_file);
 }

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * A client of vsrvd's API (client.c), for `vsrv vm` and `vsrv net`.
+ * A client of vsrvd's API (client.c), for `vsrv vm`, `vsrv net`,
+ * `vsrv console` and `vsrv job`.
  */
 #ifndef VSRV_CLIENT_H
 #define VSRV_CLIENT_H
+
+#include <stdbool.h>
 
 #include <jansson.h>
 
@@ -23,6 +26,11 @@ void client_free(struct client *c);
 int client_call(struct client *c, const char *method, const char *path, json_t *body,
 		json_t **out);
 
+/* The API's JSON as it is (--json), indented. */
+void client_print_json(json_t *v);
+/* "key value" lines, in the answer's order, arrays and objects as JSON. */
+void client_print_fields(json_t *o);
+
 /* Options every client subcommand takes. */
 enum {
 	OPT_CONNECT = 0x2000,
@@ -30,6 +38,16 @@ enum {
 	OPT_CLIENT_JSON,
 	OPT_CLIENT_HELP,
 };
+/* What CLIENT_OPTS set. */
+struct client_opts {
+	const char *connect, *token_file;
+	bool json;
+};
+/* 1 if c is one of CLIENT_OPTS (taken into o), -1 for --help (usage
+ * printed), 0 for any other option. */
+int client_opt(int c, struct client_opts *o, const char *usage);
+/* A client for o's --connect and --token-file (client_init). */
+int client_init_opts(struct client *c, const struct client_opts *o);
 #define CLIENT_OPTS \
 	{ "connect", required_argument, NULL, OPT_CONNECT }, \
 	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE }, \
@@ -41,5 +59,7 @@ int client_vm_main(int argc, char **argv);
 int client_net_main(int argc, char **argv);
 /* console.c: vsrv console NAME. */
 int client_console_main(int argc, char **argv);
+/* job.c: vsrv job (argv[0] is "job"). */
+int client_job_main(int argc, char **argv);
 
 #endif

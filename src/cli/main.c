@@ -90,6 +90,7 @@ static const struct cli_cmd commands[] = {
 	{ "console", cmd_client, "a vsrvd VM's serial console in the terminal (Ctrl-] leaves)" },
 	{ "ctl", cmd_ctl, "control a running VM through its control socket" },
 	{ "disk", cmd_disk, "create, inspect, check, convert and serve VHD disks" },
+	{ "job", cmd_client, "vsrvd's disk jobs: convert, commit, compact; list, show, wait, cancel" },
 	{ "net", cmd_client, "vsrvd's virtual networks: list, show, create, delete" },
 	{ "run", cmd_run, "run a virtual machine in this process" },
 	{ "version", cmd_version, "print the version" },

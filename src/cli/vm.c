@@ -2,7 +2,8 @@
 /*
  * vsrv vm and vsrv net: vsrvd's VMs and networks from the command line,
  * through its API (client.c), as virsh is to libvirtd.  Every subcommand
- * takes --connect, --token-file and --json (the API's own JSON, as is).
+ * takes --connect, --token-file and --json (the API's own JSON, as is);
+ * job.c is vsrv job, on the same client.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -69,8 +70,7 @@ static const struct option vm_opts[] = {
 };
 
 struct args {
-	const char *connect, *token_file;
-	bool json;
+	struct client_opts co;
 	json_t *body;		/* create's fields */
 	long timeout;		/* shutdown's, 0 if not given */
 	char *pos[2];		/* positional arguments */
@@ -101,19 +101,13 @@ static int parse(int argc, char **argv, const char *usage, struct args *a)
 	a->body = json_object();
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", vm_opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_CONNECT:
-			a->connect = optarg;
-			break;
-		case OPT_TOKEN_FILE:
-			a->token_file = optarg;
-			break;
-		case OPT_CLIENT_JSON:
-			a->json = true;
-			break;
-		case OPT_CLIENT_HELP:
-			printf("usage: %s\n", usage);
+		int common = client_opt(c, &a->co, usage);
+
+		if (common < 0)
 			return -1;
+		if (common)
+			continue;
+		switch (c) {
 		case O_KERNEL:
 			set(a->body, "kernel", json_string(optarg));
 			break;
@@ -219,34 +213,11 @@ static int parse(int argc, char **argv, const char *usage, struct args *a)
 	return 0;
 }
 
-static void print_json(json_t *v)
-{
-	char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-
-	if (s)
-		puts(s);
-	free(s);
-}
-
 static const char *str(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 
 	return json_is_string(v) ? json_string_value(v) : "-";
-}
-
-/* "key: value" lines, in the answer's order, arrays and objects as JSON. */
-static void print_fields(json_t *o)
-{
-	const char *key;
-	json_t *v;
-
-	json_object_foreach(o, key, v) {
-		char *s = json_is_string(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-
-		printf("%-16s %s\n", key, s ? s : json_string_value(v));
-		free(s);
-	}
 }
 
 static void print_vm_table(json_t *list)
@@ -361,14 +332,14 @@ static int run(int argc, char **argv, const char *kind, const char *usage)
 		cli_err("%s %s: takes no creation options", is_vm ? "vm" : "net", sub);
 		goto done;
 	}
-	r = client_init(&c, a.connect, a.token_file);
+	r = client_init_opts(&c, &a.co);
 	if (r)
 		goto done;
 	r = client_call(&c, method, path, body, &out) < 0 ? 1 : 0;
 	client_free(&c);
 	if (r == 0) {
-		if (a.json)
-			print_json(out);
+		if (a.co.json)
+			client_print_json(out);
 		else if (!strcmp(sub, "list"))
 			(is_vm ? print_vm_table : print_net_table)(out);
 		else if (!strcmp(sub, "delete") || !strcmp(sub, "delete-checkpoint"))
@@ -377,7 +348,7 @@ static int run(int argc, char **argv, const char *kind, const char *usage)
 			print_tree(json_object_get(out, "checkpoints"), NULL,
 				   json_string_value(json_object_get(out, "current")), 0);
 		else
-			print_fields(out);
+			client_print_fields(out);
 	}
 done:
 	if (body != a.body)

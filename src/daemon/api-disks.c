@@ -3,7 +3,7 @@
  * /v1/disks: VHD disks created through libvhd, in the directories the
  * configuration allows.  GET shows the inventory's record and what the
  * file says now (vhd_get_info), so a disk changed behind vsrvd's back
- * shows as it is.
+ * shows as it is.  Their long operations are jobs (api-jobs.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -122,7 +122,8 @@ void api_disk_delete(struct request *rq, struct reply *rp)
 
 	if (inventory_disk_get(rq->d->inv, rq->params[0], &disk, &e) < 0)
 		return reply_err(rp, &e);
-	if (inventory_disk_delete(rq->d->inv, rq->params[0], &e) < 0) {
+	if (jobs_busy(rq->d->jobs, json_string_value(json_object_get(disk, "path")), &e) < 0 ||
+	    inventory_disk_delete(rq->d->inv, rq->params[0], &e) < 0) {
 		json_decref(disk);
 		return reply_err(rp, &e);
 	}

@@ -15,7 +15,8 @@
  * that says whose fault it is: 400 malformed, 401 no token, 404 no such
  * object or route, 405 no such method on it, 409 the object's state, 413
  * the body too large, 501 not yet possible, 503 the VMM is busy, 504 the
- * VMM did not answer in time.
+ * VMM did not answer in time.  A disk job is accepted with 202 and runs on
+ * (api-jobs.c).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -60,6 +61,13 @@ const struct route api_routes[] = {
 	{ "POST", "/v1/disks", api_disk_create },
 	{ "GET", "/v1/disks/{name}", api_disk_get },
 	{ "DELETE", "/v1/disks/{name}", api_disk_delete },
+	{ "POST", "/v1/disks/{name}/convert", api_disk_job },
+	{ "POST", "/v1/disks/{name}/commit", api_disk_job },
+	{ "POST", "/v1/disks/{name}/compact", api_disk_job },
+	{ "GET", "/v1/jobs", api_job_list },
+	{ "POST", "/v1/jobs", api_job_create },
+	{ "GET", "/v1/jobs/{id}", api_job_get },
+	{ "DELETE", "/v1/jobs/{id}", api_job_cancel },
 	{ "GET", "/v1/events", api_events },
 	{ "GET", "/v1/events/stream", api_events_stream },
 	{ "GET", "/v1/host", api_host },

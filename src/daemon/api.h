@@ -92,6 +92,12 @@ void api_disk_list(struct request *rq, struct reply *rp);
 void api_disk_create(struct request *rq, struct reply *rp);
 void api_disk_get(struct request *rq, struct reply *rp);
 void api_disk_delete(struct request *rq, struct reply *rp);
+/* api-jobs.c */
+void api_disk_job(struct request *rq, struct reply *rp);
+void api_job_create(struct request *rq, struct reply *rp);
+void api_job_list(struct request *rq, struct reply *rp);
+void api_job_get(struct request *rq, struct reply *rp);
+void api_job_cancel(struct request *rq, struct reply *rp);
 /* api-host.c */
 void api_host(struct request *rq, struct reply *rp);
 void api_version(struct request *rq, struct reply *rp);

@@ -117,7 +117,7 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 	       *body = NULL;
 	const char *sock = NULL, *group = NULL, *tcp = NULL, *token = NULL, *vsrv = NULL,
 		   *mac = NULL, *policy = NULL, *on_stop = NULL, *cgroups = NULL;
-	int dvcpus = -1, binit = -1, bmax = -1, stop_ms = -1, keep = -1, conns = -1;
+	int dvcpus = -1, binit = -1, bmax = -1, stop_ms = -1, keep = -1, conns = -1, jobs = -1;
 	int ctl_ms = -1, save_ms = -1, shut_s = -1;
 	json_error_t je;
 	int r = -EINVAL;
@@ -131,7 +131,7 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 	}
 	if (json_unpack_ex(root, &je, JSON_STRICT,
 			   "{s?s, s?s, s?s, s?s, s?o, s?o, s?s, s?s, s?{s?i, s?o, s?s},"
-			   " s?{s?i, s?i}, s?i, s?i, s?i, s?i, s?{s?o, s?i}, s?o, s?s, s?i, s?s}",
+			   " s?{s?i, s?i}, s?i, s?i, s?i, s?i, s?{s?o, s?i}, s?o, s?s, s?i, s?s, s?i}",
 			   "socket", &sock, "socket_group", &group, "tcp", &tcp,
 			   "token_file", &token, "vm_dirs", &vm_dirs, "disk_dirs", &disk_dirs,
 			   "vsrv", &vsrv, "mac_prefix", &mac,
@@ -141,7 +141,7 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 			   "save_timeout_ms", &save_ms, "shutdown_timeout_s", &shut_s,
 			   "log", "max_size", &lmax, "keep", &keep,
 			   "max_body", &body, "on_stop", &on_stop, "max_connections", &conns,
-			   "cgroups", &cgroups) < 0) {
+			   "cgroups", &cgroups, "max_jobs", &jobs) < 0) {
 		vsrvd_fail(e, 0, -EINVAL, "%s: %s", path, je.text);
 		goto out;
 	}
@@ -205,6 +205,13 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 		}
 		free(cfg->cgroups);
 		cfg->cgroups = strdup(cgroups);
+	}
+	if (jobs != -1) {
+		if (jobs < 1 || jobs > 16) {
+			vsrvd_fail(e, 0, -EINVAL, "%s: max_jobs: expected 1 to 16", path);
+			goto out;
+		}
+		cfg->max_jobs = (unsigned)jobs;
 	}
 	if (binit > 0)
 		cfg->backoff_ms = (unsigned)binit;
@@ -290,6 +297,7 @@ int config_load(struct vsrvd_config *cfg, const char *path, const char *state_di
 	cfg->on_stop = strdup("leave");
 	cfg->threads_max = 256;
 	cfg->cgroups = strdup("auto");
+	cfg->max_jobs = 2;
 	memcpy(cfg->mac_prefix, "\x02\x76\x73", 3);	/* 02:'v':'s' */
 	cfg->vm_dirs = calloc(2, sizeof(char *));
 	cfg->disk_dirs = calloc(2, sizeof(char *));

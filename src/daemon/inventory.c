@@ -101,6 +101,21 @@ static const char *const migrations[] = {
 	"UPDATE vm_disks SET undo_mode = 'keep' WHERE undo = 1;"
 	"ALTER TABLE vm_disks DROP COLUMN undo;"
 	"ALTER TABLE vm_disks RENAME COLUMN undo_mode TO undo;",
+	/* 4: disk jobs (jobs.c), kept past a restart; spec and result are
+	 * JSON objects. */
+	"CREATE TABLE jobs ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" type TEXT NOT NULL CHECK (type IN ('convert', 'commit', 'compact')),"
+	" state TEXT NOT NULL"
+	"  CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),"
+	" spec TEXT NOT NULL,"
+	" done INTEGER NOT NULL DEFAULT 0,"
+	" total INTEGER NOT NULL DEFAULT 0,"
+	" error TEXT,"
+	" result TEXT,"
+	" created_at INTEGER NOT NULL,"
+	" started_at INTEGER,"
+	" finished_at INTEGER);",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -822,6 +837,94 @@ int inventory_disk_list(struct inventory *inv, json_t **out)
 int inventory_disk_delete(struct inventory *inv, const char *name, struct vsrvd_err *e)
 {
 	return by_name(inv, "DELETE FROM disks WHERE name = ?", name, "disk", e);
+}
+
+/* ---- disk jobs ---- */
+
+int inventory_job_add(struct inventory *inv, const char *type, const json_t *spec,
+		      int64_t created_at, int keep, int64_t *id, struct vsrvd_err *e)
+{
+	char *text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS), sql[160];
+	sqlite3_stmt *st;
+	int r = 0;
+
+	if (!text)
+		return vsrvd_fail(e, 500, -ENOMEM, "out of memory");
+	pthread_mutex_lock(&inv->lock);
+	st = prep(inv, "INSERT INTO jobs (type, state, spec, created_at) VALUES (?, 'queued', ?, ?)");
+	if (st) {
+		sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, created_at);
+	}
+	if (!st || sqlite3_step(st) != SQLITE_DONE) {
+		r = db_fail(inv, e, "job");
+	} else {
+		*id = sqlite3_last_insert_rowid(inv->db);
+		/* The newest `keep` are kept, and any that is not over. */
+		snprintf(sql, sizeof(sql), "DELETE FROM jobs WHERE id <= %lld"
+			 " AND state NOT IN ('queued', 'running')", (long long)(*id - keep));
+		exec(inv, sql);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&inv->lock);
+	free(text);
+	return r;
+}
+
+int inventory_job_save(struct inventory *inv, int64_t id, const char *state, uint64_t done,
+		       uint64_t total, const char *error, const json_t *result,
+		       int64_t started_at, int64_t finished_at)
+{
+	char *text = result ? json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	sqlite3_stmt *st;
+	int r = 0;
+
+	pthread_mutex_lock(&inv->lock);
+	st = prep(inv, "UPDATE jobs SET state = ?, done = ?, total = ?, error = ?, result = ?,"
+		  " started_at = ?, finished_at = ? WHERE id = ?");
+	if (st) {
+		sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)done);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)total);
+		if (error)
+			sqlite3_bind_text(st, 4, error, -1, SQLITE_STATIC);
+		if (text)
+			sqlite3_bind_text(st, 5, text, -1, SQLITE_STATIC);
+		if (started_at)
+			sqlite3_bind_int64(st, 6, started_at);
+		if (finished_at)
+			sqlite3_bind_int64(st, 7, finished_at);
+		sqlite3_bind_int64(st, 8, id);
+	}
+	if (!st || sqlite3_step(st) != SQLITE_DONE)
+		r = -EIO;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&inv->lock);
+	free(text);
+	return r;
+}
+
+int inventory_job_list(struct inventory *inv, int limit, json_t **out)
+{
+	static const char *const none[] = { NULL };
+	char sql[160];
+	json_t *job;
+	size_t i;
+
+	snprintf(sql, sizeof(sql), "SELECT * FROM (SELECT * FROM jobs ORDER BY id DESC LIMIT %d)"
+		 " ORDER BY id", limit);
+	*out = rows(inv, sql, NULL, none);
+	/* The JSON columns as JSON. */
+	json_array_foreach(*out, i, job) {
+		for (const char *const *k = (const char *const[]){ "spec", "result", NULL }; *k; k++) {
+			const char *text = json_string_value(json_object_get(job, *k));
+
+			if (text)
+				json_object_set_new(job, *k, json_loads(text, 0, NULL) ?: json_null());
+		}
+	}
+	return 0;
 }
 
 /* ---- events ---- */

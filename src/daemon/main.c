@@ -125,7 +125,8 @@ static int serve(struct vsrvd *d)
 
 	if (cgroups_open(d) < 0 || events_create(&d->ev, d->inv) < 0 ||
 	    consoles_create(&d->con, d->cfg.log_max_bytes, d->cfg.log_keep) < 0 ||
-	    supervisor_create(&d->sv, d) < 0)
+	    supervisor_create(&d->sv, d) < 0 ||
+	    jobs_create(&d->jobs, d, d->cfg.max_jobs) < 0)
 		return fail("starting", NULL);
 	network_restore_all(d);
 	supervisor_resume(d->sv);
@@ -143,6 +144,7 @@ static int serve(struct vsrvd *d)
 	events_shutdown(d->ev);
 	consoles_shutdown(d->con);	/* its viewers are upgraded connections */
 	api_stop(d->api);
+	jobs_destroy(d->jobs);
 	supervisor_stop_all(d->sv);
 	supervisor_destroy(d->sv);
 	consoles_destroy(d->con);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "../vmm/ident.h"
@@ -120,6 +121,24 @@ static const struct vfield net_fields[] = {
 	{ .name = "bridge", .type = V_IFNAME },
 	{ .name = "dhcp", .type = V_BOOL },
 	{ .name = "subnet", .type = V_CIDR },
+	{ .name = NULL },
+};
+
+static const char *const job_types[] = { "convert", "commit", "compact", NULL };
+static const char *const convert_to[] = { "raw", "fixed", "dynamic", NULL };
+
+/* A disk job (jobs.c): its source is an inventory disk (by name) or any
+ * file in disk_dirs; a convert's target (path) is a new file there. */
+static const struct vfield job_fields[] = {
+	{ .name = "type", .type = V_ENUM, .flags = F_REQUIRED, .words = job_types },
+	{ .name = "disk", .type = V_NAME },
+	{ .name = "source", .type = V_PATH, .flags = F_DISK_DIRS },
+	{ .name = "path", .type = V_NEWPATH, .flags = F_DISK_DIRS },
+	{ .name = "to", .type = V_ENUM, .words = convert_to },
+	{ .name = "name", .type = V_NAME },
+	{ .name = "block_size", .type = V_INT, .min = 512, .max = 256 << 20 },
+	{ .name = "force", .type = V_BOOL },
+	{ .name = "speed", .type = V_SIZE, .min = 64 << 10, .max = 1ll << 40 },
 	{ .name = NULL },
 };
 
@@ -465,6 +484,45 @@ static int check_disk(json_t *o, const struct vsrvd_config *cfg, struct vsrvd_er
 	return 0;
 }
 
+static bool ends_with_vhd(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 4 && !strcasecmp(s + n - 4, ".vhd");
+}
+
+/* What each type of job takes, beyond type, disk or source and speed. */
+static int check_job(json_t *o, struct vsrvd_err *e)
+{
+	const char *type = json_string_value(json_object_get(o, "type")), *to;
+	bool convert = !strcmp(type, "convert");
+	json_t *bs = json_object_get(o, "block_size");
+
+	if (!json_object_get(o, "disk") == !json_object_get(o, "source"))
+		return vsrvd_fail(e, 400, -EINVAL,
+				  "disk, source: give one, a disk's name or a file's path");
+	for (const char *const *k = (const char *const[]){ "path", "to", "name", "block_size",
+							    NULL }; *k; k++)
+		if (!convert && json_object_get(o, *k))
+			return vsrvd_fail(e, 400, -EINVAL, "%s: only a convert takes it", *k);
+	if (strcmp(type, "commit") && json_object_get(o, "force"))
+		return vsrvd_fail(e, 400, -EINVAL, "force: only a commit takes it");
+	if (!convert)
+		return 0;
+	if (!json_object_get(o, "path"))
+		return vsrvd_fail(e, 400, -EINVAL, "path: required (the file a convert makes)");
+	/* As vsrv disk convert: a .vhd becomes a dynamic disk, the rest raw. */
+	set_default(o, "to", json_string(ends_with_vhd(json_string_value(
+		json_object_get(o, "path"))) ? "dynamic" : "raw"));
+	to = json_string_value(json_object_get(o, "to"));
+	if (bs && (strcmp(to, "dynamic") || (json_integer_value(bs) & (json_integer_value(bs) - 1))))
+		return vsrvd_fail(e, 400, -EINVAL,
+				  "block_size: a power of two, for a dynamic target only");
+	if (!strcmp(to, "raw") && json_object_get(o, "name"))
+		return vsrvd_fail(e, 400, -EINVAL, "name: a raw image is not one of vsrvd's disks");
+	return 0;
+}
+
 int spec_check(enum spec_kind kind, const json_t *body, const struct vsrvd_config *cfg,
 	       json_t **out, struct vsrvd_err *e)
 {
@@ -472,6 +530,7 @@ int spec_check(enum spec_kind kind, const json_t *body, const struct vsrvd_confi
 		[SPEC_VM_CREATE] = vm_fields, [SPEC_VM_UPDATE] = vm_fields,
 		[SPEC_NET] = net_fields, [SPEC_DISK] = disk_create_fields,
 		[SPEC_SHUTDOWN] = shutdown_fields, [SPEC_CHECKPOINT] = checkpoint_fields,
+		[SPEC_JOB] = job_fields,
 	};
 	json_t *o = json_object();
 	int r = check_object(tables[kind], body, "", kind == SPEC_VM_UPDATE, cfg, o, e);
@@ -486,6 +545,8 @@ int spec_check(enum spec_kind kind, const json_t *body, const struct vsrvd_confi
 		r = check_net(o, e);
 	if (r == 0 && kind == SPEC_DISK)
 		r = check_disk(o, cfg, e);
+	if (r == 0 && kind == SPEC_JOB)
+		r = check_job(o, e);
 	if (r < 0) {
 		json_decref(o);
 		return r;

@@ -9,6 +9,7 @@
  *   supervisor.c  one monitored `vsrv run` per running VM
  *   cgroup.c      VMs' CPU and memory limits, through cgroups v1 or v2
  *   actions.c     what goes through a VMM's control socket (vmm-ctl.c)
+ *   jobs.c        disk jobs (convert, commit, compact) on worker threads
  *   vmm-client.c  how the supervisor starts and ends one VMM (monitor.c)
  *   vmconf.c      a VM's vm.json for `vsrv run --config`
  *   network.c     internal networks' bridges and dnsmasq
@@ -65,6 +66,7 @@ struct vsrvd_config {
 	char *on_stop;			/* "leave", "power-off", "shutdown" or "save" */
 	unsigned threads_max;		/* connection limit */
 	char *cgroups;			/* "auto", "v1", "v2" or "off" (cgroup.c) */
+	unsigned max_jobs;		/* disk jobs running at once (jobs.c) */
 };
 
 int config_load(struct vsrvd_config *cfg, const char *path, const char *state_dir,
@@ -118,6 +120,16 @@ int inventory_disk_get(struct inventory *inv, const char *name, json_t **out, st
 int inventory_disk_list(struct inventory *inv, json_t **out);
 int inventory_disk_delete(struct inventory *inv, const char *name, struct vsrvd_err *e);
 
+/* Disk jobs (jobs.c).  A new one is queued, and the oldest finished ones
+ * beyond the newest `keep` go. */
+int inventory_job_add(struct inventory *inv, const char *type, const json_t *spec,
+		      int64_t created_at, int keep, int64_t *id, struct vsrvd_err *e);
+int inventory_job_save(struct inventory *inv, int64_t id, const char *state, uint64_t done,
+		       uint64_t total, const char *error, const json_t *result,
+		       int64_t started_at, int64_t finished_at);
+/* The newest `limit` jobs, oldest first, as rows (spec and result parsed). */
+int inventory_job_list(struct inventory *inv, int limit, json_t **out);
+
 int inventory_event_add(struct inventory *inv, int64_t time_ms, const char *type,
 			const char *vm, const char *msg, int64_t *id);
 /* Events after `after_id`, oldest first, at most `limit`. */
@@ -129,7 +141,7 @@ void free_strv(char **v);
 /* ---- vmspec.c ---- */
 
 enum spec_kind { SPEC_VM_CREATE, SPEC_VM_UPDATE, SPEC_NET, SPEC_DISK, SPEC_SHUTDOWN,
-		 SPEC_CHECKPOINT };
+		 SPEC_CHECKPOINT, SPEC_JOB, NR_SPEC_KINDS };
 
 /* Checks a request body and returns the normalised object (defaults
  * filled, sizes in bytes, paths resolved) in *out. */
@@ -190,6 +202,29 @@ void supervisor_forget(struct supervisor *sv, const char *name);
 int supervisor_set_limits(struct supervisor *sv, const char *name, const json_t *vm,
 			  const json_t *changes, struct vsrvd_err *e);
 
+/* ---- jobs.c ---- */
+
+struct jobs;
+
+/* Loads the record (failing what an earlier vsrvd left unfinished) and
+ * starts `workers` threads. */
+int jobs_create(struct jobs **out, struct vsrvd *d, unsigned workers);
+/* Cancels what runs and waits for it. */
+void jobs_destroy(struct jobs *js);
+/* Queues a checked spec (vmspec.c's SPEC_JOB, its "source" resolved, a
+ * commit's "parent" found); 409 if a job works on one of its files. */
+int jobs_submit(struct jobs *js, json_t *spec, json_t **out, struct vsrvd_err *e);
+int jobs_get(struct jobs *js, int64_t id, json_t **out, struct vsrvd_err *e);
+int jobs_list(struct jobs *js, json_t **out);
+/* A queued job is cancelled at once, a running one when libvhd has put
+ * its files back (the answer waits for that); 409 for one that is over. */
+int jobs_cancel(struct jobs *js, int64_t id, json_t **out, struct vsrvd_err *e);
+/* 409 and a message if a queued or running job reads or writes path. */
+int jobs_busy(struct jobs *js, const char *path, struct vsrvd_err *e);
+/* 409 and a message if a queued or running job writes a file the spec
+ * uses, or uses one it writes (jobs_submit checks it again). */
+int jobs_conflict(struct jobs *js, const json_t *spec, struct vsrvd_err *e);
+
 /* ---- network.c ---- */
 
 int network_setup(struct vsrvd *d, json_t *net, struct vsrvd_err *e);
@@ -236,6 +271,7 @@ struct vsrvd {
 	struct supervisor *sv;
 	struct consoles *con;		/* console.c */
 	struct cgroup_host *cgroups;	/* cgroup.h */
+	struct jobs *jobs;
 	struct api *api;
 	char *token;
 	char *monitor;			/* vsrvd-monitor, beside vsrvd */

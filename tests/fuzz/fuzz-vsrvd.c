@@ -2,7 +2,8 @@
 /*
  * Fuzzes what vsrvd does with a request body before anything reaches the
  * inventory or the host: JSON parsing (spec_parse_body) and the checks of
- * each kind of body (spec_check: VM create, VM update, network, disk).
+ * each kind of body (spec_check: VM create, VM update, network, disk,
+ * disk job).
  *
  * Input: one byte choosing the kind, then the body.  Checked for every
  * input: a refusal is a 4xx with a message; an accepted body comes back as
@@ -50,7 +51,7 @@ static void check_paths(json_t *v)
 	} else if (json_is_object(v)) {
 		json_object_foreach(v, key, x) {
 			if ((!strcmp(key, "kernel") || !strcmp(key, "initrd") || !strcmp(key, "path") ||
-			     !strcmp(key, "parent")) && json_is_string(x))
+			     !strcmp(key, "parent") || !strcmp(key, "source")) && json_is_string(x))
 				assert(!strncmp(json_string_value(x), "/usr/lib/", 9));
 			check_paths(x);
 		}
@@ -66,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setup();
 	if (!size)
 		return 0;
-	kind = (enum spec_kind)(data[0] % 4);
+	kind = (enum spec_kind)(data[0] % NR_SPEC_KINDS);
 	if (spec_parse_body((const char *)data + 1, size - 1, &body, &e) < 0) {
 		assert(e.status == 400 && e.msg[0]);
 		return 0;

@@ -357,17 +357,18 @@ class InventoryTest(VsrvdTest):
     def test_schema(self):
         db = sqlite3.connect(os.path.join(self.state, "inventory.db"))
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
-        self.assertEqual(db.execute("SELECT version FROM schema_version").fetchall(), [(3,)])
+        self.assertEqual(db.execute("SELECT version FROM schema_version").fetchall(), [(4,)])
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        self.assertTrue({"vms", "networks", "nics", "vm_disks", "disks", "events",
+        self.assertTrue({"vms", "networks", "nics", "vm_disks", "disks", "events", "jobs",
                          "schema_version"} <= tables, tables)
         db.close()
-        self.assertEqual(self.api.ok("GET", "/v1/version")["inventory_schema"], 3)
+        self.assertEqual(self.api.ok("GET", "/v1/version")["inventory_schema"], 4)
 
     def test_newer_schema_refused(self):
         self.api.close()
         self.d.stop()
         db = sqlite3.connect(os.path.join(self.state, "inventory.db"))
+        current = db.execute("SELECT version FROM schema_version").fetchone()[0]
         db.execute("UPDATE schema_version SET version = 99")
         db.commit()
         db.close()
@@ -378,9 +379,9 @@ class InventoryTest(VsrvdTest):
                            capture_output=True, text=True, timeout=30)
         self.assertEqual((p.returncode, p.stderr),
                          (1, "vsrvd: inventory: inventory: schema version 99 is newer than this "
-                             "vsrvd's (3): upgrade vsrvd\n"))
+                             f"vsrvd's ({current}): upgrade vsrvd\n"))
         db = sqlite3.connect(os.path.join(self.state, "inventory.db"))
-        db.execute("UPDATE schema_version SET version = 3")
+        db.execute("UPDATE schema_version SET version = ?", (current,))
         db.commit()
         db.close()
         self.d.start()
