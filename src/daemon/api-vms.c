@@ -212,6 +212,22 @@ void api_vm_delete(struct request *rq, struct reply *rp)
 	reply_json(rp, 200, json_pack("{s:s}", "deleted", name));
 }
 
+/* 409 if a disk job works on one of the VM's disks (api-jobs.c). */
+static int disks_free(struct request *rq, struct vsrvd_err *e)
+{
+	json_t *vm, *disk;
+	size_t i;
+	int r = 0;
+
+	if (inventory_vm_get(rq->d->inv, rq->params[0], &vm, e) < 0)
+		return -ENOENT;
+	json_array_foreach(json_object_get(vm, "disks"), i, disk)
+		if (r == 0)
+			r = jobs_busy(rq->d->jobs, json_string_value(json_object_get(disk, "path")), e);
+	json_decref(vm);
+	return r;
+}
+
 void api_vm_action(struct request *rq, struct reply *rp)
 {
 	const char *action = rq->action, *name = rq->params[0];
@@ -230,7 +246,8 @@ void api_vm_action(struct request *rq, struct reply *rp)
 		return reply_error(rp, 400, "%s: takes no body", action);
 	}
 	if (!strcmp(action, "start") || !strcmp(action, "restore"))
-		r = supervisor_start(rq->d->sv, name, !strcmp(action, "restore"), &e);
+		r = disks_free(rq, &e) ?:
+		    supervisor_start(rq->d->sv, name, !strcmp(action, "restore"), &e);
 	else if (!strcmp(action, "power-off"))
 		r = supervisor_power_off(rq->d->sv, name, &e);
 	else

@@ -153,8 +153,13 @@ class CommitTest(JobsTest):
         self.write_nbd(child["path"], "write -P 0x42 2M 1M", "write -P 0x43 20M 512k")
         # What the chain reads, flattened by a job: the merged parent must
         # read the same.
-        flat = self.api.ok("POST", "/v1/disks/child/convert", {"path": self.path("flat.raw")},
-                           202)
+        flat = self.api.ok("POST", "/v1/disks/child/convert", {"path": self.path("flat.raw"),
+                                                                "speed": "16M"}, 202)
+        # A disk a job works on stays.
+        s, out = self.api.call("DELETE", "/v1/disks/child")
+        self.assertEqual(s, 409, out)
+        self.assertRegex(out["error"], rf"^{re.escape(child['path'])}: job {flat['id']} "
+                                       r"\(convert\) is (queued|running) on it$")
         self.assertEqual(self.wait_job(flat)["state"], "done")
         run("qemu-img", "convert", "-f", "vpc", "-O", "raw", base, self.path("before.raw"))
         with open(self.path("flat.raw"), "rb") as f:
@@ -284,6 +289,10 @@ class ProgressCancelTest(JobsTest):
         self.assertTrue(os.path.exists(self.path("big.vhd2")))
         # Other work on its files waits its turn; its disk cannot go.
         s, out = self.api.call("POST", "/v1/jobs", {"type": "compact", "source": src})
+        self.assertEqual((s, out["error"]),
+                         (409, f"{src}: job {job['id']} (convert) is running on it"))
+        self.create("busy", disks=[{"path": src}])
+        s, out = self.api.call("POST", "/v1/vms/busy/start")
         self.assertEqual((s, out["error"]),
                          (409, f"{src}: job {job['id']} (convert) is running on it"))
         c = self.api.ok("DELETE", f"/v1/jobs/{job['id']}")
