@@ -240,6 +240,24 @@ static int on_progress(void *opaque, uint64_t done, uint64_t total)
 	return stop;
 }
 
+/* The name of the inventory's disk at path, if it has one. */
+static bool disk_at(struct inventory *inv, const char *path, char *name, size_t len)
+{
+	json_t *list, *d;
+	bool found = false;
+	size_t i;
+
+	inventory_disk_list(inv, &list);
+	json_array_foreach(list, i, d) {
+		if (!found && !strcmp(json_string_value(json_object_get(d, "path")), path)) {
+			snprintf(name, len, "%s", json_string_value(json_object_get(d, "name")));
+			found = true;
+		}
+	}
+	json_decref(list);
+	return found;
+}
+
 static json_t *file_result(const char *path)
 {
 	struct stat st;
@@ -253,8 +271,9 @@ static int execute(struct jobs *js, struct job *j, struct vhd_error *err)
 {
 	struct run run = { .js = js, .j = j };
 	struct vhd_progress pr = { .fn = on_progress, .opaque = &run };
-	const char *type = str(j, "type"), *src = str(j, "source"), *disk = str(j, "disk");
+	const char *type = str(j, "type"), *src = str(j, "source");
 	struct vsrvd_err e = { 0 };
+	char disk[72];
 	int r;
 
 	if (!strcmp(type, "convert")) {
@@ -290,8 +309,10 @@ static int execute(struct jobs *js, struct job *j, struct vhd_error *err)
 	} else if (!strcmp(type, "commit")) {
 		r = vhd_commit(src, 0, false, json_is_true(json_object_get(j->spec, "force")), NULL,
 			       NULL, &pr, err);
-		/* The child is merged and gone: so is its record. */
-		if (r == 0 && disk && inventory_disk_delete(js->d->inv, disk, NULL) == 0)
+		/* The child is merged and gone: so is its record, however the
+		 * job named it. */
+		if (r == 0 && disk_at(js->d->inv, src, disk, sizeof(disk)) &&
+		    inventory_disk_delete(js->d->inv, disk, NULL) == 0)
 			events_log(js->d->ev, "disk.deleted", NULL, "disk %s: committed into %s (job %lld)",
 				   disk, str(j, "parent"), (long long)j->id);
 		if (r == 0)

@@ -359,6 +359,11 @@ class InUseTest(JobsTest):
             self.wait_state("user", ("stopped", "crashed"))
         self.assertEqual(self.wait_job(self.api.ok("POST", "/v1/disks/uc/compact", None, 202))
                          ["state"], "done")
+        # Free again; committed by its path, it leaves the inventory too.
+        self.api.ok("DELETE", "/v1/vms/user")
+        j = self.api.ok("POST", "/v1/jobs", {"type": "commit", "source": child["path"]}, 202)
+        self.assertEqual(self.wait_job(j)["state"], "done")
+        self.assertEqual(self.api.call("GET", "/v1/disks/uc")[0], 404)
 
     def test_bad_requests(self):
         src, _ = self.vhd_with_data("x", 8 << 20, ((0, 4096, 1),))
