@@ -665,7 +665,11 @@ static void adopt(struct supervisor *sv, struct vm_run *r, const char *state)
 	char path[4200];
 
 	r->started = mono_ms();
-	r->vmm_pid = vmm_client_vmm_pid(r->dir);
+	/* A monitor spawned just before the earlier vsrvd died writes
+	 * vmm.pid as soon as it has forked: give it the moment (a second at
+	 * most; a VMM that has ended meanwhile is seen ending at once). */
+	for (int i = 0; i < 100 && !(r->vmm_pid = vmm_client_vmm_pid(r->dir)); i++)
+		usleep(10000);
 	/* When it started: when its monitor wrote vmm.pid. */
 	snprintf(path, sizeof(path), "%s/vmm.pid", r->dir);
 	r->started_wall = stat(path, &st) == 0 ?
