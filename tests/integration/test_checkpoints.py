@@ -17,7 +17,7 @@ import re
 import time
 
 from ctltest import VM, Client, ctl, guest
-from vsrvtest import SRCDIR, VSRV, TmpDirTest, main, pattern, run, vsrv
+from vsrvtest import SRCDIR, VSRV, TmpDirTest, main, pattern, run, settled, vsrv
 
 SIZE = 1 << 20
 COUNT_SECTOR = 64
@@ -88,12 +88,7 @@ class CheckpointTest(TmpDirTest):
     def settled(self, vm):
         """The counts once the console has passed on all of them (the VM is
         paused): the last one."""
-        seen = self.counts(vm)
-        for _ in range(40):
-            time.sleep(0.25)
-            if self.counts(vm) == seen:
-                break
-            seen = self.counts(vm)
+        seen = settled(lambda: self.counts(vm))
         return seen[-1]
 
     def chain(self, top):

@@ -13,7 +13,7 @@ import struct
 import time
 
 from ctltest import VM, Client, ctl, guest
-from vsrvtest import SRCDIR, VSRV, TmpDirTest, main, pattern, run, vsrv
+from vsrvtest import SRCDIR, VSRV, TmpDirTest, main, pattern, run, settled, vsrv
 
 HEADER_VERSION = 8      # src/vmm/savefile.c's header offsets
 HEADER_TABLE = 24
@@ -256,12 +256,7 @@ class SavedState(StateTest):
                          ("A", f"{ck}/A.state", os.path.getsize(f"{ck}/A.state")))
         # What the vCPUs printed before the pause may still be on its way
         # through the console: the counts at A are those once it settles.
-        at_a = vm.counts()
-        for _ in range(40):
-            time.sleep(0.25)
-            if vm.counts() == at_a:
-                break
-            at_a = vm.counts()
+        at_a = settled(vm.counts)
         self.assertEqual(c.ok("status")["state"], "paused")
         c.ok("resume")
         vm.wait_counts(2, 2)

@@ -16,6 +16,7 @@ import subprocess
 import time
 
 from vsrvdtest import VSRV, VsrvdTest, guest, main, pid_alive
+from vsrvtest import settled
 
 COUNT = re.compile(r"^cpu0 (\d+)$", re.M)
 
@@ -49,14 +50,7 @@ class CtlTest(VsrvdTest):
     def settled(self, vm):
         """The counts once the console stops bringing more (after a pause
         or a save, lines printed before it may still be on their way)."""
-        last = self.counts(vm)
-        for _ in range(40):
-            time.sleep(0.25)
-            now = self.counts(vm)
-            if now == last:
-                return now
-            last = now
-        raise AssertionError("the counts do not settle")
+        return settled(lambda: self.counts(vm))
 
     def vsrv(self, *args, check=True):
         env = dict(os.environ, VSRV_CONNECT="unix:" + os.path.join(self.state, "vsrvd.sock"))

@@ -60,6 +60,24 @@ def need(*tools):
             raise AssertionError(f"{t} not found: run scripts/install-deps")
 
 
+def settled(get, quiet=1.0, timeout=20.0):
+    """get()'s value once it stayed the same for `quiet` seconds: what a
+    paused or saved guest printed before may still be on its way through
+    the console's relay, a process of its own that a loaded host can hold
+    back for a while.  Raises if it never settles."""
+    import time
+    end = time.monotonic() + timeout
+    last, since = get(), time.monotonic()
+    while time.monotonic() < end:
+        time.sleep(0.1)
+        now = get()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return now
+    raise AssertionError(f"still changing after {timeout} s: {last!r}")
+
+
 def pattern(seed, length):
     """Deterministic, incompressible bytes."""
     out = bytearray()
