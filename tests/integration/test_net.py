@@ -15,8 +15,10 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 import unittest
 
+from ctltest import Client
 from vsrvtest import SRCDIR, VSRV, TmpDirTest, main
 
 GUESTS = os.environ.get("VSRV_GUESTS", "")
@@ -200,6 +202,48 @@ class UserNet(TmpDirTest):
                                       "udp: echoed 9 bytes to 10.0.2.2\n"
                                       "tcp: 10.0.2.2 said 11 bytes, answered 50, closed\n"
                                       "udp: quit\nnet ok\n", ""))
+
+    def test_counters_at_the_control_socket(self):
+        """The control socket's `stats` has the NIC's counters while the
+        guest runs, as --stats prints them at its end: none while the guest
+        waits; after a datagram echoed through a port forward, slirp's ARP
+        request for the guest (42 bytes) and the datagram in (51 bytes:
+        Ethernet, IPv4, UDP and 9), the guest's ARP reply (42) and its echo
+        (51) out."""
+        sock, uport = self.p("c.sock"), free_port(socket.SOCK_DGRAM)
+        g = Guest(["--net", f"user,hostfwd=udp:127.0.0.1:{uport}-:7", "--append", "serve",
+                   "--control", sock, "--stats"])
+        self.addCleanup(lambda: g.p.poll() is None and g.p.kill())
+        g.wait_for("serve: 10.0.2.15 ready")
+
+        def nic():
+            (dev,) = Client(sock).ok("stats")["devices"]
+            self.assertEqual(dev["name"], "virtio-net 00:01.0")
+            return {k: v for k, v in dev["counters"].items() if k[:3] in ("rx_", "tx_")}
+
+        def counts(rx, rx_bytes, tx, tx_bytes):
+            return {"rx_packets": rx, "rx_bytes": rx_bytes, "rx_dropped": 0, "rx_errors": 0,
+                    "tx_packets": tx, "tx_bytes": tx_bytes, "tx_dropped": 0, "tx_errors": 0}
+
+        self.assertEqual(nic(), counts(0, 0, 0, 0))
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.settimeout(30)
+        u.sendto(b"hello udp", ("127.0.0.1", uport))
+        self.assertEqual(u.recvfrom(2048)[0], b"hello udp")
+        g.wait_for("udp: echoed 9 bytes to 10.0.2.2")
+        # The device counts a frame once the backend took it: the echo may
+        # be here a moment before.
+        end = time.monotonic() + 30
+        while (got := nic()) != counts(2, 42 + 51, 2, 42 + 51) and time.monotonic() < end:
+            time.sleep(0.05)
+        self.assertEqual(got, counts(2, 42 + 51, 2, 42 + 51))
+        self.assertEqual(quit_guest(u, ("127.0.0.1", uport)), b"bye")
+        u.close()
+        status, out, err = g.finish()
+        self.assertEqual((status, out[-7:]), (0, "net ok\n"))
+        # "quit" in, "bye" out.
+        self.assertIn(DEV + f"rx 3 packets, {42 + 51 + 46} bytes, 0 dropped, 0 errors; "
+                      f"tx 3 packets, {42 + 51 + 45} bytes, 0 dropped, 0 errors\n", err)
 
     def test_udp_out(self):
         """The guest's datagram to 10.0.2.2 (the host's loopback, through

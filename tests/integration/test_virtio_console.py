@@ -12,6 +12,7 @@ import subprocess
 import termios
 import time
 
+from ctltest import Client
 from test_boot import fnv1a
 from test_console import connect, read_rest, read_until, recv_all, recv_exact, wait_path
 from vsrvtest import VSRV, TmpDirTest, main
@@ -145,6 +146,55 @@ class Console(VconTest):
         self.assertEqual(recv_all(c), b"")
         for path in (self.con, self.echo_sock, self.second):
             self.assertFalse(os.path.exists(path), f"{path} is removed at exit")
+
+    def test_counters_at_the_control_socket(self):
+        """The control socket's `stats` has each port's counters while the
+        guest runs, as --stats prints them at its end: read while the guest
+        waits for port 1's client (port 0's two lines out and one in, port
+        2's line dropped, the handshake's messages), and again with the
+        client's line echoed, before it leaves (PORT_OPEN 1 1 sent)."""
+        sock = self.p("c.sock")
+        g, c = self.start_ports("--control", sock, "--stats")
+        self.assertEqual(recv_exact(c, len(EARLY)), EARLY)
+        g.wait("waiting for input on hvc0")
+        c.sendall(b"ping\n")
+        self.assertEqual(recv_exact(c, 15), b"hvc0 got: ping\n")
+        g.wait("port 1: waiting for the host")
+
+        def port_counters():
+            (dev,) = Client(sock).ok("stats")["devices"]
+            self.assertEqual(dev["name"], "virtio-console 00:01.0")
+            transport = ("notifications", "requests", "bytes_to_guest", "interrupts",
+                         "refused", "needs_reset")
+            self.assertEqual(list(dev["counters"])[:6], list(transport))
+            return {k: v for k, v in dev["counters"].items() if k not in transport}
+
+        def ports(*each):
+            return {f"port{p}_{k}": v for p, counts in enumerate(each)
+                    for k, v in zip(("bytes_from_guest", "bytes_to_guest", "bytes_dropped",
+                                     "clients"), counts)}
+
+        self.assertEqual(port_counters(), {**ports((42, 5, 0, 0), (0, 0, 0, 0), (0, 0, 18, 0)),
+                                           "control_from_driver": 7, "control_to_driver": 7})
+        e = connect(self.echo_sock)
+        e.sendall(b"hello port\n")
+        self.assertEqual(recv_exact(e, 17), b"echo: hello port\n")
+        # The device counts what it sent once send() returned: the client
+        # may have it a moment before.
+        want = {**ports((42, 5, 0, 0), (17, 11, 0, 1), (0, 0, 18, 0)),
+                "control_from_driver": 7, "control_to_driver": 8}
+        end = time.monotonic() + TIMEOUT
+        while (got := port_counters()) != want and time.monotonic() < end:
+            time.sleep(0.05)
+        self.assertEqual(got, want)
+        e.close()
+        status, out, err = g.end()
+        self.assertEqual((status, out[-11:]), (0, "console ok\n"))
+        # --stats at the end: the same, and PORT_OPEN 1 0 sent.
+        self.assertIn(DEV + "port 1 (org.vsrv.echo): 17 bytes from the guest, 11 to it, "
+                      "0 dropped, 1 client\n" + DEV + "port 2 (second): 0 bytes from the guest, "
+                      "0 to it, 18 dropped, 0 clients\n" + DEV + "control: 7 messages from the "
+                      "driver, 9 to it\n", err)
 
     def test_file(self):
         """hvc,file:PATH: COM1's line and hvc0's, in order, appended."""

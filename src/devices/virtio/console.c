@@ -616,6 +616,34 @@ static int vcon_load(struct virtio_dev *d, struct dev_state *s)
 	return s->err;
 }
 
+/* For `stats` (docs/control.md), after the transport's: each port's
+ * bytes as --stats prints them, "portN_..." (port 0 the console, then
+ * the named ports in their order), then the control queues'. */
+static void vcon_counters(struct virtio_dev *d,
+			  void (*put)(void *ctx, const char *name, uint64_t v), void *ctx)
+{
+	struct virtio_console *vc = d->priv;
+	static const char *const what[] = {
+		"bytes_from_guest", "bytes_to_guest", "bytes_dropped", "clients",
+	};
+	char name[48];
+
+	for (unsigned p = 0; p < vc->nr_ports; p++) {
+		struct vcon_port_counters *c = &vc->port[p].count;
+		atomic_uint_least64_t *v[] = { &c->from_guest, &c->to_guest, &c->dropped,
+					       &c->clients };
+
+		for (unsigned i = 0; i < 4; i++) {
+			snprintf(name, sizeof(name), "port%u_%s", p, what[i]);
+			put(ctx, name, atomic_load_explicit(v[i], memory_order_relaxed));
+		}
+	}
+	put(ctx, "control_from_driver",
+	    atomic_load_explicit(&vc->ctrl_from_driver, memory_order_relaxed));
+	put(ctx, "control_to_driver",
+	    atomic_load_explicit(&vc->ctrl_to_driver, memory_order_relaxed));
+}
+
 static const struct virtio_dev_ops vcon_ops = {
 	.name = "virtio-console",
 	.device_id = VIRTIO_ID_CONSOLE,
@@ -631,6 +659,7 @@ static const struct virtio_dev_ops vcon_ops = {
 	.resume = vcon_resume,
 	.save = vcon_save,
 	.load = vcon_load,
+	.counters = vcon_counters,
 };
 
 int virtio_console_create(struct pci_bus *bus, struct console *con,

@@ -22,7 +22,8 @@
  *
  * Threads: everything above runs on the I/O thread, in handlers that
  * take no lock (virtio.h); the configuration is read on vCPU threads
- * under the device's lock.  Counters are relaxed atomics.
+ * under the device's lock.  Counters are relaxed atomics, read by --stats
+ * and the control socket's `stats` without a lock.
  */
 #include <endian.h>
 #include <errno.h>
@@ -375,6 +376,23 @@ static int net_load(struct virtio_dev *d, struct dev_state *s)
 	return 0;
 }
 
+/* For `stats` (docs/control.md), after the transport's: the same
+ * counters as --stats prints. */
+static void net_counters(struct virtio_dev *d,
+			 void (*put)(void *ctx, const char *name, uint64_t v), void *ctx)
+{
+	struct net_counters *c = &((struct virtio_net *)d->priv)->count;
+
+	put(ctx, "rx_packets", atomic_load_explicit(&c->rx_packets, memory_order_relaxed));
+	put(ctx, "rx_bytes", atomic_load_explicit(&c->rx_bytes, memory_order_relaxed));
+	put(ctx, "rx_dropped", atomic_load_explicit(&c->rx_dropped, memory_order_relaxed));
+	put(ctx, "rx_errors", atomic_load_explicit(&c->rx_errors, memory_order_relaxed));
+	put(ctx, "tx_packets", atomic_load_explicit(&c->tx_packets, memory_order_relaxed));
+	put(ctx, "tx_bytes", atomic_load_explicit(&c->tx_bytes, memory_order_relaxed));
+	put(ctx, "tx_dropped", atomic_load_explicit(&c->tx_dropped, memory_order_relaxed));
+	put(ctx, "tx_errors", atomic_load_explicit(&c->tx_errors, memory_order_relaxed));
+}
+
 static const struct virtio_dev_ops net_ops = {
 	.name = "virtio-net",
 	.device_id = VIRTIO_ID_NET,
@@ -391,6 +409,7 @@ static const struct virtio_dev_ops net_ops = {
 	.resume = net_resume,
 	.save = net_save,
 	.load = net_load,
+	.counters = net_counters,
 };
 
 int virtio_net_create(struct pci_bus *bus, const struct net_spec *spec, unsigned index,
