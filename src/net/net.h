@@ -64,6 +64,9 @@ int net_spec_set_mac(struct net_spec *spec, const char *mac, char *err, size_t e
 int net_spec_add_hostfwd(struct net_spec *spec, const char *fwd, char *err, size_t errlen);
 /* The MAC the index-th NIC gets: spec's, or the default. */
 void net_spec_mac(const struct net_spec *spec, unsigned index, uint8_t mac[6]);
+/* A port forward as hostfwd= takes it, every part written out
+ * ("tcp:0.0.0.0:2222-10.0.2.15:22"): for the saved configuration. */
+const char *net_hostfwd_format(const struct net_hostfwd *f, char *buf, size_t len);
 /* "user", "tap=NAME", "bridge=NAME": for messages. */
 const char *net_spec_describe(const struct net_spec *spec, char *buf, size_t len);
 

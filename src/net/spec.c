@@ -220,6 +220,17 @@ void net_spec_mac(const struct net_spec *spec, unsigned index, uint8_t mac[6])
 	mac[5] = (uint8_t)(base[5] + index);
 }
 
+const char *net_hostfwd_format(const struct net_hostfwd *f, char *buf, size_t len)
+{
+	char host[INET_ADDRSTRLEN], guest[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &f->host, host, sizeof(host));
+	inet_ntop(AF_INET, &f->guest, guest, sizeof(guest));
+	snprintf(buf, len, "%s:%s:%u-%s:%u", f->udp ? "udp" : "tcp", host, f->host_port, guest,
+		 f->guest_port);
+	return buf;
+}
+
 const char *net_spec_describe(const struct net_spec *spec, char *buf, size_t len)
 {
 	switch (spec->type) {

@@ -391,6 +391,47 @@ static int apply_nics(json_t *nics, const char *path, struct vmm_config *cfg, ch
 	return 0;
 }
 
+json_t *vmm_config_nics_json(const struct vmm_config *cfg)
+{
+	static const char *const types[] = {
+		[NET_USER] = "user", [NET_TAP] = "tap", [NET_BRIDGE] = "bridge", [NET_NULL] = "null",
+	};
+	json_t *arr = json_array();
+	char buf[96];
+
+	for (unsigned i = 0; arr && i < cfg->nr_nics; i++) {
+		const struct net_spec *spec = &cfg->nics[i];
+		json_t *o = json_pack("{s:s}", "type", types[spec->type]), *fwd = json_array();
+
+		if (o && spec->ifname[0])
+			json_object_set_new(o, "name", json_string(spec->ifname));
+		if (o && spec->has_mac) {
+			snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", spec->mac[0],
+				 spec->mac[1], spec->mac[2], spec->mac[3], spec->mac[4], spec->mac[5]);
+			json_object_set_new(o, "mac", json_string(buf));
+		}
+		for (unsigned k = 0; fwd && k < spec->nr_fwd; k++)
+			json_array_append_new(fwd, json_string(net_hostfwd_format(&spec->fwd[k], buf,
+										  sizeof(buf))));
+		if (o && fwd && spec->nr_fwd)
+			json_object_set(o, "hostfwd", fwd);
+		json_decref(fwd);
+		if (!o || json_array_append_new(arr, o) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+int vmm_config_nics_from_json(json_t *arr, const char *what, struct vmm_config *cfg, char *err,
+			      size_t errlen)
+{
+	if (!json_is_array(arr))
+		return bad(err, errlen, what, "nics: expected an array");
+	return apply_nics(arr, what, cfg, err, errlen);
+}
+
 int vmm_port_add(struct vmm_config *cfg, const char *name, size_t namelen, const char *socket,
 		 char *err, size_t errlen)
 {

@@ -45,12 +45,12 @@
 
 static json_t *saved_config(const struct vmm_config *cfg)
 {
-	return json_pack("{s:i,s:I,s:b,s:b,s:s*,s:s*,s:s*,s:s*,s:s*,s:o}",
+	return json_pack("{s:i,s:I,s:b,s:b,s:s*,s:s*,s:s*,s:s*,s:s*,s:o,s:o}",
 			 "vcpus", (int)cfg->vm.nr_cpus, "memory", (json_int_t)cfg->vm.mem_size,
 			 "rng", cfg->rng, "test_device", cfg->vm.test_device,
 			 "kernel", cfg->boot.kernel, "initrd", cfg->boot.initrd,
 			 "cmdline", cfg->boot.cmdline, "name", cfg->name, "uuid", cfg->uuid,
-			 "disks", vmm_config_disks_json(cfg));
+			 "disks", vmm_config_disks_json(cfg), "nics", vmm_config_nics_json(cfg));
 }
 
 static int write_stream(struct sf_writer *w, const char *tag, uint32_t index,
@@ -299,6 +299,10 @@ int vm_restore_config(struct vmm_config *cfg, char *err, size_t errlen)
 		return -EINVAL;
 	for (unsigned i = 0; i < cfg->nr_disks; i++)
 		cfg->disks[i].spec.undo_resume = cfg->disks[i].spec.undo == DISK_UNDO_KEEP;
+	/* The NICs too (their backends are new: a network may lose frames). */
+	if ((v = json_object_get(conf, "nics")) &&
+	    vmm_config_nics_from_json(v, cfg->restore, cfg, err, errlen) < 0)
+		return -EINVAL;
 	return 0;
 }
 
@@ -310,6 +314,7 @@ int vm_restore_config_check(const struct vmm_config *cfg, char *err, size_t errl
 	bool rng = json_is_true(json_object_get(conf, "rng"));
 	bool testdev = json_is_true(json_object_get(conf, "test_device"));
 	unsigned disks = (unsigned)json_array_size(json_object_get(conf, "disks"));
+	unsigned nics = (unsigned)json_array_size(json_object_get(conf, "nics"));
 	const char *what = NULL;
 	char saved[64], now[64];
 
@@ -331,6 +336,10 @@ int vm_restore_config_check(const struct vmm_config *cfg, char *err, size_t errl
 		what = "disks";
 		snprintf(saved, sizeof(saved), "%u", disks);
 		snprintf(now, sizeof(now), "%u", cfg->nr_disks);
+	} else if (cfg->nr_nics != nics) {
+		what = "NICs";
+		snprintf(saved, sizeof(saved), "%u", nics);
+		snprintf(now, sizeof(now), "%u", cfg->nr_nics);
 	}
 	if (!what)
 		return 0;

@@ -81,6 +81,10 @@ struct json_t;
 struct json_t *vmm_config_disks_json(const struct vmm_config *cfg);
 int vmm_config_disks_from_json(struct json_t *arr, const char *what, struct vmm_config *cfg,
 			       char *err, size_t errlen);
+/* The same for "nics" (type, name, mac, hostfwd as the file has them). */
+struct json_t *vmm_config_nics_json(const struct vmm_config *cfg);
+int vmm_config_nics_from_json(struct json_t *arr, const char *what, struct vmm_config *cfg,
+			      char *err, size_t errlen);
 
 /* vmm.c: one boot of the VM on the console; *reboot says whether it asked
  * to start again.  control: the boot's end of its control channel, or -1

@@ -54,7 +54,7 @@ class Control(TmpDirTest):
         self.assertEqual(st["config"], {
             "vcpus": 2, "memory": 64 << 20, "kernel": guest("ctl-count"),
             "cmdline": "hz=100 every=10", "console": "stdio", "rng": False,
-            "on_reboot": "restart", "disks": []})
+            "on_reboot": "restart", "disks": [], "nics": []})
         p = ctl(self.sock, "status")
         self.assertEqual((p.returncode, p.stderr), (0, ""))
         self.assertEqual(p.stdout.splitlines()[0], "state: running")

@@ -18,7 +18,7 @@ import threading
 import time
 import unittest
 
-from ctltest import Client
+from ctltest import Client, wait_path
 from vsrvtest import SRCDIR, VSRV, TmpDirTest, main
 
 GUESTS = os.environ.get("VSRV_GUESTS", "")
@@ -244,6 +244,53 @@ class UserNet(TmpDirTest):
         # "quit" in, "bye" out.
         self.assertIn(DEV + f"rx 3 packets, {42 + 51 + 46} bytes, 0 dropped, 0 errors; "
                       f"tx 3 packets, {42 + 51 + 45} bytes, 0 dropped, 0 errors\n", err)
+
+    def test_saved_state(self):
+        """A VM serving on a port forward, saved and restored with --restore
+        alone: its NIC comes back from the saved configuration (its MAC and
+        port forward; status shows them), with the receive buffers the
+        guest had posted before the save, and a datagram through the
+        forward, bound again, is echoed.  As many NICs, or refused."""
+        sock, state = self.p("c.sock"), self.p("vm.state")
+        uport = free_port(socket.SOCK_DGRAM)
+        fwd = f"udp:127.0.0.1:{uport}-10.0.2.15:7"
+        g = Guest(["--net", f"user,mac=52:54:00:00:00:42,hostfwd={fwd}", "--append", "serve",
+                   "--control", sock])
+        self.addCleanup(lambda: g.p.poll() is None and g.p.kill())
+        g.wait_for("serve: 10.0.2.15 ready")
+        nics = [{"type": "user", "mac": "52:54:00:00:00:42", "hostfwd": [fwd]}]
+        c = Client(sock)
+        self.assertEqual(c.ok("status")["config"]["nics"], nics)
+        c.ok("save", file=state)
+        status, out, _ = g.finish()
+        self.assertEqual((status, out), (0, "nic 00:01.0 mac 52:54:00:00:00:42\n" +
+                                         probe("52:54:00:00:00:42") + "serve: 10.0.2.15 ready\n"))
+        g = Guest(["--restore", state, "--control", sock])
+        self.addCleanup(lambda: g.p.poll() is None and g.p.kill())
+        wait_path(sock, g.p)
+        c = Client(sock)
+        # The socket is the supervisor's, there before the VM's process
+        # (and its port forward): the datagram once the VM runs.
+        end = time.monotonic() + TIMEOUT
+        while (st := c.ok("status"))["state"] != "running" and time.monotonic() < end:
+            time.sleep(0.02)
+        self.assertEqual((st["state"], st["config"]["nics"]), ("running", nics))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.settimeout(30)
+            u.sendto(b"hello again", ("127.0.0.1", uport))
+            self.assertEqual(u.recvfrom(2048)[0], b"hello again")
+            self.assertEqual(quit_guest(u, ("127.0.0.1", uport)), b"bye")
+        self.assertEqual(g.finish(), (0, "udp: echoed 11 bytes to 10.0.2.2\nudp: quit\n"
+                                      "net ok\n", ""))
+        cfg = self.p("vm.json")
+        with open(cfg, "w") as f:
+            f.write('{"version": 1, "nics": []}\n')
+        p = subprocess.run([VSRV, "run", "--restore", state, "--config", cfg],
+                           capture_output=True, text=True, timeout=TIMEOUT,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (1, "", (
+            f"vsrv: {state}: saved with NICs 1, this run has 0 (a restore needs the same "
+            "vCPUs, memory and devices)\n")))
 
     def test_udp_out(self):
         """The guest's datagram to 10.0.2.2 (the host's loopback, through
