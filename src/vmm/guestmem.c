@@ -2,12 +2,19 @@
 /*
  * Which pages of guest memory hold anything: for `stats` (memory touched)
  * and for saved state, which writes only those.  Guest RAM is mapped with
- * MAP_NORESERVE, so a page the guest never touched has no page behind it;
- * /proc/self/pagemap says so, 8 bytes a page, without faulting anything
- * in (reading the pages themselves would map the zero page under each).
- * A page counts when it is present or swapped out; mincore() would miss
- * the swapped ones.  The pagemap is opened before the sandbox and read
- * with pread() after.
+ * MAP_NORESERVE, so a page the guest never touched has no page behind it.
+ * A page counts when it is present or swapped out, and nothing is faulted
+ * in to ask (reading the pages themselves would map the zero page under
+ * each); mincore() is not used, as it misses the swapped ones.
+ *
+ * Anonymous memory (and huge pages, which never swap): /proc/self/pagemap,
+ * 8 bytes a page, present or swapped.  A memfd (--memfd): its file, with
+ * lseek()'s SEEK_DATA and SEEK_HOLE, which for shared memory (shmem) count
+ * pages swapped out too, whereas the pagemap drops those (shmem's swapping
+ * clears the page table entry rather than leaving a swap entry in it).
+ * hugetlbfs has no SEEK_DATA (every offset is data there), so a memfd of
+ * huge pages goes by the pagemap too.  The pagemap is opened before the
+ * sandbox and read with pread() after.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +35,38 @@ int guestmem_open_pagemap(void)
 	return fd < 0 ? -errno : fd;
 }
 
+/* A memfd's region: its file's data, extent by extent. */
+static int memfd_runs(struct vm *vm, unsigned m, guestmem_fn fn, void *opaque)
+{
+	const struct mem_region *r = &vm->mem[m];
+	uint64_t end = r->fd_off + r->size, off = r->fd_off;
+
+	while (off < end) {
+		off_t data = lseek(vm->memfd, (off_t)off, SEEK_DATA), hole;
+		uint64_t from, to;
+		int rc;
+
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno;	/* no data past off */
+		hole = lseek(vm->memfd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		/* Whole pages of this region. */
+		from = (uint64_t)data / VM_PAGE_SIZE * VM_PAGE_SIZE;
+		to = ((uint64_t)hole + VM_PAGE_SIZE - 1) / VM_PAGE_SIZE * VM_PAGE_SIZE;
+		if (from >= end)
+			return 0;
+		if (to > end)
+			to = end;
+		rc = fn(opaque, r->gpa + (from - r->fd_off),
+			(uint8_t *)r->hva + (from - r->fd_off), to - from);
+		if (rc < 0)
+			return rc;
+		off = to;
+	}
+	return 0;
+}
+
 int guestmem_region_runs(struct vm *vm, int pagemap, unsigned m, guestmem_fn fn, void *opaque)
 {
 	static _Thread_local uint64_t e[CHUNK];
@@ -36,6 +75,8 @@ int guestmem_region_runs(struct vm *vm, int pagemap, unsigned m, guestmem_fn fn,
 	uintptr_t base = (uintptr_t)r->hva / VM_PAGE_SIZE;
 	int rc;
 
+	if (vm->memfd >= 0 && !vm->opts.hugepages)
+		return memfd_runs(vm, m, fn, opaque);
 	for (uint64_t p = 0; p < pages; p += CHUNK) {
 		uint64_t n = pages - p < CHUNK ? pages - p : CHUNK;
 		ssize_t got = pread(pagemap, e, n * 8, (off_t)((base + p) * 8));

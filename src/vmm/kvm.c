@@ -73,7 +73,8 @@ static int map_ram(struct vm *vm, uint64_t gpa, uint64_t size, int memfd,
 		munmap(p, size);
 		return fail(err, errlen, -e, "KVM_SET_USER_MEMORY_REGION: %s", strerror(e));
 	}
-	vm->mem[vm->nr_mem++] = (struct mem_region){ .gpa = gpa, .size = size, .hva = p };
+	vm->mem[vm->nr_mem++] = (struct mem_region){ .gpa = gpa, .size = size, .hva = p,
+						     .fd_off = fd_off };
 	return 0;
 }
 
@@ -101,8 +102,9 @@ static int setup_memory(struct vm *vm, char *err, size_t errlen)
 	if (r >= 0 && vm->ram_above_4g)
 		r = map_ram(vm, VM_HIGH_RAM_START, vm->ram_above_4g, memfd,
 			    vm->ram_below_4g, err, errlen);
-	if (memfd >= 0)
-		close(memfd);
+	/* Kept: which of its pages hold anything, the file says
+	 * (guestmem.c). */
+	vm->memfd = memfd;
 	return r;
 }
 
@@ -119,7 +121,7 @@ int vm_create(struct vm *vm, const struct vm_opts *opts, char *err, size_t errle
 	int r, n = 128;
 
 	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->memfd = -1;
 	vm->opts = *opts;
 	vm->main_thread = pthread_self();
 	pthread_mutex_init(&vm->pause_lock, NULL);
@@ -207,6 +209,8 @@ void vm_destroy(struct vm *vm)
 	}
 	for (unsigned i = 0; i < vm->nr_mem; i++)
 		munmap(vm->mem[i].hva, vm->mem[i].size);
+	if (vm->memfd >= 0)
+		close(vm->memfd);
 	vm_routes_free(vm);
 	free(vm->pio.r);
 	free(vm->mmio.r);

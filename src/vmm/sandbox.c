@@ -80,6 +80,8 @@ static const int run_calls[] = {
 	 * fstat takes no path, unlike newfstatat); a checkpoint's new disk
 	 * layer, a file the supervisor sent, opened by libvhd (its size) */
 	SCMP_SYS(fstat),
+	/* a memfd's pages that hold data (guestmem.c: SEEK_DATA, SEEK_HOLE) */
+	SCMP_SYS(lseek),
 	SCMP_SYS(set_robust_list), SCMP_SYS(rseq),	/* a new thread's start */
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };

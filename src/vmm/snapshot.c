@@ -45,12 +45,13 @@
 
 static json_t *saved_config(const struct vmm_config *cfg)
 {
-	return json_pack("{s:i,s:I,s:b,s:b,s:s*,s:s*,s:s*,s:s*,s:s*,s:o,s:o}",
+	return json_pack("{s:i,s:I,s:b,s:b,s:s*,s:s*,s:s*,s:s*,s:s*,s:o,s:o,s:b,s:b}",
 			 "vcpus", (int)cfg->vm.nr_cpus, "memory", (json_int_t)cfg->vm.mem_size,
 			 "rng", cfg->rng, "test_device", cfg->vm.test_device,
 			 "kernel", cfg->boot.kernel, "initrd", cfg->boot.initrd,
 			 "cmdline", cfg->boot.cmdline, "name", cfg->name, "uuid", cfg->uuid,
-			 "disks", vmm_config_disks_json(cfg), "nics", vmm_config_nics_json(cfg));
+			 "disks", vmm_config_disks_json(cfg), "nics", vmm_config_nics_json(cfg),
+			 "memfd", cfg->vm.memfd, "hugepages", cfg->vm.hugepages);
 }
 
 static int write_stream(struct sf_writer *w, const char *tag, uint32_t index,
@@ -174,13 +175,6 @@ int vm_save(struct vm *vm, const struct vmm_config *cfg, int pagemap, int fd, ui
 	int r;
 
 	json_decref(conf);
-	/* Shared memory's pages swapped out do not show in the pagemap on
-	 * every kernel: a state without them would be wrong, not smaller. */
-	if (vm->opts.memfd) {
-		free(text);
-		snprintf(err, errlen, "guest memory in a memfd (--memfd) is not saved by this vsrv");
-		return -ENOTSUP;
-	}
 	state_init(&st);
 	r = text ? sf_writer_init(&w, fd) : -ENOMEM;
 	if (r < 0) {
@@ -282,6 +276,10 @@ int vm_restore_config(struct vmm_config *cfg, char *err, size_t errlen)
 	cfg->vm.mem_size = (uint64_t)json_integer_value(json_object_get(conf, "memory"));
 	cfg->rng = json_is_true(json_object_get(conf, "rng"));
 	cfg->vm.test_device = json_is_true(json_object_get(conf, "test_device"));
+	/* How guest memory is held is this run's to choose; the saved one is
+	 * its default. */
+	cfg->vm.memfd = json_is_true(json_object_get(conf, "memfd"));
+	cfg->vm.hugepages = json_is_true(json_object_get(conf, "hugepages"));
 	if ((v = json_object_get(conf, "kernel")))
 		cfg->boot.kernel = json_string_value(v);
 	if ((v = json_object_get(conf, "initrd")))

@@ -91,6 +91,7 @@ struct io_bus {
 struct mem_region {
 	uint64_t gpa, size;
 	void *hva;
+	uint64_t fd_off;	/* where it lies in vm->memfd */
 };
 
 struct vcpu;
@@ -182,6 +183,7 @@ struct vm {
 	bool quirks;		/* host quirks active */
 	struct mem_region mem[2];
 	unsigned nr_mem;
+	int memfd;		/* guest RAM's memfd (--memfd), or -1 */
 	uint64_t ram_below_4g;	/* bytes of RAM from 0 */
 	uint64_t ram_above_4g;	/* bytes of RAM from 4 GiB */
 	struct io_bus pio, mmio;
@@ -249,9 +251,10 @@ void vm_remove_device(struct vm *vm, struct vm_device *d);
 bool io_bus_access(struct io_bus *bus, uint64_t addr, void *data,
 		   unsigned len, bool write);
 
-/* guestmem.c: the pages of guest RAM that may hold data (present in the
- * VMM's page tables or swapped out), in runs; never-touched ones are
- * skipped.  pagemap: guestmem_open_pagemap()'s fd (before the sandbox). */
+/* guestmem.c: the pages of guest RAM that may hold data (present or
+ * swapped out: in the VMM's pagemap, or in a memfd's file), in runs;
+ * never-touched ones are skipped.  pagemap: guestmem_open_pagemap()'s fd
+ * (before the sandbox). */
 #define VM_PAGE_SIZE	4096ull
 typedef int (*guestmem_fn)(void *opaque, uint64_t gpa, void *hva, uint64_t len);
 int guestmem_open_pagemap(void);
