@@ -121,7 +121,7 @@ int vm_create(struct vm *vm, const struct vm_opts *opts, char *err, size_t errle
 	int r, n = 128;
 
 	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = vm->memfd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->memfd = vm->restore_fd = -1;
 	vm->opts = *opts;
 	vm->main_thread = pthread_self();
 	pthread_mutex_init(&vm->pause_lock, NULL);
@@ -207,10 +207,14 @@ void vm_destroy(struct vm *vm)
 		if (c->fd > 0)
 			close(c->fd);
 	}
-	for (unsigned i = 0; i < vm->nr_mem; i++)
+	for (unsigned i = 0; i < vm->nr_mem; i++) {
 		munmap(vm->mem[i].hva, vm->mem[i].size);
+		free(vm->mem[i].mapped);
+	}
 	if (vm->memfd >= 0)
 		close(vm->memfd);
+	if (vm->restore_fd >= 0)
+		close(vm->restore_fd);
 	vm_routes_free(vm);
 	free(vm->pio.r);
 	free(vm->mmio.r);

@@ -276,6 +276,11 @@ static int build(scmp_filter_ctx ctx, unsigned needs)
 	for (size_t i = 0; r >= 0 && i < sizeof(kvm_ioctls) / sizeof(kvm_ioctls[0]); i++)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
 				     SCMP_A1(SCMP_CMP_EQ, kvm_ioctls[i]));
+	/* Letting go of the saved state a restore mapped (guestmem.c): its
+	 * read lease, which its mappings would hold past a close. */
+	if (r >= 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2,
+				     SCMP_A1(SCMP_CMP_EQ, F_SETLEASE), SCMP_A2(SCMP_CMP_EQ, F_UNLCK));
 	return r;
 }
 

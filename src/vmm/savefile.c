@@ -112,15 +112,10 @@ int sf_begin(struct sf_writer *w, const char *tag, uint32_t index)
 	return 0;
 }
 
-int sf_writev(struct sf_writer *w, const struct iovec *iov, int n)
+/* All of iov at the writer's offset, going on after short writes. */
+static int pwritev_all(struct sf_writer *w, struct iovec *iov, int n)
 {
-	size_t total = 0;
-
-	for (int i = 0; i < n; i++) {
-		XXH3_64bits_update(w->hash, iov[i].iov_base, iov[i].iov_len);
-		total += iov[i].iov_len;
-	}
-	while (total) {
+	while (n) {
 		ssize_t k = pwritev(w->fd, iov, n, (off_t)w->off);
 
 		if (k < 0 && errno == EINTR)
@@ -128,26 +123,53 @@ int sf_writev(struct sf_writer *w, const struct iovec *iov, int n)
 		if (k <= 0)
 			return k < 0 ? -errno : -EIO;
 		w->off += (uint64_t)k;
-		total -= (size_t)k;
-		if (!total)
-			break;
-		/* A short write: go on from where it stopped. */
-		while ((size_t)k >= iov->iov_len) {
+		while (n && (size_t)k >= iov->iov_len) {
 			k -= (ssize_t)iov->iov_len;
 			iov++;
 			n--;
 		}
 		if (k) {
-			struct iovec first = { (uint8_t *)iov->iov_base + k, iov->iov_len - (size_t)k };
-			int r = pwrite_all(w->fd, first.iov_base, first.iov_len, w->off);
-
-			if (r < 0)
-				return r;
-			w->off += first.iov_len;
-			total -= first.iov_len;
-			iov++;
-			n--;
+			iov->iov_base = (uint8_t *)iov->iov_base + k;
+			iov->iov_len -= (size_t)k;
 		}
+	}
+	return 0;
+}
+
+int sf_writev(struct sf_writer *w, const struct iovec *iov, int n)
+{
+	struct iovec piece[SF_PIECE_IOV];
+	size_t done = 0;	/* of iov[0] */
+
+	/*
+	 * A piece at a time, each hashed and then written while it is still
+	 * in the CPU's caches: hashing a whole batch first (up to 64 MiB a
+	 * run of pages) and then copying it into the page cache read it from
+	 * memory twice.
+	 */
+	while (n) {
+		size_t len = 0;
+		int k = 0, r;
+
+		while (n && k < SF_PIECE_IOV && len < SF_PIECE) {
+			size_t take = iov->iov_len - done;
+
+			if (take > SF_PIECE - len)
+				take = SF_PIECE - len;
+			piece[k++] = (struct iovec){ (uint8_t *)iov->iov_base + done, take };
+			len += take;
+			done += take;
+			if (done == iov->iov_len) {
+				iov++;
+				n--;
+				done = 0;
+			}
+		}
+		for (int i = 0; i < k; i++)
+			XXH3_64bits_update(w->hash, piece[i].iov_base, piece[i].iov_len);
+		r = pwritev_all(w, piece, k);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }

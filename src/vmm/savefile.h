@@ -30,6 +30,10 @@
 #define SAVEFILE_VERSION	1
 #define SAVEFILE_ALIGN		4096u
 #define SAVEFILE_SECTIONS_MAX	4096u
+/* Writing and reading guest memory go a piece at a time, each hashed while
+ * it is in the CPU's caches (its second-level cache: 512 KiB to 2 MiB). */
+#define SF_PIECE		(512u << 10)
+#define SF_PIECE_IOV		128
 
 struct sf_section {
 	char tag[5];		/* NUL-terminated */

@@ -20,10 +20,11 @@
  * Restoring reads and checks every section before it sets anything: the
  * whole file's checksums, the vCPUs and devices it names against this
  * VM's, the CPU features the guest was given against what this host's
- * KVM offers, every DREF.  Guest memory is read straight into the new
- * VM's RAM, checked as it comes; the VM has not run, and a refusal ends
- * its process.  Only then do the vCPUs, the irqchip, the clock and the
- * devices get their state.
+ * KVM offers, every DREF.  Guest memory is mapped from the file into the
+ * new VM's RAM, copy-on-write, where the file's lease allows (guestmem.c),
+ * else read into it, and checked as it comes; the VM has not run, and a
+ * refusal ends its process.  Only then do the vCPUs, the irqchip, the
+ * clock and the devices get their state.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -40,6 +41,8 @@
 
 #define IOV_BATCH	512
 #define READ_CHUNK	(64ull << 20)
+#define MAP_PAGES_MIN	16	/* 64 KiB: smaller runs are copied */
+#define MAPS_MAX	4096
 
 /* --- saving --- */
 
@@ -348,7 +351,46 @@ int vm_restore_config_check(const struct vmm_config *cfg, char *err, size_t errl
 
 /* --- restoring, in the boot's process --- */
 
-static int load_region(struct sf_reader *r, struct vm *vm, unsigned m, char *err, size_t errlen)
+/* A run of the file's pages into guest memory at page p: mapped (*maps
+ * counts the mappings), or copied.  Hashed either way. */
+static int load_run(struct sf_reader *r, struct vm *vm, unsigned m, uint64_t p, uint64_t n,
+		    uint64_t off, unsigned *maps, XXH3_state_t *h, char *err, size_t errlen)
+{
+	uint8_t *at = (uint8_t *)vm->mem[m].hva + p * VM_PAGE_SIZE;
+	int e;
+
+	/* Mapped where the lease allows it, but not tiny runs, nor without
+	 * bound: each mapping is the process's (vm.max_map_count). */
+	if (maps && n >= MAP_PAGES_MIN && *maps < MAPS_MAX) {
+		e = guestmem_map(vm, m, p, n, r->fd, off);
+		if (e < 0) {
+			snprintf(err, errlen, "%s: mapping its memory: %s", r->path, strerror(-e));
+			return e;
+		}
+		(*maps)++;
+		XXH3_64bits_update(h, at, n * VM_PAGE_SIZE);
+		return 0;
+	}
+	/* Copied straight into guest memory (the VM has not run), a piece at
+	 * a time: its pages made first, in one call (a fault per page costs
+	 * more, most of all where the host is itself a VM), then read, then
+	 * hashed while the CPU's caches still hold them. */
+	for (uint64_t done = 0; done < n * VM_PAGE_SIZE;) {
+		uint64_t len = n * VM_PAGE_SIZE - done < SF_PIECE ? n * VM_PAGE_SIZE - done :
+			       SF_PIECE;
+
+		madvise(at + done, len, MADV_POPULATE_WRITE);
+		e = sf_pread(r, at + done, len, off + done, err, errlen);
+		if (e < 0)
+			return e;
+		XXH3_64bits_update(h, at + done, len);
+		done += len;
+	}
+	return 0;
+}
+
+static int load_region(struct sf_reader *r, struct vm *vm, unsigned m, unsigned *maps,
+		       char *err, size_t errlen)
 {
 	const struct mem_region *reg = &vm->mem[m];
 	uint64_t pages = reg->size / VM_PAGE_SIZE, words = (pages + 63) / 64, count = 0, gpa, n;
@@ -392,9 +434,9 @@ static int load_region(struct sf_reader *r, struct vm *vm, unsigned m, char *err
 		e = -EINVAL;
 		goto out;
 	}
-	/* Huge pages where the host has them (THP "madvise"): populating
-	 * 2 MiB at a time is most of what a restore saves; the restored
-	 * guest runs on them too. */
+	/* Huge pages where the host has them (THP "madvise") for what is
+	 * copied: populating 2 MiB at a time is most of what a copying
+	 * restore saves; the restored guest runs on them too. */
 	madvise(reg->hva, reg->size, MADV_HUGEPAGE);
 	XXH3_64bits_reset(h);
 	off = s->offset;
@@ -408,14 +450,7 @@ static int load_region(struct sf_reader *r, struct vm *vm, unsigned m, char *err
 		while (q < pages && (bm[q / 8] >> (q % 8) & 1) &&
 		       (q - p) * VM_PAGE_SIZE < READ_CHUNK)
 			q++;
-		/* Straight into guest memory: the VM has not run.  Its pages
-		 * made first, in one call (a fault per page costs more,
-		 * most of all where the host is itself a VM). */
-		madvise((uint8_t *)reg->hva + p * VM_PAGE_SIZE, (q - p) * VM_PAGE_SIZE,
-			MADV_POPULATE_WRITE);
-		e = sf_pread(r, (uint8_t *)reg->hva + p * VM_PAGE_SIZE, (q - p) * VM_PAGE_SIZE, off,
-			     err, errlen);
-		XXH3_64bits_update(h, (uint8_t *)reg->hva + p * VM_PAGE_SIZE, (q - p) * VM_PAGE_SIZE);
+		e = load_run(r, vm, m, p, q - p, off, maps, h, err, errlen);
 		off += (q - p) * VM_PAGE_SIZE;
 		p = q;
 	}
@@ -543,7 +578,8 @@ int vm_restore(struct vm *vm, const char *path, char *err, size_t errlen)
 	struct sf_reader r;
 	struct vm_device *d, *end;
 	char why[512] = "";
-	unsigned k = 0;
+	unsigned k = 0, maps = 0;
+	bool map;
 	int e;
 
 	memset(&rs, 0, sizeof(rs));
@@ -551,8 +587,17 @@ int vm_restore(struct vm *vm, const char *path, char *err, size_t errlen)
 	if (e < 0)
 		return e;
 	e = restore_check(&r, vm, &rs, err, errlen);
+	/* The file's pages mapped into guest memory where its lease allows
+	 * (guestmem.c), else copied. */
+	map = e >= 0 && guestmem_lease(vm, r.fd);
 	for (unsigned m = 0; e >= 0 && m < vm->nr_mem; m++)
-		e = load_region(&r, vm, m, err, errlen);
+		e = load_region(&r, vm, m, map ? &maps : NULL, err, errlen);
+	if (e >= 0 && maps) {
+		/* Kept open, its lease held, as long as guest memory maps it. */
+		vm->restore_fd = r.fd;
+		vm->restore_path = path;
+		r.fd = -1;
+	}
 	sf_close(&r);
 	/* All read and checked: now the VM's state. */
 	for (unsigned i = 0; e >= 0 && i < vm->opts.nr_cpus; i++)

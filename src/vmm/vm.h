@@ -92,6 +92,9 @@ struct mem_region {
 	uint64_t gpa, size;
 	void *hva;
 	uint64_t fd_off;	/* where it lies in vm->memfd */
+	/* Pages mapped from a saved state's file by a restore (guestmem.c),
+	 * a bit each; NULL: none. */
+	uint64_t *mapped;
 };
 
 struct vcpu;
@@ -184,6 +187,10 @@ struct vm {
 	struct mem_region mem[2];
 	unsigned nr_mem;
 	int memfd;		/* guest RAM's memfd (--memfd), or -1 */
+	/* The saved state whose pages a restore mapped into guest RAM, its
+	 * read lease held (guestmem.c), or -1. */
+	int restore_fd;
+	const char *restore_path;
 	uint64_t ram_below_4g;	/* bytes of RAM from 0 */
 	uint64_t ram_above_4g;	/* bytes of RAM from 4 GiB */
 	struct io_bus pio, mmio;
@@ -261,6 +268,19 @@ int guestmem_open_pagemap(void);
 int guestmem_runs(struct vm *vm, int pagemap, guestmem_fn fn, void *opaque);
 int guestmem_region_runs(struct vm *vm, int pagemap, unsigned m, guestmem_fn fn, void *opaque);
 int guestmem_touched(struct vm *vm, int pagemap, uint64_t *bytes);
+/* A restore's pages mapped from the saved state's file (fd), copy-on-
+ * write: guestmem_lease() says whether this VM may (and takes a read
+ * lease on the file); guestmem_map() maps npages of region m from page
+ * `page` on at file offset off: 0, or a negative errno with guest RAM
+ * there unusable (the restore fails).  The caller then keeps fd in
+ * vm->restore_fd (its path in vm->restore_path) for as long as the VM
+ * runs.  When the lease is broken (GUESTMEM_LEASE_SIGNAL: someone opens
+ * the file to write it), guestmem_detach() copies every page still the
+ * file's and lets the file go. */
+bool guestmem_lease(struct vm *vm, int fd);
+int guestmem_map(struct vm *vm, unsigned m, uint64_t page, uint64_t npages, int fd, uint64_t off);
+#define GUESTMEM_LEASE_SIGNAL	SIGIO
+void guestmem_detach(struct vm *vm);
 
 /* vmstate.c: KVM's part of saved state (vCPUs, irqchip, PIT, clock), in
  * state.h's streams.  vmstate_init() asks /dev/kvm what saving needs

@@ -189,6 +189,11 @@ static int wait_for_end(struct vm *vm, const sigset_t *set)
 
 	while (atomic_load(&vm->exit_kind) == VM_RUNNING) {
 		sig = sigwaitinfo(set, NULL);
+		/* The saved state a restore mapped is about to be written. */
+		if (sig == GUESTMEM_LEASE_SIGNAL) {
+			guestmem_detach(vm);
+			continue;
+		}
 		if (sig > 0 && sig != VM_EXIT_SIGNAL) {
 			vm_request_exit(vm, VM_EXIT_POWEROFF, 0, "stopped by SIG%s",
 					sigabbrev_np(sig));
@@ -255,6 +260,7 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, int control,
 	/* Before the sandbox, which forbids asking for SIGHUP's disposition. */
 	vmm_stop_signals(&wait_set);
 	sigaddset(&wait_set, VM_EXIT_SIGNAL);
+	sigaddset(&wait_set, GUESTMEM_LEASE_SIGNAL);
 	if (r >= 0)
 		r = sandbox_enter(sandbox_needs(cfg), err, sizeof(err));
 	if (r >= 0)
@@ -335,6 +341,7 @@ int vmm_run(const struct vmm_config *cfg)
 	vmm_stop_signals(&set);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, VM_EXIT_SIGNAL);
+	sigaddset(&set, GUESTMEM_LEASE_SIGNAL);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (!cfg->boot.dry_run)
 		return vmm_supervise(cfg);
