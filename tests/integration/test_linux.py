@@ -23,13 +23,27 @@ import subprocess
 import time
 import unittest
 
+from ctltest import Client
 from vsrvtest import SRCDIR, VSRV, TmpDirTest, main
 
 GUEST_TOOLS = os.path.join(SRCDIR, "tools", "guest")
 # What the kernel needs here; vsrv appends what the host needs (quirks.c).
 # earlyprintk puts the kernel's first lines on the UART at once, so a console
-# that stays empty means no UART, not a slow boot.
-APPEND = "console=ttyS0 earlyprintk=serial,ttyS0,115200 reboot=t panic=-1 nokaslr lpj=1000000"
+# that stays empty means no UART, not a slow boot.  clocksource=jiffies:
+# the guest's periodic tick (HZ_PERIODIC, on the local APIC's TSC deadline,
+# which only has one-shot mode) catches up each tick it missed, one
+# tick_periodic() at a time, once its clocksource is a real one
+# (tick_handle_periodic): switched to kvm-clock after minutes of an
+# emulated boot whose ticks came late (the jiffies clock it had until then
+# lagging the host's by as much), it had tens of thousands of ticks to
+# catch up, at a few milliseconds of emulated code each, and on a loaded
+# host, more than the 10 ms a tick lasts: it never caught up (both vCPUs
+# found in scheduler_tick and RCU's tick work, minutes after "Switched to
+# clocksource kvm-clock").  On jiffies the catching up never starts;
+# kvm-clock still times printk's stamps (sched_clock) and the TSC deadline
+# still drives the tick.
+APPEND = ("console=ttyS0 earlyprintk=serial,ttyS0,115200 reboot=t panic=-1 nokaslr "
+          "lpj=1000000 clocksource=jiffies")
 CPUS = 2
 BOOT_TIMEOUT = 600          # seconds; a boot takes 100-160 s here, more under load
 QUIET_LIMIT = 60            # seconds without a byte on the console
@@ -134,6 +148,11 @@ DHCP_LINES = [
      r"mask=255\.255\.255\.0, gw=10\.0\.2\.2"),
     ("the DNS forwarder", r"nameserver0=10\.0\.2\.3"),
 ]
+# Where test_vhd_root saves its VM: the disk found by Linux's driver.
+SAVE_AT = VHD_ROOT_LINES[0][1]
+# The guest's clock across a restore: the first line after it is at most
+# this much later (guest seconds) than the last before it.
+CLOCK_GAP_MAX = 30
 HVC_STATS = re.compile(r"^vsrv: virtio-console 00:0\d\.0: port 0 \(console\): "
                        r"(\d+) bytes from the guest, \d+ to it, 0 dropped$", re.M)
 BLK_STATS = re.compile(r"^vsrv: virtio-blk 00:0\d\.0: .*$", re.M)
@@ -188,6 +207,7 @@ class Boot:
         self.problem = None
         self.klog = ""
         self.stopped = False
+        self.saved = None       # with a save: the run that was saved
 
     def report(self):
         parts = [f"--- vsrv's standard error ---\n{self.stderr}" if self.stderr else "",
@@ -216,17 +236,21 @@ class LinuxBootTest(TmpDirTest):
                       "(the 8250 UART and --console file:PATH) this test cannot see the "
                       "guest boot")
 
-    def boot(self, kernel, stop_at_init, timeout, root=None, hvc=False, net=False):
+    def boot(self, kernel, stop_at_init, timeout, root=None, hvc=False, net=False,
+             save_at=None):
         """Boots kernel with the guest's initramfs, or with root (a disk
         option for --disk) as its root file system, and reads the console:
         until 'Run /init' with stop_at_init (then stops the VM with SIGTERM,
         which must end vsrv cleanly), else until the VM ends.  With hvc,
         the console is also a virtio-console's hvc0, the kernel's console
-        once its driver is up (console=hvc0).  --stats
-        reports the exits to user space, printed for comparison between
-        runs."""
+        once its driver is up (console=hvc0).  With save_at (a regular
+        expression), the VM is saved through its control socket once the
+        console shows it, which must end that run, and restored by another
+        (vsrv run --restore with its own console file), which the rest of
+        the boot is read from (b.saved has the first run's outcome, b.state
+        the file).  --stats reports the exits to user space, printed for
+        comparison between runs."""
         g = guest()
-        console = self.p("console")
         b = Boot()
         cmd = [VSRV, "run", "--kernel", kernel]
         if root:
@@ -242,10 +266,39 @@ class LinuxBootTest(TmpDirTest):
             # early console once its driver is up.
             append = APPEND.replace("console=ttyS0", "console=hvc0") if hvc else APPEND
             cmd += ["--initrd", initrd(g), "--append", append]
-        cmd += ["--cpus", str(CPUS), "--memory", "256M", "--on-reboot", "exit",
-                "--console", ("hvc," if hvc else "") + "file:" + console, "--stats", "--rng"]
+        cmd += ["--cpus", str(CPUS), "--memory", "256M", "--rng"]
+        if save_at:
+            b.saved = Boot()
+            b.state = self.p("vm.state")
+            self.run_vm(b.saved, cmd + ["--control", self.p("c.sock")], "console.saved",
+                        False, timeout, hvc, save_at)
+            if b.saved.problem:
+                self.fail(f"{os.path.basename(kernel)}: {b.saved.problem}\n{b.saved.report()}")
+            # The saved configuration has the kernel, the disk, the NIC,
+            # virtio-rng: only what is this run's own.
+            cmd = [VSRV, "run", "--restore", b.state, "--control", self.p("c.sock")]
+            timeout -= b.saved.seconds
+        self.run_vm(b, cmd, "console", stop_at_init, timeout, hvc)
+        if b.problem:
+            self.fail(f"{os.path.basename(kernel)}: {b.problem}\n{b.report()}")
+        exits = [line for line in b.stderr.splitlines() if line.startswith("vsrv: exits: ")]
+        print(f"boot: exits to user space in {b.seconds:.0f} s:",
+              ", ".join(line[len("vsrv: exits: "):] for line in exits))
+        self.assertTrue(exits, f"no exit counts (--stats)\n{b.report()}")
+        if b.stopped:
+            self.assertEqual(b.status, 0, f"SIGTERM must stop the VM cleanly\n{b.report()}")
+            self.assertIn("vsrv: stopped by SIGTERM; the VM was powered off",
+                          b.stderr.splitlines(), f"no stop line\n{b.report()}")
+        return b
+
+    def run_vm(self, b, cmd, console_name, stop_at_init, timeout, hvc, save_at=None):
+        """One vsrv run of a boot, its outcome in b (see boot)."""
+        g = guest()
+        console = self.p(console_name)
+        cmd = cmd + ["--on-reboot", "exit", "--console", ("hvc," if hvc else "") + "file:" +
+                     console, "--stats"]
         print("boot:", " ".join(cmd))
-        with open(self.p("stderr"), "w+") as err:
+        with open(self.p(console_name + ".stderr"), "w+") as err:
             start = time.monotonic()
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
             try:
@@ -261,14 +314,20 @@ class LinuxBootTest(TmpDirTest):
                     b.console = raw.decode("utf-8", "replace").replace("\r\n", "\n")
                     if b.init_at is None and RUN_INIT.search(b.console):
                         b.init_at = b.seconds
+                    if save_at and b.status is None and re.search(save_at, b.console):
+                        self.save(b, proc, console)
+                        break
                     if stop_at_init and b.init_at is not None:
                         break
                     if b.status is not None:
-                        if stop_at_init:
+                        if stop_at_init or save_at:
                             b.problem = (f"the VM ended (exit status {b.status}) after "
-                                         f"{b.seconds:.0f} s, before 'Run /init'")
+                                         f"{b.seconds:.0f} s, before " +
+                                         (f"/{save_at}/" if save_at else "'Run /init'"))
                         break
-                    if not raw and b.seconds > QUIET_LIMIT:
+                    # (A restored run starts where its kernel was: it may
+                    # have nothing to say for a while.)
+                    if not raw and b.seconds > QUIET_LIMIT and "--restore" not in cmd:
                         b.problem = (f"nothing on the console in {QUIET_LIMIT} s (the kernel "
                                      "writes to its UART in its first seconds with "
                                      "earlyprintk): is the 8250 UART at 0x3f8 missing, or "
@@ -276,7 +335,7 @@ class LinuxBootTest(TmpDirTest):
                         break
                     if b.seconds > timeout:
                         b.problem = (f"{'Run /init' if stop_at_init else 'the VM end'} "
-                                     f"not reached in {timeout} s")
+                                     f"not reached in {timeout:.0f} s")
                         break
                 if b.problem and proc.poll() is None:
                     # How far did it get?  Read the kernel's log from its memory.
@@ -297,17 +356,23 @@ class LinuxBootTest(TmpDirTest):
                         proc.wait()
             err.seek(0)
             b.stderr = err.read()
-        if b.problem:
-            self.fail(f"{os.path.basename(kernel)}: {b.problem}\n{b.report()}")
-        exits = [line for line in b.stderr.splitlines() if line.startswith("vsrv: exits: ")]
-        print(f"boot: exits to user space in {b.seconds:.0f} s:",
-              ", ".join(line[len("vsrv: exits: "):] for line in exits))
-        self.assertTrue(exits, f"no exit counts (--stats)\n{b.report()}")
-        if b.stopped:
-            self.assertEqual(b.status, 0, f"SIGTERM must stop the VM cleanly\n{b.report()}")
-            self.assertIn("vsrv: stopped by SIGTERM; the VM was powered off",
-                          b.stderr.splitlines(), f"no stop line\n{b.report()}")
         return b
+
+    def save(self, b, proc, console):
+        """`save` through the control socket: the run ends."""
+        state = self.p("vm.state")
+        c = Client(self.p("c.sock"))
+        r = c.ok("save", file=state)
+        c.close()
+        b.status = proc.wait(timeout=60)
+        b.save_reply = r
+        # What the console had when the VM was paused for the save: the
+        # rest may still have been on its way to the file.
+        time.sleep(1)
+        with open(console, "rb") as f:
+            b.console = f.read().decode("utf-8", "replace").replace("\r\n", "\n")
+        print(f"boot: saved after {b.seconds:.1f} s ({r['bytes']} bytes, written in "
+              f"{r['write_seconds']:.3f} s, synced in {r['sync_seconds']:.3f} s)")
 
     def check_kernel(self, b, what):
         """Prints how long the boot took to reach /init, and asserts
@@ -374,15 +439,49 @@ class LinuxBootTest(TmpDirTest):
                   "cannot run guest system calls; the VM was stopped at 'Run /init'")
 
     def check_root_boot(self, b):
-        """What every boot with its root on the VHD shows."""
-        missing = [name for name, rx in VHD_ROOT_LINES if not re.search(rx, b.console)]
+        """What every boot with its root on the VHD shows (on both runs'
+        consoles, with a save)."""
+        console = (b.saved.console if b.saved else "") + b.console
+        missing = [name for name, rx in VHD_ROOT_LINES if not re.search(rx, console)]
         self.assertFalse(missing, f"the console lacks {', '.join(missing)}\n{b.report()}")
-        trouble = re.search(KERNEL_TROUBLE, b.console)
+        trouble = re.search(KERNEL_TROUBLE, console)
         self.assertIsNone(trouble, f"the kernel reported trouble\n{b.report()}")
-        print(f"boot: root on a VHD reached 'Run /init as init process' in {b.init_at:.1f} s")
+        print(f"boot: root on a VHD reached 'Run /init as init process' in "
+              f"{b.init_at + (b.saved.seconds if b.saved else 0):.1f} s")
         blk = BLK_STATS.search(b.stderr)
         self.assertTrue(blk, f"no virtio-blk counters from --stats\n{b.report()}")
         print("boot: " + blk.group(0)[len("vsrv: "):])
+
+    def check_saved(self, b, save_at, after):
+        """A boot saved at save_at and restored: the saved run ended at the
+        save, saying so; what the kernel printed after (each of after,
+        (name, expression)) is on the restored run's console only; its
+        clock went on from where it was (no jump: the time the VM was off
+        did not pass for it); neither run's devices refused anything."""
+        s = b.saved
+        print(f"boot: the restored run went on for {b.seconds:.1f} s")
+        self.assertEqual(s.status, 0, f"the saved run's exit status\n{s.report()}")
+        self.assertIn(f"vsrv: the VM's state was saved to {b.state} ({s.save_reply['bytes']} "
+                      "bytes); the VM is off", s.stderr.splitlines(), s.report())
+        self.assertEqual(s.save_reply["bytes"], os.path.getsize(b.state))
+        self.assertRegex(s.console, save_at, s.report())
+        self.assertNotRegex(b.console, save_at, "the save point's line again after the "
+                            f"restore\n{b.report()}")
+        for name, rx in after:
+            self.assertNotRegex(s.console, rx, f"{name}: before the save\n{s.report()}")
+            self.assertRegex(b.console, rx, f"{name}: not after the restore\n{b.report()}")
+        stamps = [float(t) for t in re.findall(r"^\[\s*(\d+\.\d+)\]", s.console, re.M)]
+        after_stamps = [float(t) for t in re.findall(r"^\[\s*(\d+\.\d+)\]", b.console, re.M)]
+        self.assertTrue(stamps and after_stamps, "no printk times on the consoles")
+        print(f"boot: the guest's clock: {stamps[-1]:.3f} s at the last line before the save, "
+              f"{after_stamps[0]:.3f} s at the first after the restore")
+        self.assertGreaterEqual(after_stamps[0], stamps[-1], "the guest's clock went back")
+        self.assertLess(after_stamps[0] - stamps[-1], CLOCK_GAP_MAX,
+                        "the guest's clock jumped over the restore")
+        for run in (s, b):
+            bad = [line for line in run.stderr.splitlines()
+                   if re.search(r": (refused|needs reset): |does not load", line)]
+            self.assertFalse(bad, f"a device complained\n{run.report()}")
 
     def test_vhd_root(self):
         """The same kernel with no initramfs: its root file system is ext4
@@ -394,12 +493,23 @@ class LinuxBootTest(TmpDirTest):
         mount count is one up, e2fsck replays the journal and then finds
         the file system consistent (e2fsck -fn clean).  A virtio-net NIC on
         user networking (libslirp) beside it: the kernel's own DHCP client
-        (ip=dhcp) configures eth0 from slirp's answer."""
+        (ip=dhcp) configures eth0 from slirp's answer.
+
+        In the middle of it the VM is saved (saved state, docs/control.md):
+        as soon as the console shows the disk found (the driver's first
+        reads of it then in flight), `save` through the control socket ends
+        that run, and vsrv run --restore FILE alone (the kernel, the disk,
+        the NIC and virtio-rng from the saved configuration) goes on: DHCP
+        over a new user network, the root mounted and written, /init, all
+        on the restored run's console only, its devices' counters its own
+        (virtio-blk read and wrote, DHCP's frames went both ways), and the
+        file system on the disk as consistent as after a boot in one run."""
         g = guest()
         base = make_root_vhd(g, self.p("root"))
         before = superblock(base, self.p("before.img"))
         b = self.boot(os.path.join(g, "vmlinux"), True, BOOT_TIMEOUT,
-                      root=f"path={base}", net=True)
+                      root=f"path={base}", net=True, save_at=SAVE_AT)
+        self.check_saved(b, SAVE_AT, DHCP_LINES + VHD_ROOT_LINES[1:])
         self.check_root_boot(b)
         missing = [name for name, rx in DHCP_LINES if not re.search(rx, b.console)]
         self.assertFalse(missing, f"the console lacks {', '.join(missing)}\n{b.report()}")
