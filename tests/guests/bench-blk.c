@@ -10,6 +10,7 @@
  * The command line:
  *   run=rw     the phases, in order: r reads, w writes (default r)
  *   count=N    requests per phase (default 1000)
+ *   wcount=N   requests per write phase (default: count)
  *   depth=D    requests in flight, 1 to 64 (default 32)
  *   seed=S     the xorshift64 seed (default 0x9e3779b97f4a7c15); block
  *              i of a phase is the next value modulo the disk's 4 KiB
@@ -41,7 +42,8 @@ static volatile uint8_t d_status[DEPTH_MAX];
 static uint64_t d_block[DEPTH_MAX];
 static uint8_t written[BLOCKS_MAX / 8];
 
-static uint64_t nblocks, count, depth, seed, wtag;
+static uint64_t nblocks, count, wcount, depth, seed, wtag;
+static uint64_t n;		/* this phase's requests */
 static char phases[16];
 static bool writing;
 
@@ -101,15 +103,15 @@ static bool again(uint32_t id)
 	return true;
 }
 
-/* `count` requests, `depth` of them in flight from the start to the
+/* `n` requests, `depth` of them in flight from the start to the
  * last few. */
 static void run(struct bench_result *r)
 {
 	uint64_t issued = 0;
 
-	for (unsigned k = 0; k < depth && issued < count; k++, issued++)
+	for (unsigned k = 0; k < depth && issued < n; k++, issued++)
 		issue(k);
-	bench_loop(&dq, r, count, issued, complete, again);
+	bench_loop(&dq, r, n, issued, complete, again);
 }
 
 static void __attribute__((noreturn)) user_main(void)
@@ -120,8 +122,9 @@ static void __attribute__((noreturn)) user_main(void)
 		struct bench_result r;
 
 		writing = phases[p] == 'w';
+		n = writing ? wcount : count;
 		bench_phase(p + 1, phases[p], &r, run);
-		bad = bad || r.errors || r.mismatches || r.completed != count;
+		bad = bad || r.errors || r.mismatches || r.completed != n;
 	}
 	rt_printf("bench-blk: done\n");
 	guest_exit(bad);
@@ -157,6 +160,7 @@ int main(void)
 {
 	bench_quiet();
 	count = rt_arg("count", 1000);
+	wcount = rt_arg("wcount", count);
 	depth = rt_arg("depth", 32);
 	seed = rt_arg("seed", 0x9e3779b97f4a7c15ull);
 	wtag = rt_arg("wtag", WRITE_TAG);
@@ -180,7 +184,9 @@ int main(void)
 		rt_printf("FAIL no mailbox (a virtio-blk of %u sectors)\n", MB_SECTORS);
 		return 2;
 	}
-	rt_printf("mailbox at 00:%02x.0; run %s, %lu requests a phase, depth %lu\nready\n",
-		  mb.dev.slot, phases, count, depth);
+	rt_printf("mailbox at 00:%02x.0; run %s, %lu requests a phase", mb.dev.slot, phases, count);
+	if (wcount != count)
+		rt_printf(" (%lu a write phase)", wcount);
+	rt_printf(", depth %lu\nready\n", depth);
 	rt_enter_user(user_main, RT_USER_STACK_TOP);
 }

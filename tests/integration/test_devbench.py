@@ -262,18 +262,20 @@ class BlkBench(TmpDirTest):
         write_pattern(disk, self.SIZE)
         self.run_disk(disk, "--boot", "pvh")
 
-    def test_wtag_and_seed(self):
-        """wtag= and seed= reach the guest: its writes carry the tag, at the
-        blocks of the seed's sequence (no control socket: the mailbox
-        alone)."""
+    def test_wtag_seed_wcount(self):
+        """wtag=, seed= and wcount= reach the guest: its 100 writes carry the
+        tag, at the first blocks of the seed's sequence, and its 300 reads
+        go on from there (no control socket: the mailbox alone)."""
         disk = os.path.join(self.dir, "data.raw")
         write_pattern(disk, self.SIZE)
-        vm = self.boot(disk, append="run=wr wtag=0x1234 seed=7")
+        vm = self.boot(disk, append="run=wr wtag=0x1234 seed=7 wcount=100")
         res = run_phases(vm, self.mb, 2)
         self.assertEqual(vm.finish(), (0, ""))
         self.assertEqual([(r["completed"], r["errors"], r["mismatches"]) for r in res],
-                         [(self.COUNT, 0, 0)] * 2)
-        want = set(blocks(self.SIZE // BLOCK, self.COUNT, seed=7))
+                         [(100, 0, 0), (self.COUNT, 0, 0)])
+        self.assertIn("run wr, 300 requests a phase (100 a write phase), depth 32\n",
+                      "".join(vm.lines))
+        want = set(blocks(self.SIZE // BLOCK, 100, seed=7))
         with open(disk, "rb") as f:
             for b in range(self.SIZE // BLOCK):
                 self.assertEqual(f.read(BLOCK), words(b * BLOCK, BLOCK,
