@@ -167,14 +167,13 @@ class Receiver:
 
     def close(self):
         """Stops once nothing has come for 0.2 s; (received, others)."""
-        while True:
+        while not self.stop:
             n = self.got
             time.sleep(0.2)
             if self.got == n:
-                break
-        self.stop = True
-        self.t.join()
-        self.s.close()
+                self.stop = True
+                self.t.join()
+                self.s.close()
         return self.got, self.other
 
 
