@@ -17,7 +17,7 @@ import re
 import time
 
 from ctltest import VM, Client, ctl, guest
-from vsrvtest import SRCDIR, VSRV, TmpDirTest, main, pattern, run, settled, vsrv
+from vsrvtest import VSRV, TmpDirTest, main, pattern, release_build, run, settled, vsrv
 
 SIZE = 1 << 20
 COUNT_SECTOR = 64
@@ -56,12 +56,7 @@ class CheckpointTest(TmpDirTest):
         if release:
             # The release build's seccomp filter: the VM switches its disks
             # inside it.
-            binary = os.path.join(SRCDIR, "build", "src", "cli", "vsrv")
-            self.assertTrue(os.access(binary, os.X_OK),
-                            f"{binary} is missing: scripts/build makes it (scripts/test runs it)")
-            kw["binary"] = binary
-            kw["env"] = {k: v for k, v in os.environ.items()
-                         if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
+            kw["binary"], kw["env"] = release_build()
         kw.setdefault("kernel", guest("dev-virtio-blk"))
         vm = VM(self.sock, *args, "--checkpoints", self.ck, append="count hz=20", **kw)
         self.vms.append(vm)

@@ -11,7 +11,7 @@ import socket
 import time
 
 from ctltest import VM, WAIT, Client, ctl, guest, wait_path
-from vsrvtest import SRCDIR, VSRV, TmpDirTest, main, run
+from vsrvtest import VSRV, TmpDirTest, main, release_build, run
 
 QUIET = 1.0         # seconds of silence that prove a pause
 
@@ -320,10 +320,7 @@ class Control(TmpDirTest):
         (open among them): what this suite's build would let through.  The
         control thread's calls after the sandbox, each command once.
         scripts/test builds build/ before it runs the tests."""
-        release = os.path.join(SRCDIR, "build", "src", "cli", "vsrv")
-        self.assertTrue(os.access(release, os.X_OK),
-                        f"{release} is missing: scripts/build makes it (scripts/test runs it)")
-        env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
+        release, env = release_build()
         vm = self.start("--rng", cpus=2, binary=release, env=env)
         vm.wait_counts(2, 1)
         c = Client(self.sock)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from vsrvtest import SRCDIR, VSRV, TmpDirTest, main, vsrv
+from vsrvtest import VSRV, TmpDirTest, main, release_build, vsrv
 
 GUESTS = os.environ.get("VSRV_GUESTS", "")
 SANITIZE = os.environ.get("VSRV_SANITIZE", "")
@@ -144,12 +144,7 @@ class SandboxTest(TmpDirTest):
         whose first call in a process reads the time zone from a file
         unless sandbox_enter() has set it up.  scripts/test builds build/
         (the release build) before it runs the tests."""
-        release = os.path.join(SRCDIR, "build", "src", "cli", "vsrv")
-        self.assertTrue(os.access(release, os.X_OK),
-                        f"{release} is missing: scripts/build makes it (scripts/test runs it)")
-        # Its own libvhd (its rpath), not the sanitizer build's that meson
-        # puts on LD_LIBRARY_PATH.
-        env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
+        release, env = release_build()
         p = subprocess.run([release, "run", "--kernel", guest("dev-rtc"), "--test-device",
                             "--memory", "64M"], capture_output=True, text=True, timeout=60,
                            stdin=subprocess.DEVNULL, env=env)

@@ -13,7 +13,7 @@ import struct
 import time
 
 from ctltest import VM, Client, ctl, guest
-from vsrvtest import SRCDIR, VSRV, TmpDirTest, main, pattern, run, settled, vsrv
+from vsrvtest import VSRV, TmpDirTest, main, pattern, release_build, run, settled, vsrv
 
 HEADER_VERSION = 8      # src/vmm/savefile.c's header offsets
 HEADER_TABLE = 24
@@ -61,10 +61,7 @@ def patch(path, offset, data):
 def release():
     """The release build, as VM() runs it: its seccomp filter lacks what
     the sanitizers call."""
-    binary = os.path.join(SRCDIR, "build", "src", "cli", "vsrv")
-    assert os.access(binary, os.X_OK), \
-        f"{binary} is missing: scripts/build makes it (scripts/test runs it)"
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
+    binary, env = release_build()
     return {"binary": binary, "env": env}
 
 

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 
 from ctltest import VM, Client, ctl
-from vsrvtest import SRCDIR, VSRV, TmpDirTest, main, need, pattern, run as run_cmd, vsrv
+from vsrvtest import VSRV, TmpDirTest, main, need, pattern, release_build, run as run_cmd, vsrv
 
 GUESTS = os.environ.get("VSRV_GUESTS", "")
 TIMEOUT = 120
@@ -574,21 +574,11 @@ class Options(DiskTest):
 
 
 class ReleaseFilter(DiskTest):
-    def release(self):
-        """The release build (scripts/build's build/, whose allow-list lacks
-        what the sanitizers call) and an environment for it: its own
-        libvhd, not the sanitizer build's."""
-        release = os.path.join(SRCDIR, "build", "src", "cli", "vsrv")
-        self.assertTrue(os.access(release, os.X_OK),
-                        f"{release} is missing: scripts/build makes it (scripts/test runs it)")
-        return release, {k: v for k, v in os.environ.items()
-                         if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
-
     def test_both_engines_under_the_release_filter(self):
         """The release build's seccomp filter: a raw disk and a VHD, with
         io_uring and with the thread engine, each making every kind of
         request, and no forbidden call."""
-        release, env = self.release()
+        release, env = release_build()
         for aio in ("uring", "thread"):
             for kind in ("raw", "vhd"):
                 disk = self.make_raw(f"{aio}.img") if kind == "raw" else \
@@ -608,7 +598,7 @@ class ReleaseFilter(DiskTest):
         io_uring while libslirp's sockets and timers are polled on the
         NIC's thread, the sandbox allowing the disk layer's calls and the
         user-networking set together."""
-        release, env = self.release()
+        release, env = release_build()
         disk = self.make_raw()
         p = run("dev-virtio-blk", "--cpus", "2", "--disk", f"path={disk},aio=uring",
                 "--net", "user", "--stats", binary=release, env=env)

@@ -60,6 +60,19 @@ def need(*tools):
             raise AssertionError(f"{t} not found: run scripts/install-deps")
 
 
+def release_build():
+    """The release build (scripts/build's build/, whose seccomp filter
+    lacks what the sanitizers call) and an environment for it: its own
+    libvhd (its rpath), not the sanitizer build's that meson puts on
+    LD_LIBRARY_PATH.  scripts/test builds it before it runs the tests."""
+    binary = os.path.join(SRCDIR, "build", "src", "cli", "vsrv")
+    if not os.access(binary, os.X_OK):
+        raise AssertionError(f"{binary} is missing: scripts/build makes it "
+                             "(scripts/test runs it)")
+    return binary, {k: v for k, v in os.environ.items()
+                    if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
+
+
 def settled(get, quiet=1.0, timeout=20.0):
     """get()'s value once it stayed the same for `quiet` seconds: what a
     paused or saved guest printed before may still be on its way through
