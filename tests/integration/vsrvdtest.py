@@ -4,7 +4,6 @@ for states and events.  Each test gets a fresh service; micro-guests from
 tests/guests/ are the VMs (idle-timer idles until powered off, hello64
 prints a line and exits 42)."""
 import http.client
-import io
 import json
 import os
 import shutil
@@ -31,23 +30,6 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(self.timeout)
         self.sock.connect(self.path)
-
-
-class _Prepend(io.RawIOBase):
-    """A raw stream giving back a line already read, then the rest."""
-
-    def __init__(self, first, rest):
-        self.first, self.rest = first, rest
-
-    def readable(self):
-        return True
-
-    def readinto(self, b):
-        if self.first:
-            n = min(len(b), len(self.first))
-            b[:n], self.first = self.first[:n], self.first[n:]
-            return n
-        return self.rest.readinto(b)
 
 
 class Api:
@@ -104,18 +86,19 @@ class Api:
             f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
         try:
             sock.sendall(head.encode())
-            # Unbuffered, so that nothing past the interim answer is taken
-            # from the socket before HTTPResponse reads the final one.
-            f = sock.makefile("rb", buffering=0)
-            line = f.readline()
-            if line.split()[1:2] == [b"100"]:
-                while f.readline() not in (b"\r\n", b""):
-                    pass
+            # The status code, looked at and left in the socket for
+            # HTTPResponse (which would wait past a 100 for a final answer
+            # that needs the body first).
+            peek = sock.recv(12, socket.MSG_PEEK | socket.MSG_WAITALL)
+            if peek[9:12] == b"100":
+                interim = b""
+                while not interim.endswith(b"\r\n\r\n"):
+                    c = sock.recv(1)
+                    if not c:
+                        break
+                    interim += c
                 sock.sendall(body)
-                r = http.client.HTTPResponse(sock, method=method)
-            else:
-                r = http.client.HTTPResponse(sock, method=method)
-                r.fp = io.BufferedReader(_Prepend(line, f))
+            r = http.client.HTTPResponse(sock, method=method)
             r.begin()
             return r.status, r, r.read()
         finally:
