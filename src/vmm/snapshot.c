@@ -242,6 +242,53 @@ out:
 
 /* --- the configuration, before the VM is made --- */
 
+/*
+ * What the saved configuration must hold to be taken as this run's:
+ * what a VM can be made with (its checksum says only that the file is as
+ * written, not who wrote it), as --cpus, --memory and --config check
+ * theirs.  The disks and NICs are checked as "disks" and "nics" are.
+ */
+static int conf_check(json_t *conf, const char *path, char *err, size_t errlen)
+{
+	static const char *const strings[] = { "kernel", "initrd", "cmdline", "name", "uuid", NULL };
+	static const char *const bools[] = { "rng", "test_device", "memfd", "hugepages", NULL };
+	json_t *cpus = json_object_get(conf, "vcpus"), *mem = json_object_get(conf, "memory");
+	const char *why = NULL;
+	char what[64];
+
+	if (!json_is_object(conf)) {
+		why = "";
+	} else if (!json_is_integer(cpus) || json_integer_value(cpus) < 1 ||
+		   json_integer_value(cpus) > VM_MAX_CPUS) {
+		snprintf(what, sizeof(what), " (vcpus: expected 1 to %d)", VM_MAX_CPUS);
+		why = what;
+	} else if (!json_is_integer(mem) || json_integer_value(mem) < (json_int_t)VMM_MEMORY_MIN ||
+		   (uint64_t)json_integer_value(mem) > VMM_MEMORY_MAX ||
+		   json_integer_value(mem) % VM_PAGE_SIZE) {
+		why = " (memory: expected whole pages from 16 MiB to 1 TiB)";
+	}
+	for (const char *const *k = strings; !why && *k; k++) {
+		json_t *v = json_object_get(conf, *k);
+
+		if (v && !json_is_null(v) && !json_is_string(v)) {
+			snprintf(what, sizeof(what), " (%s: expected a string)", *k);
+			why = what;
+		}
+	}
+	for (const char *const *k = bools; !why && *k; k++) {
+		json_t *v = json_object_get(conf, *k);
+
+		if (v && !json_is_boolean(v)) {
+			snprintf(what, sizeof(what), " (%s: expected true or false)", *k);
+			why = what;
+		}
+	}
+	if (!why)
+		return 0;
+	snprintf(err, errlen, "%s: corrupt: its configuration does not read%s", path, why);
+	return -EINVAL;
+}
+
 int vm_restore_config(struct vmm_config *cfg, char *err, size_t errlen)
 {
 	struct sf_reader r;
@@ -266,11 +313,10 @@ int vm_restore_config(struct vmm_config *cfg, char *err, size_t errlen)
 		return e;
 	conf = json_loadb((char *)buf, len, 0, NULL);
 	free(buf);
-	if (!json_is_object(conf) || !json_is_integer(json_object_get(conf, "vcpus")) ||
-	    !json_is_integer(json_object_get(conf, "memory"))) {
+	e = conf_check(conf, cfg->restore, err, errlen);
+	if (e < 0) {
 		json_decref(conf);
-		snprintf(err, errlen, "%s: corrupt: its configuration does not read", cfg->restore);
-		return -EINVAL;
+		return e;
 	}
 	cfg->restore_conf = conf;
 	/* Defaults for this run, which options and --config may change; what
