@@ -608,8 +608,10 @@ static int restore_check(struct sf_reader *r, struct vm *vm, struct vm_restore *
 		n = state_get_u16(st);
 		state_get_bytes(st, name, n < sizeof(name) ? n : sizeof(name));
 		if (st->err || n >= sizeof(name) || strncmp(name, d->name, n) || d->name[n]) {
-			snprintf(err, errlen, "%s: saved with %.*s where this VM has %s (a restore "
-				 "needs the same devices)", r->path, n < 64 ? n : 64, name, d->name);
+			/* The file's name, quoted: at most 64 bytes, printable. */
+			name[n < 64 ? n : 64] = '\0';
+			snprintf(err, errlen, "%s: saved with %s where this VM has %s (a restore "
+				 "needs the same devices)", r->path, state_printable(name), d->name);
 			return -EINVAL;
 		}
 		/* What the device stands on must be as it was. */

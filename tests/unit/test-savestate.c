@@ -103,10 +103,88 @@ static void test_config_bounds(void **state)
 	expect_config("[1]", "");
 }
 
+/* A VMST stream that reads: both PICs, the IOAPIC, the PIT, the clock. */
+static void vmst(struct dev_state *s)
+{
+	struct kvm_irqchip chip;
+	struct kvm_pit_state2 pit = { 0 };
+	struct kvm_clock_data clock = { 0 };
+
+	state_put_section(s, "VMST", 1);
+	for (uint32_t i = 0; i < 3; i++) {
+		chip = (struct kvm_irqchip){ .chip_id = i };
+		state_put_u32(s, sizeof(chip));
+		state_put_bytes(s, &chip, sizeof(chip));
+	}
+	state_put_u32(s, sizeof(pit));
+	state_put_bytes(s, &pit, sizeof(pit));
+	state_put_u32(s, sizeof(clock));
+	state_put_bytes(s, &clock, sizeof(clock));
+}
+
+static int no_load(void *opaque, struct dev_state *s)
+{
+	return -EIO;
+}
+
+static int no_save(void *opaque, struct dev_state *s)
+{
+	return -EIO;
+}
+
+/* The fuzzer's second find: a device's name in the file, quoted in the
+ * refusal of another device, could hold a newline or any byte: now each
+ * that is not printable is '?', and at most 64 are quoted. */
+static void test_device_name_quoted(void **state)
+{
+	static const struct vm_device_ops ops = {
+		.quiesce = state_quiesce_none, .resume = state_resume_none,
+		.save = no_save, .load = no_load,
+	};
+	struct vm_device d = { .name = "uart-com1", .ops = &ops };
+	struct dev_state v, dev;
+	struct vm_restore *rs;
+	struct section secs[2];
+	char err[600], want[600];
+	char name[80];
+	struct vm vm;
+
+	memset(&vm, 0, sizeof(vm));
+	vm.kvm_fd = vm.vm_fd = vm.memfd = vm.restore_fd = -1;
+	vm_add_device(&vm, &d);
+	state_init(&v);
+	vmst(&v);
+	state_init(&dev);
+	state_put_u16(&dev, 10);
+	state_put_bytes(&dev, "uart\ncom1\x7f", 10);
+	secs[0] = (struct section){ "VMST", 0, v.buf, v.len };
+	secs[1] = (struct section){ "DEV ", 0, dev.buf, dev.len };
+	write_state(secs, 2);
+	assert_int_equal(vm_restore_read(&vm, path, &rs, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s: saved with uart?com1? where this VM has uart-com1 (a "
+		 "restore needs the same devices)", path);
+	assert_string_equal(err, want);
+
+	memset(name, 'x', sizeof(name));
+	state_free(&dev);
+	state_put_u16(&dev, sizeof(name));
+	state_put_bytes(&dev, name, sizeof(name));
+	secs[1] = (struct section){ "DEV ", 0, dev.buf, dev.len };
+	write_state(secs, 2);
+	assert_int_equal(vm_restore_read(&vm, path, &rs, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s: saved with %.64s where this VM has uart-com1 (a "
+		 "restore needs the same devices)", path, name);
+	assert_string_equal(err, want);
+	state_free(&v);
+	state_free(&dev);
+	vm_remove_device(&vm, &d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_bounds),
+		cmocka_unit_test(test_device_name_quoted),
 	};
 	char cmd[128];
 	int r;
