@@ -31,7 +31,9 @@ static const char usage[] =
 	"  stats                  counters: vCPUs, exits, devices, memory, RSS\n"
 	"  events                 print events until the VM is off\n"
 	"  save FILE              save the VM's state to FILE, then power off\n"
-	"  checkpoint NAME        save the VM's state as NAME (vsrv run --checkpoints), go on\n"
+	"  checkpoint NAME [--running|--paused]\n"
+	"                         save the VM's state as NAME (vsrv run --checkpoints), then\n"
+	"                         go on as it was, or running or paused\n"
 	"  checkpoints            the checkpoints, as a tree\n"
 	"  revert NAME            start the VM again from checkpoint NAME\n"
 	"  delete-checkpoint NAME forget checkpoint NAME (its disks' layers removed or merged)\n"
@@ -40,11 +42,13 @@ static const char usage[] =
 	"--json: print the reply (and events) as the socket sent them.\n"
 	"PATH is vsrv run's --control.  Exit status: 0, 1 on an error reply, 2 usage.";
 
-enum { OPT_TIMEOUT = 1, OPT_REBOOT, OPT_CJSON, OPT_CHELP };
+enum { OPT_TIMEOUT = 1, OPT_REBOOT, OPT_CJSON, OPT_CHELP, OPT_RUNNING, OPT_PAUSED };
 
 static const struct option opts[] = {
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "reboot", no_argument, NULL, OPT_REBOOT },
+	{ "running", no_argument, NULL, OPT_RUNNING },
+	{ "paused", no_argument, NULL, OPT_PAUSED },
 	{ "json", no_argument, NULL, OPT_CJSON },
 	{ "help", no_argument, NULL, OPT_CHELP },
 	{ NULL, 0, NULL, 0 },
@@ -285,8 +289,13 @@ static void print_reply(const char *cmd, json_t *args, json_t *r)
 		       json_is_false(json_object_get(r, "guest_enabled")) ?
 		       " (its press waits for the guest to enable the power button)" : "");
 	} else if (!strcmp(cmd, "checkpoint")) {
-		printf("checkpoint %s: %llu bytes in %s\n", json_string_value(json_object_get(r, "name")),
+		const char *st = json_string_value(json_object_get(r, "state"));
+
+		printf("checkpoint %s: %llu bytes in %s", json_string_value(json_object_get(r, "name")),
 		       (unsigned long long)num(r, "bytes"), json_string_value(json_object_get(r, "file")));
+		if (st)
+			printf("; the VM is %s", st);
+		putchar('\n');
 	} else if (!strcmp(cmd, "revert")) {
 		printf("the VM starts again from checkpoint %s\n",
 		       json_string_value(json_object_get(args, "name")));
@@ -346,6 +355,17 @@ int cmd_ctl(int argc, char **argv)
 		}
 		case OPT_REBOOT:
 			json_object_set_new(args, "reboot", json_true());
+			break;
+		case OPT_RUNNING:
+		case OPT_PAUSED:
+			/* What a checkpoint leaves the VM as: one or the other. */
+			if (json_object_get(args, "then")) {
+				cli_err("ctl: --running, --paused: one or the other");
+				status = EXIT_USAGE;
+				goto out;
+			}
+			json_object_set_new(args, "then", json_string(o == OPT_RUNNING ? "running" :
+								      "paused"));
 			break;
 		case OPT_CJSON:
 			json_out = true;

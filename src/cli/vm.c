@@ -26,7 +26,8 @@ static const char vm_usage[] =
 	"  vsrv vm start|power-off|reset|pause|resume|save|restore NAME\n"
 	"  vsrv vm shutdown NAME [--timeout S]\n"
 	"  vsrv vm checkpoints NAME\n"
-	"  vsrv vm checkpoint|revert|delete-checkpoint NAME CHECKPOINT\n"
+	"  vsrv vm checkpoint NAME CHECKPOINT [--running|--paused]\n"
+	"  vsrv vm revert|delete-checkpoint NAME CHECKPOINT\n"
 	"  vsrv vm delete NAME\n"
 	"every command: [--connect unix:PATH|http://HOST:PORT] [--token-file FILE] [--json]\n"
 	"(default: $VSRV_CONNECT, else vsrvd's standard socket; over http, $VSRV_TOKEN)";
@@ -43,7 +44,7 @@ static const char net_usage[] =
 enum {
 	O_KERNEL = 1, O_INITRD, O_CMDLINE, O_VCPUS, O_MEMORY, O_DESC, O_AUTOSTART, O_POLICY,
 	O_RNG, O_TESTDEV, O_NIC, O_DISK, O_TYPE, O_BRIDGE, O_DHCP, O_SUBNET, O_ON_STOP,
-	O_TIMEOUT,
+	O_TIMEOUT, O_RUNNING, O_PAUSED,
 };
 
 static const struct option vm_opts[] = {
@@ -66,6 +67,8 @@ static const struct option vm_opts[] = {
 	{ "subnet", required_argument, NULL, O_SUBNET },
 	{ "on-stop", required_argument, NULL, O_ON_STOP },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
+	{ "running", no_argument, NULL, O_RUNNING },
+	{ "paused", no_argument, NULL, O_PAUSED },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -73,6 +76,7 @@ struct args {
 	struct client_opts co;
 	json_t *body;		/* create's fields */
 	long timeout;		/* shutdown's, 0 if not given */
+	const char *then;	/* checkpoint's --running, --paused */
 	char *pos[2];		/* positional arguments */
 	int npos;
 };
@@ -201,6 +205,14 @@ static int parse(int argc, char **argv, const char *usage, struct args *a)
 			}
 			break;
 		}
+		case O_RUNNING:
+		case O_PAUSED:
+			if (a->then) {
+				cli_err("--running, --paused: one or the other");
+				return EXIT_USAGE;
+			}
+			a->then = c == O_RUNNING ? "running" : "paused";
+			break;
 		default:
 			return cli_usage(usage);
 		}
@@ -305,6 +317,8 @@ static int run(int argc, char **argv, const char *kind, const char *usage)
 		method = "POST";
 		snprintf(path, sizeof(path), "/v1/vms/%s/checkpoint", a.pos[0]);
 		body = json_pack("{s:s}", "name", a.pos[1]);
+		if (a.then)
+			set(body, "then", json_string(a.then));
 	} else if (is_vm && !strcmp(sub, "revert") && a.npos == 2) {
 		method = "POST";
 		snprintf(path, sizeof(path), "/v1/vms/%s/checkpoints/%s/revert", a.pos[0], a.pos[1]);
@@ -321,6 +335,10 @@ static int run(int argc, char **argv, const char *kind, const char *usage)
 	}
 	if (a.timeout && strcmp(sub, "shutdown")) {
 		cli_err("vm %s: takes no --timeout", sub);
+		goto done;
+	}
+	if (a.then && strcmp(sub, "checkpoint")) {
+		cli_err("vm %s: takes no --%s", sub, a.then);
 		goto done;
 	}
 	if (!method) {

@@ -17,6 +17,9 @@
 #define SECONDS_MAX	86400	/* a day: anything longer is a typo */
 #define PATH_MAX_LEN	4095
 
+/* What a checkpoint leaves the VM as (absent: as it was). */
+static const char *const then_words[] = { "running", "paused", NULL };
+
 const struct ctl_command ctl_commands[] = {
 	{ "status", "the VM's state, uptime and configuration", NO_ARGS },
 	{ "pause", "stop every vCPU and the devices' I/O", NO_ARGS },
@@ -24,28 +27,29 @@ const struct ctl_command ctl_commands[] = {
 	{ "power-off", "turn the VM off now, as SIGTERM does", NO_ARGS },
 	{ "reset", "reset the VM as a guest reboot does (honouring --on-reboot)", NO_ARGS },
 	{ "shutdown", "press the power button (or Ctrl-Alt-Del), power off after a timeout", {
-		{ "timeout", CTL_ARG_UINT, false, 1, SECONDS_MAX },
-		{ "reboot", CTL_ARG_BOOL, false, 0, 0 },
+		{ "timeout", CTL_ARG_UINT, false, 1, SECONDS_MAX, NULL },
+		{ "reboot", CTL_ARG_BOOL, false, 0, 0, NULL },
 		{ .name = NULL } } },
 	{ "stats", "the VM's counters", NO_ARGS },
 	{ "events", "send this client events (or stop: enable false)", {
-		{ "enable", CTL_ARG_BOOL, false, 0, 0 },
+		{ "enable", CTL_ARG_BOOL, false, 0, 0, NULL },
 		{ .name = NULL } } },
 	{ "save", "save the VM's state to a file, then power off", {
-		{ "file", CTL_ARG_STRING, true, 1, PATH_MAX_LEN },
+		{ "file", CTL_ARG_STRING, true, 1, PATH_MAX_LEN, NULL },
 		{ .name = NULL } } },
-	{ "checkpoint", "save the VM's state as checkpoint NAME and go on", {
-		{ "name", CTL_ARG_STRING, true, 1, CTL_NAME_MAX },
+	{ "checkpoint", "save the VM's state as checkpoint NAME and go on (then: running, paused)", {
+		{ "name", CTL_ARG_STRING, true, 1, CTL_NAME_MAX, NULL },
+		{ "then", CTL_ARG_WORD, false, 0, 0, then_words },
 		{ .name = NULL } } },
 	{ "checkpoints", "the checkpoints, as a tree", NO_ARGS },
 	{ "revert", "start the VM again from checkpoint NAME", {
-		{ "name", CTL_ARG_STRING, true, 1, CTL_NAME_MAX },
+		{ "name", CTL_ARG_STRING, true, 1, CTL_NAME_MAX, NULL },
 		{ .name = NULL } } },
 	{ "delete-checkpoint", "forget checkpoint NAME, removing or merging its disks' layers", {
-		{ "name", CTL_ARG_STRING, true, 1, CTL_NAME_MAX },
+		{ "name", CTL_ARG_STRING, true, 1, CTL_NAME_MAX, NULL },
 		{ .name = NULL } } },
 	{ "undo", "what the undo disks' changes come to when the VM ends: commit, discard, keep", {
-		{ "mode", CTL_ARG_STRING, true, 1, 16 },
+		{ "mode", CTL_ARG_STRING, true, 1, 16, NULL },
 		{ .name = NULL } } },
 	{ .name = NULL },
 };
@@ -93,6 +97,16 @@ static const struct ctl_arg *arg_find(const struct ctl_command *c, const char *n
 	return NULL;
 }
 
+/* "then: expected running or paused" */
+static void words_expected(const struct ctl_arg *a, char *why, size_t len)
+{
+	size_t n = (size_t)snprintf(why, len, "%s: expected ", a->name);
+
+	for (const char *const *w = a->words; *w && n < len; w++)
+		n += (size_t)snprintf(why + n, len - n, "%s%s", w == a->words ? "" :
+				      w[1] ? ", " : " or ", *w);
+}
+
 /* An argument of the wrong type or out of range: the error's text. */
 static bool arg_ok(const struct ctl_arg *a, json_t *v, char *why, size_t len)
 {
@@ -120,6 +134,13 @@ static bool arg_ok(const struct ctl_arg *a, json_t *v, char *why, size_t len)
 			return false;
 		}
 		return true;
+	case CTL_ARG_WORD:
+		for (const char *const *w = a->words; json_is_string(v) && *w; w++)
+			if (!strcmp(*w, json_string_value(v)) &&
+			    strlen(*w) == json_string_length(v))
+				return true;
+		words_expected(a, why, len);
+		return false;
 	}
 	return false;
 }

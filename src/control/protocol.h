@@ -41,13 +41,15 @@ enum ctl_state {
 };
 const char *ctl_state_name(enum ctl_state s);
 
-enum ctl_arg_type { CTL_ARG_STRING, CTL_ARG_UINT, CTL_ARG_BOOL };
+/* CTL_ARG_WORD: a string that is one of the argument's words. */
+enum ctl_arg_type { CTL_ARG_STRING, CTL_ARG_UINT, CTL_ARG_BOOL, CTL_ARG_WORD };
 
 struct ctl_arg {
 	const char *name;
 	enum ctl_arg_type type;
 	bool required;
 	uint64_t min, max;	/* CTL_ARG_UINT's range; a string's length */
+	const char *const *words;	/* CTL_ARG_WORD's, ended by NULL */
 };
 
 #define CTL_ARGS_MAX	4

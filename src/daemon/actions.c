@@ -188,9 +188,14 @@ static void vmm_state(struct supervisor *sv, struct vm_run *r, const char *state
 	}
 	if (from == RS_SAVING)
 		r->saving = false;	/* the save failed: the VM goes on */
+	if (to == RS_SAVING)
+		r->before_saving = from;
 	sv_set_state(sv, r, to);
-	/* A checkpoint passes through saving and back: no event for it. */
-	if (to == RS_PAUSED && from != RS_SAVING)
+	/* A checkpoint passes through saving: paused or resumed only when
+	 * it left the VM otherwise than it found it ("then"). */
+	if (from == RS_SAVING)
+		from = r->before_saving;
+	if (to == RS_PAUSED && from != RS_PAUSED)
 		events_log(sv->d->ev, "vm.paused", r->name, "paused");
 	else if (to == RS_RUNNING && from == RS_PAUSED)
 		events_log(sv->d->ev, "vm.resumed", r->name, "resumed");
@@ -409,6 +414,18 @@ static json_t *checkpoints_on_disk(struct vm_run *r)
 	return idx;
 }
 
+/* The socket's arguments for a checkpoint's action: its name, and for a
+ * checkpoint what it leaves the VM as, if the body said. */
+static json_t *ckpt_args(const struct action *a, json_t *args)
+{
+	json_t *name = json_object_get(args, "name"), *then = json_object_get(args, "then");
+
+	if (!name)
+		return NULL;
+	return !strcmp(a->name, "checkpoint") && then ?
+	       json_pack("{s:O,s:O}", "name", name, "then", then) : json_pack("{s:O}", "name", name);
+}
+
 static int act(struct supervisor *sv, struct vm_run *r, const struct action *a, json_t *args,
 	       json_t **result, struct vsrvd_err *e)
 {
@@ -474,7 +491,7 @@ static int act(struct supervisor *sv, struct vm_run *r, const struct action *a, 
 		if (!rs_alive(r->state) || !(a->states & B(r->state)))
 			return wrong_state(r, a->name, e);
 	}
-	rc = call(sv, r, a->name, ckpt ? json_pack("{s:s}", "name", ckpt) : NULL, timeout, &ret, e);
+	rc = call(sv, r, a->name, ckpt_args(a, args), timeout, &ret, e);
 	if (rc < 0)
 		return rc;
 	if (!strcmp(a->name, "checkpoint")) {

@@ -68,6 +68,7 @@ struct vm_run {
 	 * and never restarted; how, for the event. */
 	const char *stop_how;
 	bool saving;			/* a save was asked for */
+	enum run_state before_saving;	/* the state a save or checkpoint left */
 	bool restoring;			/* started from saved.state, not yet running */
 	bool stop_wait;			/* the service's stop waits for its end */
 	/* The control socket (DIR/control.sock). */

@@ -156,8 +156,12 @@ static const struct vfield shutdown_fields[] = {
 	{ .name = NULL },
 };
 
+/* What a checkpoint leaves the VM as (absent: as it was). */
+static const char *const then_states[] = { "running", "paused", NULL };
+
 static const struct vfield checkpoint_fields[] = {
 	{ .name = "name", .type = V_NAME, .flags = F_REQUIRED },
+	{ .name = "then", .type = V_ENUM, .words = then_states },
 	{ .name = NULL },
 };
 

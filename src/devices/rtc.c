@@ -65,6 +65,10 @@
 #define REG_D_VRT	0x80
 
 #define NSEC		1000000000ll
+/* The farthest a guest's time can be from the host's: what the time
+ * registers can be set to (BCD years to 9999, binary to 25599) is well
+ * within it, and so is the host's time plus it in seconds. */
+#define OFFSET_MAX	(40000ll * 366 * 86400)
 #define UIP_WINDOW_NS	2000000ll
 #define DAY		86400ll
 
@@ -415,6 +419,9 @@ static int rtc_load(void *opaque, struct dev_state *s)
 	state_get_bytes(s, set, sizeof(set));
 	if (s->err)
 		return s->err;
+	/* Not a time this device can have had. */
+	if (offset > OFFSET_MAX || offset < -OFFSET_MAX)
+		return -EINVAL;
 	pthread_mutex_lock(&rtc->lock);
 	rtc->index = index & 0x7f;
 	memcpy(rtc->ram, ram, sizeof(ram));

@@ -144,6 +144,14 @@ bool state_get_section(struct dev_state *s, const char *tag, uint32_t version)
 	return !s->err;
 }
 
+char *state_printable(char *s)
+{
+	for (char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	return s;
+}
+
 int state_quiesce_none(void *opaque)
 {
 	return 0;

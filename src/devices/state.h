@@ -44,6 +44,11 @@ void state_get_bytes(struct dev_state *s, void *p, size_t n);
 /* Reads a section's header: false (and s->err) unless it is tag at version. */
 bool state_get_section(struct dev_state *s, const char *tag, uint32_t version);
 
+/* Text from a stream (a name, an id) made fit to quote in a one-line
+ * message: each byte that is not printable ASCII becomes '?'.  s is
+ * NUL-terminated; returns it. */
+char *state_printable(char *s);
+
 /* quiesce and resume for devices with no work of their own in flight
  * (no thread: everything they do happens in a vCPU's access). */
 int state_quiesce_none(void *opaque);

@@ -18,7 +18,8 @@
  * after which, still paused, each writable disk goes on in the new layer
  * the supervisor made over its top and sent (virtio_blk_snapshot: pread64,
  * pwrite64, fdatasync, fstat and flock on those descriptors), and the VM
- * then goes on as it was.
+ * then goes on as it was, or running or paused as the request's "then"
+ * asks.
  */
 #include <errno.h>
 #include <poll.h>
@@ -208,13 +209,15 @@ static json_t *switched_list(uint32_t done)
 	return a;
 }
 
-/* A save (off: then the VM powers off) or a checkpoint (the VM goes on
- * as it was: running, or paused, on its disks' new layers). */
+/* A save (off: then the VM powers off) or a checkpoint (the VM goes on,
+ * on its disks' new layers, as "then" says: running, paused, or absent
+ * as it was; a checkpoint that failed leaves it as it was). */
 static json_t *save(struct vm_control *vc, json_t *msg, int *fds, unsigned nr_fds, bool off,
 		    bool *then_off)
 {
 	json_t *disks = json_object_get(msg, "disks"), *reply;
-	bool was_paused = vc->paused;
+	const char *then = json_string_value(json_object_get(msg, "then"));
+	bool was_paused = vc->paused, stay_paused;
 	struct timespec t0, t1;
 	uint64_t bytes = 0;
 	uint32_t done = 0;
@@ -241,10 +244,14 @@ static json_t *save(struct vm_control *vc, json_t *msg, int *fds, unsigned nr_fd
 			r = -EIO;
 	}
 	if (r < 0 || !off) {
-		if (!was_paused)
+		stay_paused = r >= 0 && then ? !strcmp(then, "paused") : was_paused;
+		/* Paused only for the saving, or asked to run on. */
+		if (!stay_paused)
 			vm_resume(vc->vm);
+		vc->paused = stay_paused;
 		reply = r < 0 ? fail(CTL_E_FAILED, "%s", err) :
-			ok(json_pack("{s:I}", "bytes", (json_int_t)bytes));
+			ok(json_pack("{s:I,s:b}", "bytes", (json_int_t)bytes, "paused",
+				     stay_paused));
 		if (!off)
 			json_object_set_new(reply, "switched", switched_list(done));
 		return reply;

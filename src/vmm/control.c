@@ -359,6 +359,20 @@ static json_t *save_open(struct ctl_server *s, const struct ctl_request *req, co
 	return NULL;
 }
 
+/* The state a checkpoint left the VM in, as its process says: paused
+ * (it stayed so, or "then" asked for it), or running, which is
+ * shutting-down while a shutdown's timeout runs (as after a resume). */
+static enum ctl_state after_checkpoint(const struct ctl_server *s, json_t *ret)
+{
+	json_t *paused = json_object_get(ret, "paused");
+
+	if (!json_is_boolean(paused))
+		return s->before_save;
+	if (json_is_true(paused))
+		return CTL_STATE_PAUSED;
+	return s->shutdown ? CTL_STATE_SHUTTING_DOWN : CTL_STATE_RUNNING;
+}
+
 /* The boot wrote it: durable, then under its name.  frozen: a
  * checkpoint's disks' layers (consumed). */
 static json_t *save_finish(struct ctl_server *s, const struct ctl_request *req, json_t *ret,
@@ -374,18 +388,22 @@ static json_t *save_finish(struct ctl_server *s, const struct ctl_request *req, 
 				  s->save_path, strerror(errno), s->save_tmp);
 		save_done(s, true);
 		json_decref(frozen);
+		/* A checkpoint's VM went on all the same (a save's is off). */
+		if (is(req, "checkpoint"))
+			set_state(s, after_checkpoint(s, ret));
 		return reply;
 	}
 	if (is(req, "checkpoint")) {
 		const char *name = ctl_arg_str(req, "name");
 		int r = ckpt_add(s->ckpt, name, bytes, frozen);
 
+		set_state(s, after_checkpoint(s, ret));
 		reply = r < 0 ? ctl_error(req->id, CTL_E_FAILED, "checkpoint %s: its index: %s",
 					  name, strerror(-r)) :
-			ctl_reply(req->id, json_pack("{s:s,s:s,s:I}", "name", name, "file",
-						     s->save_path, "bytes", (json_int_t)bytes));
+			ctl_reply(req->id, json_pack("{s:s,s:s,s:I,s:s}", "name", name, "file",
+						     s->save_path, "bytes", (json_int_t)bytes,
+						     "state", ctl_state_name(s->state)));
 		save_done(s, true);
-		set_state(s, s->before_save);
 		json_decref(frozen);
 		return reply;
 	}
@@ -530,6 +548,8 @@ static json_t *boot_request(struct ctl_server *s, const struct ctl_request *req,
 		json_object_set_new(msg, "undo", a);
 	}
 	if (is(req, "checkpoint")) {
+		if (ctl_arg_str(req, "then"))
+			json_object_set_new(msg, "then", json_string(ctl_arg_str(req, "then")));
 		a = json_array();
 		for (unsigned k = 0; k < s->layers.n; k++) {
 			const struct vmm_new_layer *l = &s->layers.l[k];

@@ -242,6 +242,53 @@ out:
 
 /* --- the configuration, before the VM is made --- */
 
+/*
+ * What the saved configuration must hold to be taken as this run's:
+ * what a VM can be made with (its checksum says only that the file is as
+ * written, not who wrote it), as --cpus, --memory and --config check
+ * theirs.  The disks and NICs are checked as "disks" and "nics" are.
+ */
+static int conf_check(json_t *conf, const char *path, char *err, size_t errlen)
+{
+	static const char *const strings[] = { "kernel", "initrd", "cmdline", "name", "uuid", NULL };
+	static const char *const bools[] = { "rng", "test_device", "memfd", "hugepages", NULL };
+	json_t *cpus = json_object_get(conf, "vcpus"), *mem = json_object_get(conf, "memory");
+	const char *why = NULL;
+	char what[64];
+
+	if (!json_is_object(conf)) {
+		why = "";
+	} else if (!json_is_integer(cpus) || json_integer_value(cpus) < 1 ||
+		   json_integer_value(cpus) > VM_MAX_CPUS) {
+		snprintf(what, sizeof(what), " (vcpus: expected 1 to %d)", VM_MAX_CPUS);
+		why = what;
+	} else if (!json_is_integer(mem) || json_integer_value(mem) < (json_int_t)VMM_MEMORY_MIN ||
+		   (uint64_t)json_integer_value(mem) > VMM_MEMORY_MAX ||
+		   json_integer_value(mem) % VM_PAGE_SIZE) {
+		why = " (memory: expected whole pages from 16 MiB to 1 TiB)";
+	}
+	for (const char *const *k = strings; !why && *k; k++) {
+		json_t *v = json_object_get(conf, *k);
+
+		if (v && !json_is_null(v) && !json_is_string(v)) {
+			snprintf(what, sizeof(what), " (%s: expected a string)", *k);
+			why = what;
+		}
+	}
+	for (const char *const *k = bools; !why && *k; k++) {
+		json_t *v = json_object_get(conf, *k);
+
+		if (v && !json_is_boolean(v)) {
+			snprintf(what, sizeof(what), " (%s: expected true or false)", *k);
+			why = what;
+		}
+	}
+	if (!why)
+		return 0;
+	snprintf(err, errlen, "%s: corrupt: its configuration does not read%s", path, why);
+	return -EINVAL;
+}
+
 int vm_restore_config(struct vmm_config *cfg, char *err, size_t errlen)
 {
 	struct sf_reader r;
@@ -266,11 +313,10 @@ int vm_restore_config(struct vmm_config *cfg, char *err, size_t errlen)
 		return e;
 	conf = json_loadb((char *)buf, len, 0, NULL);
 	free(buf);
-	if (!json_is_object(conf) || !json_is_integer(json_object_get(conf, "vcpus")) ||
-	    !json_is_integer(json_object_get(conf, "memory"))) {
+	e = conf_check(conf, cfg->restore, err, errlen);
+	if (e < 0) {
 		json_decref(conf);
-		snprintf(err, errlen, "%s: corrupt: its configuration does not read", cfg->restore);
-		return -EINVAL;
+		return e;
 	}
 	cfg->restore_conf = conf;
 	/* Defaults for this run, which options and --config may change; what
@@ -485,15 +531,21 @@ static int read_stream(struct sf_reader *r, const char *tag, uint32_t index,
 	return 0;
 }
 
-struct restore {
+struct vm_restore {
 	struct dev_state vcpu[VM_MAX_CPUS], vmst, *dev, *ref;
+	struct vcpu_saved *cpu[VM_MAX_CPUS];	/* vcpu[i] read */
+	struct vm_saved chips;			/* vmst read */
 	unsigned nr_dev;
 };
 
-static void restore_free(struct restore *rs)
+void vm_restore_free(struct vm_restore *rs)
 {
-	for (unsigned i = 0; i < VM_MAX_CPUS; i++)
+	if (!rs)
+		return;
+	for (unsigned i = 0; i < VM_MAX_CPUS; i++) {
 		state_free(&rs->vcpu[i]);
+		vcpu_saved_free(rs->cpu[i]);
+	}
 	state_free(&rs->vmst);
 	for (unsigned k = 0; k < rs->nr_dev; k++) {
 		state_free(&rs->dev[k]);
@@ -501,10 +553,11 @@ static void restore_free(struct restore *rs)
 	}
 	free(rs->dev);
 	free(rs->ref);
+	free(rs);
 }
 
 /* Everything but memory read and checked; nothing set. */
-static int restore_check(struct sf_reader *r, struct vm *vm, struct restore *rs, char *err,
+static int restore_check(struct sf_reader *r, struct vm *vm, struct vm_restore *rs, char *err,
 			 size_t errlen)
 {
 	char why[512];
@@ -516,10 +569,16 @@ static int restore_check(struct sf_reader *r, struct vm *vm, struct restore *rs,
 			 r->path);
 		return -EINVAL;
 	}
-	for (unsigned i = 0; e >= 0 && i < vm->opts.nr_cpus; i++)
+	for (unsigned i = 0; e >= 0 && i < vm->opts.nr_cpus; i++) {
 		e = read_stream(r, "VCPU", i, &rs->vcpu[i], err, errlen);
+		if (e >= 0 && (e = vcpu_state_read(&vm->vcpus[i], &rs->vcpu[i], &rs->cpu[i], why,
+						   sizeof(why))) < 0)
+			snprintf(err, errlen, "%s: %s", r->path, why);
+	}
 	if (e >= 0)
 		e = read_stream(r, "VMST", 0, &rs->vmst, err, errlen);
+	if (e >= 0 && (e = vm_state_read(vm, &rs->vmst, &rs->chips, why, sizeof(why))) < 0)
+		snprintf(err, errlen, "%s: %s", r->path, why);
 	if (e < 0)
 		return e;
 	for (struct vm_device *d = vm->devices; d; d = d->next)
@@ -549,8 +608,10 @@ static int restore_check(struct sf_reader *r, struct vm *vm, struct restore *rs,
 		n = state_get_u16(st);
 		state_get_bytes(st, name, n < sizeof(name) ? n : sizeof(name));
 		if (st->err || n >= sizeof(name) || strncmp(name, d->name, n) || d->name[n]) {
-			snprintf(err, errlen, "%s: saved with %.*s where this VM has %s (a restore "
-				 "needs the same devices)", r->path, n < 64 ? n : 64, name, d->name);
+			/* The file's name, quoted: at most 64 bytes, printable. */
+			name[n < 64 ? n : 64] = '\0';
+			snprintf(err, errlen, "%s: saved with %s where this VM has %s (a restore "
+				 "needs the same devices)", r->path, state_printable(name), d->name);
 			return -EINVAL;
 		}
 		/* What the device stands on must be as it was. */
@@ -572,21 +633,26 @@ static int restore_check(struct sf_reader *r, struct vm *vm, struct restore *rs,
 	return e;
 }
 
-int vm_restore(struct vm *vm, const char *path, char *err, size_t errlen)
+int vm_restore_read(struct vm *vm, const char *path, struct vm_restore **out, char *err,
+		    size_t errlen)
 {
-	struct restore rs;
+	struct vm_restore *rs = calloc(1, sizeof(*rs));
 	struct sf_reader r;
-	struct vm_device *d, *end;
-	char why[512] = "";
-	unsigned k = 0, maps = 0;
+	unsigned maps = 0;
 	bool map;
 	int e;
 
-	memset(&rs, 0, sizeof(rs));
+	*out = NULL;
+	if (!rs) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	e = sf_open(&r, path, err, errlen);
-	if (e < 0)
+	if (e < 0) {
+		free(rs);
 		return e;
-	e = restore_check(&r, vm, &rs, err, errlen);
+	}
+	e = restore_check(&r, vm, rs, err, errlen);
 	/* The file's pages mapped into guest memory where its lease allows
 	 * (guestmem.c), else copied. */
 	map = e >= 0 && guestmem_lease(vm, r.fd);
@@ -599,24 +665,60 @@ int vm_restore(struct vm *vm, const char *path, char *err, size_t errlen)
 		r.fd = -1;
 	}
 	sf_close(&r);
-	/* All read and checked: now the VM's state. */
+	if (e < 0) {
+		vm_restore_free(rs);
+		return e;
+	}
+	*out = rs;
+	return 0;
+}
+
+int vm_restore_set(struct vm *vm, struct vm_restore *rs, const char *path, char *err,
+		   size_t errlen)
+{
+	char why[512] = "";
+	int e = 0;
+
 	for (unsigned i = 0; e >= 0 && i < vm->opts.nr_cpus; i++)
-		if ((e = vcpu_state_load(&vm->vcpus[i], &rs.vcpu[i], why, sizeof(why))) < 0)
+		if ((e = vcpu_state_set(&vm->vcpus[i], rs->cpu[i], why, sizeof(why))) < 0)
 			snprintf(err, errlen, "%s: %s", path, why);
-	if (e >= 0 && (e = vm_state_load(vm, &rs.vmst, why, sizeof(why))) < 0)
+	if (e >= 0 && (e = vm_state_set(vm, &rs->chips, why, sizeof(why))) < 0)
 		snprintf(err, errlen, "%s: %s", path, why);
+	return e;
+}
+
+int vm_restore_devices(struct vm *vm, struct vm_restore *rs, const char *path, char *err,
+		       size_t errlen)
+{
+	struct vm_device *d, *end;
+	unsigned k = 0;
+	int e = 0;
+
 	for (end = vm->devices; e >= 0 && end; end = end->next)
 		if ((e = end->ops->quiesce(end->opaque)) < 0)
 			snprintf(err, errlen, "%s: %s: %s", path, end->name, strerror(-e));
 	for (d = vm->devices; e >= 0 && d != end; d = d->next, k++) {
 		/* After its name (checked). */
-		e = d->ops->load(d->opaque, &rs.dev[k]);
+		e = d->ops->load(d->opaque, &rs->dev[k]);
 		if (e < 0)
 			snprintf(err, errlen, "%s: %s's saved state does not load (%s)", path,
 				 d->name, strerror(-e));
 	}
 	for (d = vm->devices; d != end; d = d->next)
 		d->ops->resume(d->opaque);
-	restore_free(&rs);
+	return e;
+}
+
+int vm_restore(struct vm *vm, const char *path, char *err, size_t errlen)
+{
+	struct vm_restore *rs;
+	int e = vm_restore_read(vm, path, &rs, err, errlen);
+
+	/* All read and checked: now the VM's state. */
+	if (e >= 0)
+		e = vm_restore_set(vm, rs, path, err, errlen);
+	if (e >= 0)
+		e = vm_restore_devices(vm, rs, path, err, errlen);
+	vm_restore_free(rs);
 	return e;
 }

@@ -284,14 +284,35 @@ void guestmem_detach(struct vm *vm);
 
 /* vmstate.c: KVM's part of saved state (vCPUs, irqchip, PIT, clock), in
  * state.h's streams.  vmstate_init() asks /dev/kvm what saving needs
- * (before the sandbox); the rest take a paused VM. */
+ * (before the sandbox) and hands it to vmstate_init_host(), which the
+ * saved-state fuzzer calls itself (it has no KVM); the rest take a
+ * paused VM.  A restore reads and checks each stream first (*_read: no
+ * KVM call) and sets it later (*_set: the ioctls). */
 struct vm_state_caps;
+struct vm_state_host {
+	int xsave_size;		/* KVM_CAP_XSAVE2's; 0: none */
+	bool xsave, xcrs, debugregs;	/* KVM_CAP_XSAVE, _XCRS, _DEBUGREGS */
+	const uint32_t *msrs;	/* KVM_GET_MSR_INDEX_LIST's */
+	uint32_t nr_msrs;
+};
 int vmstate_init(struct vm *vm, char *err, size_t errlen);
+int vmstate_init_host(struct vm *vm, const struct vm_state_host *h, char *err, size_t errlen);
 void vmstate_free(struct vm *vm);
 int vcpu_state_save(struct vcpu *c, struct dev_state *s);
-int vcpu_state_load(struct vcpu *c, struct dev_state *s, char *err, size_t errlen);
+struct vcpu_saved;
+int vcpu_state_read(struct vcpu *c, struct dev_state *s, struct vcpu_saved **out, char *err,
+		    size_t errlen);
+int vcpu_state_set(struct vcpu *c, struct vcpu_saved *v, char *err, size_t errlen);
+void vcpu_saved_free(struct vcpu_saved *v);
+struct vm_saved {
+	struct kvm_irqchip chip[3];	/* both PICs, the IOAPIC */
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clock;
+};
 int vm_state_save(struct vm *vm, struct dev_state *s);
-int vm_state_load(struct vm *vm, struct dev_state *s, char *err, size_t errlen);
+int vm_state_read(struct vm *vm, struct dev_state *s, struct vm_saved *v, char *err,
+		  size_t errlen);
+int vm_state_set(struct vm *vm, const struct vm_saved *v, char *err, size_t errlen);
 /* Refuses a state whose CPUID (vCPU 0's stream) has features this host's
  * KVM does not offer; err names them. */
 int vmstate_check_cpuid(struct vm *vm, struct dev_state *vcpu0, char *err, size_t errlen);

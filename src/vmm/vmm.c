@@ -49,24 +49,12 @@ static int fail(const char *msg)
 	return VM_STATUS_ERROR;
 }
 
-struct devices {
-	struct uart *uart;
-	struct i8042 *kbc;
-	struct rtc *rtc;
-	struct acpi_pm *pm;
-	struct pci_bus *pci;
-	struct virtio_rng *rng;
-	struct virtio_blk *blk[VMM_DISKS_MAX];
-	struct virtio_net *nics[NET_NICS_MAX];
-	struct virtio_console *vcon;
-};
-
 /*
  * One line per exit reason: how often the vCPUs came out to user space,
  * which is what an exit costs most on (about 30 us on hosts without
  * hardware virtualization), split by vCPU when there are several.
  */
-static void print_stats(const struct vm *vm, const struct devices *dev)
+static void print_stats(const struct vm *vm, const struct vmm_devices *dev)
 {
 	for (unsigned reason = 0; reason < 64; reason++) {
 		uint64_t total = 0;
@@ -99,7 +87,8 @@ static void print_stats(const struct vm *vm, const struct devices *dev)
  * (its input taken over from the UART, whose output still goes there, so
  * that a boot's early lines on ttyS0 are seen too), then the named ports
  * on the sockets vmm_supervise() listens on. */
-static int vcon_create(const struct vmm_config *cfg, struct console *con, struct devices *dev)
+static int vcon_create(const struct vmm_config *cfg, struct console *con,
+		       struct vmm_devices *dev)
 {
 	struct vcon_port_cfg ports[VMM_PORTS_MAX];
 
@@ -113,8 +102,8 @@ static int vcon_create(const struct vmm_config *cfg, struct console *con, struct
 /* The legacy devices every VM has, the PCI bus, and the virtio devices
  * the configuration asks for.  err: a line of the disks' or the NICs'
  * own, if any. */
-static int devices_create(struct vm *vm, const struct vmm_config *cfg,
-			  struct console *con, struct devices *dev, char *err, size_t errlen)
+int vmm_devices_create(struct vm *vm, const struct vmm_config *cfg, struct console *con,
+		       struct vmm_devices *dev, char *err, size_t errlen)
 {
 	int r = port80_init(vm);
 
@@ -143,7 +132,7 @@ static int devices_create(struct vm *vm, const struct vmm_config *cfg,
 	return r;
 }
 
-static void devices_destroy(struct devices *dev)
+void vmm_devices_destroy(struct vmm_devices *dev)
 {
 	/* The virtio devices' threads end before the bus goes; the disks
 	 * have their last flush. */
@@ -209,7 +198,7 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, int control,
 	struct vm_control *vc = NULL;
 	struct vm vm;
 	struct boot_info bi;
-	struct devices dev = { 0 };
+	struct vmm_devices dev = { 0 };
 	char err[1024] = "";
 	sigset_t wait_set;
 	int r, status, sig;
@@ -222,7 +211,7 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, int control,
 	}
 	vm.quirks = cfg->vm.quirks == QUIRKS_ON ||
 		    (cfg->vm.quirks == QUIRKS_AUTO && quirks_detect());
-	r = devices_create(&vm, cfg, con, &dev, err, sizeof(err));
+	r = vmm_devices_create(&vm, cfg, con, &dev, err, sizeof(err));
 	if (r < 0) {
 		if (!err[0])
 			snprintf(err, sizeof(err), "attaching devices: %s", strerror(-r));
@@ -234,7 +223,7 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, int control,
 		r = acpi_dump(&vm, cfg->acpi_dump, err, sizeof(err));
 	if (r >= 0 && cfg->boot.dry_run) {
 		fputs(bi.desc, stdout);
-		devices_destroy(&dev);
+		vmm_devices_destroy(&dev);
 		vm_destroy(&vm);
 		return VM_STATUS_POWEROFF;
 	}
@@ -305,14 +294,14 @@ int vmm_run_once(const struct vmm_config *cfg, struct console *con, int control,
 		fprintf(stderr, "vsrv: %s\n", vm.exit_msg);
 		status = VM_STATUS_ERROR;
 	}
-	devices_destroy(&dev);
+	vmm_devices_destroy(&dev);
 	vm_destroy(&vm);
 	return status;
 fail:
 	vm_request_exit(&vm, VM_EXIT_ERROR, 0, "%s", err);
 	vm_control_close(vc);
 	vcpus_join(&vm);
-	devices_destroy(&dev);
+	vmm_devices_destroy(&dev);
 	vm_destroy(&vm);
 	return fail(err);
 }

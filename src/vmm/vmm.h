@@ -86,6 +86,31 @@ struct json_t *vmm_config_nics_json(const struct vmm_config *cfg);
 int vmm_config_nics_from_json(struct json_t *arr, const char *what, struct vmm_config *cfg,
 			      char *err, size_t errlen);
 
+/* vmm.c: the devices of a VM as its configuration asks, in the order a
+ * saved state has them (also the saved-state fuzzer's); err: one line of
+ * a disk's or a NIC's, if any. */
+struct uart;
+struct i8042;
+struct rtc;
+struct acpi_pm;
+struct virtio_rng;
+struct virtio_net;
+struct virtio_console;
+struct vmm_devices {
+	struct uart *uart;
+	struct i8042 *kbc;
+	struct rtc *rtc;
+	struct acpi_pm *pm;
+	struct pci_bus *pci;
+	struct virtio_rng *rng;
+	struct virtio_blk *blk[VMM_DISKS_MAX];
+	struct virtio_net *nics[NET_NICS_MAX];
+	struct virtio_console *vcon;
+};
+int vmm_devices_create(struct vm *vm, const struct vmm_config *cfg, struct console *con,
+		       struct vmm_devices *dev, char *err, size_t errlen);
+void vmm_devices_destroy(struct vmm_devices *dev);
+
 /* vmm.c: one boot of the VM on the console; *reboot says whether it asked
  * to start again.  control: the boot's end of its control channel, or -1
  * (control.h).  child: a boot's process under vmm_supervise(), which
@@ -183,6 +208,19 @@ int vm_restore_config_check(const struct vmm_config *cfg, char *err, size_t errl
 /* In the boot's process, before the sandbox, with the vCPUs created:
  * the whole state read, checked, and only then set.  One line in err. */
 int vm_restore(struct vm *vm, const char *path, char *err, size_t errlen);
+/* vm_restore() in its steps: everything read and checked, guest memory
+ * filled (the file's decoders: the VM has not run); KVM's part set (the
+ * vCPUs, the irqchip, the PIT, the clock); the devices loaded.  The
+ * saved-state fuzzer (tests/fuzz/fuzz-savefile.c), which has no KVM, runs
+ * the first and the last. */
+struct vm_restore;
+int vm_restore_read(struct vm *vm, const char *path, struct vm_restore **out, char *err,
+		    size_t errlen);
+int vm_restore_set(struct vm *vm, struct vm_restore *rs, const char *path, char *err,
+		   size_t errlen);
+int vm_restore_devices(struct vm *vm, struct vm_restore *rs, const char *path, char *err,
+		       size_t errlen);
+void vm_restore_free(struct vm_restore *rs);
 
 /* Runs the VM until it ends; returns the process exit status and prints
  * one line for anything but a clean power-off. */

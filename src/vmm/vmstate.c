@@ -9,7 +9,9 @@
  * are KVM's stable ABI) inside the tagged stream of state.h, each with
  * its length, which loading checks before it trusts one.
  *
- * Loading follows the order KVM needs: registers, XSAVE, XCRs, special
+ * A restore reads and checks every stream before it sets any (*_read,
+ * which make no KVM call: the saved-state fuzzer drives them), then sets
+ * them (*_set) in the order KVM needs: registers, XSAVE, XCRs, special
  * registers (the APIC base), MSRs but the TSC deadline, events, MP state,
  * the local APIC (its timer rearmed from its registers), then the TSC
  * deadline, which the LAPIC's mode decides, and the debug registers.
@@ -37,42 +39,66 @@ struct vm_state_caps {
 	bool xsave, xcrs, debugregs;
 };
 
-int vmstate_init(struct vm *vm, char *err, size_t errlen)
+int vmstate_init_host(struct vm *vm, const struct vm_state_host *h, char *err, size_t errlen)
 {
 	struct vm_state_caps *sc = calloc(1, sizeof(*sc));
-	struct kvm_msr_list probe = { .nmsrs = 0 };
 
-	if (!sc)
-		goto oom;
-	sc->xsave = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0;
-	sc->xsave_size = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
-	if (sc->xsave_size < (int)sizeof(struct kvm_xsave))
-		sc->xsave_size = 0;
-	sc->xcrs = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
-	sc->debugregs = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DEBUGREGS) > 0;
+	if (h->nr_msrs > MSRS_MAX) {
+		snprintf(err, errlen, "KVM_GET_MSR_INDEX_LIST: %u MSRs", h->nr_msrs);
+		free(sc);
+		return -E2BIG;
+	}
+	if (sc)
+		sc->msrs = calloc(1, sizeof(*sc->msrs) + h->nr_msrs * sizeof(uint32_t));
+	if (!sc || !sc->msrs) {
+		free(sc);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	sc->xsave = h->xsave;
+	sc->xsave_size = h->xsave_size < (int)sizeof(struct kvm_xsave) ? 0 : h->xsave_size;
+	sc->xcrs = h->xcrs;
+	sc->debugregs = h->debugregs;
+	sc->msrs->nmsrs = h->nr_msrs;
+	if (h->nr_msrs)
+		memcpy(sc->msrs->indices, h->msrs, h->nr_msrs * sizeof(uint32_t));
+	vm->state_caps = sc;
+	return 0;
+}
+
+int vmstate_init(struct vm *vm, char *err, size_t errlen)
+{
+	struct vm_state_host h = {
+		.xsave = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0,
+		.xsave_size = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2),
+		.xcrs = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0,
+		.debugregs = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DEBUGREGS) > 0,
+	};
+	struct kvm_msr_list probe = { .nmsrs = 0 }, *list;
+	int r;
+
 	/* E2BIG, with the count. */
 	ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe);
 	if (probe.nmsrs > MSRS_MAX) {
 		snprintf(err, errlen, "KVM_GET_MSR_INDEX_LIST: %u MSRs", probe.nmsrs);
-		free(sc);
 		return -E2BIG;
 	}
-	sc->msrs = calloc(1, sizeof(*sc->msrs) + probe.nmsrs * sizeof(uint32_t));
-	if (!sc->msrs)
-		goto oom;
-	sc->msrs->nmsrs = probe.nmsrs;
-	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, sc->msrs) < 0) {
+	list = calloc(1, sizeof(*list) + probe.nmsrs * sizeof(uint32_t));
+	if (!list) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	list->nmsrs = probe.nmsrs;
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, list) < 0) {
 		snprintf(err, errlen, "KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
-		free(sc->msrs);
-		free(sc);
+		free(list);
 		return -EIO;
 	}
-	vm->state_caps = sc;
-	return 0;
-oom:
-	free(sc);
-	snprintf(err, errlen, "out of memory");
-	return -ENOMEM;
+	h.msrs = list->indices;
+	h.nr_msrs = list->nmsrs;
+	r = vmstate_init_host(vm, &h, err, errlen);
+	free(list);
+	return r;
 }
 
 void vmstate_free(struct vm *vm)
@@ -256,99 +282,125 @@ static int set_msrs(struct vcpu *c, struct kvm_msrs *m, bool deadline)
 	return r;
 }
 
-int vcpu_state_load(struct vcpu *c, struct dev_state *s, char *err, size_t errlen)
+/* A vCPU's saved state, read and checked, not yet set. */
+struct vcpu_saved {
+	struct kstate k;
+	struct kvm_cpuid2 *cpuid;
+	struct kvm_msrs *msrs;
+	void *x;		/* the FPU's, in this host's form */
+	uint8_t kind;
+	bool has_xcrs, has_dr;
+};
+
+void vcpu_saved_free(struct vcpu_saved *v)
+{
+	if (!v)
+		return;
+	free(v->cpuid);
+	free(v->msrs);
+	free(v->x);
+	free(v);
+}
+
+int vcpu_state_read(struct vcpu *c, struct dev_state *s, struct vcpu_saved **out, char *err,
+		    size_t errlen)
 {
 	const struct vm_state_caps *sc = c->vm->state_caps;
-	struct kvm_cpuid2 *cpuid = NULL;
-	struct kvm_msrs *msrs = NULL;
-	struct kstate k;
+	struct vcpu_saved *v = calloc(1, sizeof(*v));
 	size_t xlen;
 	unsigned host_kind = fpu_kind(sc, &xlen);
-	void *x = calloc(1, xlen);
-	uint8_t kind, has_xcrs, has_dr;
-	int r = -EINVAL;
 
-	msrs = calloc(1, sizeof(*msrs) + MSRS_MAX * sizeof(msrs->entries[0]));
-	if (!x || !msrs) {
-		r = -ENOMEM;
-		goto out;
+	*out = NULL;
+	if (v) {
+		v->x = calloc(1, xlen);
+		v->msrs = calloc(1, sizeof(*v->msrs) + MSRS_MAX * sizeof(v->msrs->entries[0]));
+	}
+	if (!v || !v->x || !v->msrs) {
+		vcpu_saved_free(v);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
 	if (!state_get_section(s, "VCPU", 1) || state_get_u32(s) != c->id)
 		goto bad;
-	cpuid = get_cpuid(s);
-	if (!cpuid)
+	v->cpuid = get_cpuid(s);
+	if (!v->cpuid)
 		goto bad;
-	get_blob(s, &k.regs, sizeof(k.regs));
-	get_blob(s, &k.sregs, sizeof(k.sregs));
-	kind = state_get_u8(s);
+	get_blob(s, &v->k.regs, sizeof(v->k.regs));
+	get_blob(s, &v->k.sregs, sizeof(v->k.sregs));
+	v->kind = state_get_u8(s);
 	/* The FPU's form must be this host's: KVM_CAP_XSAVE2's size too. */
-	if (kind != host_kind) {
+	if (!s->err && v->kind != host_kind) {
 		snprintf(err, errlen, "vCPU %u: its FPU state is in a form this host's KVM does "
 			 "not take", c->id);
-		r = -EINVAL;
-		goto out;
+		vcpu_saved_free(v);
+		return -EINVAL;
 	}
-	get_blob(s, x, xlen);
-	has_xcrs = state_get_u8(s);
-	if (has_xcrs)
-		get_blob(s, &k.xcrs, sizeof(k.xcrs));
+	get_blob(s, v->x, xlen);
+	v->has_xcrs = state_get_u8(s);
+	if (v->has_xcrs)
+		get_blob(s, &v->k.xcrs, sizeof(v->k.xcrs));
 	for (;;) {
 		uint32_t index = state_get_u32(s);
 
 		if (s->err || index == UINT32_MAX)
 			break;
-		if (msrs->nmsrs == MSRS_MAX) {
+		if (v->msrs->nmsrs == MSRS_MAX) {
 			s->err = -EINVAL;
 			break;
 		}
-		msrs->entries[msrs->nmsrs++] = (struct kvm_msr_entry){ .index = index,
-								       .data = state_get_u64(s) };
+		v->msrs->entries[v->msrs->nmsrs++] =
+			(struct kvm_msr_entry){ .index = index, .data = state_get_u64(s) };
 	}
-	get_blob(s, &k.lapic, sizeof(k.lapic));
-	get_blob(s, &k.ev, sizeof(k.ev));
-	get_blob(s, &k.mp, sizeof(k.mp));
-	has_dr = state_get_u8(s);
-	if (has_dr)
-		get_blob(s, &k.dr, sizeof(k.dr));
-	if (s->err || s->pos != s->len || (has_xcrs && !sc->xcrs) || (has_dr && !sc->debugregs))
+	get_blob(s, &v->k.lapic, sizeof(v->k.lapic));
+	get_blob(s, &v->k.ev, sizeof(v->k.ev));
+	get_blob(s, &v->k.mp, sizeof(v->k.mp));
+	v->has_dr = state_get_u8(s);
+	if (v->has_dr)
+		get_blob(s, &v->k.dr, sizeof(v->k.dr));
+	if (s->err || s->pos != s->len || (v->has_xcrs && !sc->xcrs) ||
+	    (v->has_dr && !sc->debugregs))
 		goto bad;
-	if (ioctl(c->fd, KVM_SET_CPUID2, cpuid) < 0) {
+	*out = v;
+	return 0;
+bad:
+	snprintf(err, errlen, "vCPU %u: its saved state does not read", c->id);
+	vcpu_saved_free(v);
+	return -EINVAL;
+}
+
+int vcpu_state_set(struct vcpu *c, struct vcpu_saved *v, char *err, size_t errlen)
+{
+	int r;
+
+	if (ioctl(c->fd, KVM_SET_CPUID2, v->cpuid) < 0) {
 		r = fail(err, errlen, -errno, "KVM_SET_CPUID2", c->id);
-	} else if (ioctl(c->fd, KVM_SET_REGS, &k.regs) < 0) {
+	} else if (ioctl(c->fd, KVM_SET_REGS, &v->k.regs) < 0) {
 		r = fail(err, errlen, -errno, "KVM_SET_REGS", c->id);
-	} else if (ioctl(c->fd, kind ? KVM_SET_XSAVE : KVM_SET_FPU, x) < 0) {
-		r = fail(err, errlen, -errno, kind ? "KVM_SET_XSAVE" : "KVM_SET_FPU", c->id);
-	} else if (has_xcrs && ioctl(c->fd, KVM_SET_XCRS, &k.xcrs) < 0) {
+	} else if (ioctl(c->fd, v->kind ? KVM_SET_XSAVE : KVM_SET_FPU, v->x) < 0) {
+		r = fail(err, errlen, -errno, v->kind ? "KVM_SET_XSAVE" : "KVM_SET_FPU", c->id);
+	} else if (v->has_xcrs && ioctl(c->fd, KVM_SET_XCRS, &v->k.xcrs) < 0) {
 		r = fail(err, errlen, -errno, "KVM_SET_XCRS", c->id);
-	} else if (ioctl(c->fd, KVM_SET_SREGS, &k.sregs) < 0) {
+	} else if (ioctl(c->fd, KVM_SET_SREGS, &v->k.sregs) < 0) {
 		r = fail(err, errlen, -errno, "KVM_SET_SREGS", c->id);
-	} else if ((r = set_msrs(c, msrs, false)) < 0) {
+	} else if ((r = set_msrs(c, v->msrs, false)) < 0) {
 		r = fail(err, errlen, r, "KVM_SET_MSRS", c->id);
-	} else if (ioctl(c->fd, KVM_SET_VCPU_EVENTS, &k.ev) < 0) {
+	} else if (ioctl(c->fd, KVM_SET_VCPU_EVENTS, &v->k.ev) < 0) {
 		r = fail(err, errlen, -errno, "KVM_SET_VCPU_EVENTS", c->id);
-	} else if (ioctl(c->fd, KVM_SET_MP_STATE, &k.mp) < 0) {
+	} else if (ioctl(c->fd, KVM_SET_MP_STATE, &v->k.mp) < 0) {
 		r = fail(err, errlen, -errno, "KVM_SET_MP_STATE", c->id);
-	} else if (ioctl(c->fd, KVM_SET_LAPIC, &k.lapic) < 0) {
+	} else if (ioctl(c->fd, KVM_SET_LAPIC, &v->k.lapic) < 0) {
 		r = fail(err, errlen, -errno, "KVM_SET_LAPIC", c->id);
-	} else if ((r = set_msrs(c, msrs, true)) < 0) {
+	} else if ((r = set_msrs(c, v->msrs, true)) < 0) {
 		r = fail(err, errlen, r, "KVM_SET_MSRS (TSC deadline)", c->id);
-	} else if (has_dr && ioctl(c->fd, KVM_SET_DEBUGREGS, &k.dr) < 0) {
+	} else if (v->has_dr && ioctl(c->fd, KVM_SET_DEBUGREGS, &v->k.dr) < 0) {
 		r = fail(err, errlen, -errno, "KVM_SET_DEBUGREGS", c->id);
 	} else {
 		/* The vCPU's CPUID now, to be saved again. */
 		free(c->cpuid);
-		c->cpuid = cpuid;
-		cpuid = NULL;
+		c->cpuid = v->cpuid;
+		v->cpuid = NULL;
 		r = 0;
 	}
-	goto out;
-bad:
-	snprintf(err, errlen, "vCPU %u: its saved state does not read", c->id);
-	r = -EINVAL;
-out:
-	free(cpuid);
-	free(msrs);
-	free(x);
 	return r;
 }
 
@@ -459,27 +511,31 @@ int vm_state_save(struct vm *vm, struct dev_state *s)
 	return s->err;
 }
 
-int vm_state_load(struct vm *vm, struct dev_state *s, char *err, size_t errlen)
+int vm_state_read(struct vm *vm, struct dev_state *s, struct vm_saved *v, char *err,
+		  size_t errlen)
 {
-	struct kvm_clock_data clock;
-	struct kvm_pit_state2 pit;
-	struct kvm_irqchip chip[3];
-	const char *what = NULL;
-
 	state_get_section(s, "VMST", 1);
 	for (unsigned i = 0; i < 3; i++)
-		get_blob(s, &chip[i], sizeof(chip[i]));
-	get_blob(s, &pit, sizeof(pit));
-	get_blob(s, &clock, sizeof(clock));
-	if (s->err || s->pos != s->len || chip[0].chip_id != 0 || chip[1].chip_id != 1 ||
-	    chip[2].chip_id != 2) {
+		get_blob(s, &v->chip[i], sizeof(v->chip[i]));
+	get_blob(s, &v->pit, sizeof(v->pit));
+	get_blob(s, &v->clock, sizeof(v->clock));
+	if (s->err || s->pos != s->len || v->chip[0].chip_id != 0 || v->chip[1].chip_id != 1 ||
+	    v->chip[2].chip_id != 2) {
 		snprintf(err, errlen, "the VM's saved state does not read");
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int vm_state_set(struct vm *vm, const struct vm_saved *v, char *err, size_t errlen)
+{
+	struct kvm_clock_data clock = v->clock;
+	const char *what = NULL;
+
 	for (unsigned i = 0; i < 3 && !what; i++)
-		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip[i]) < 0)
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &v->chip[i]) < 0)
 			what = "KVM_SET_IRQCHIP";
-	if (!what && ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0)
+	if (!what && ioctl(vm->vm_fd, KVM_SET_PIT2, &v->pit) < 0)
 		what = "KVM_SET_PIT2";
 	/* The guest's clock goes on from where it was saved: the time in
 	 * between did not pass for it (flags other than the value's are

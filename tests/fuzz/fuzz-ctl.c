@@ -8,7 +8,8 @@
  *  - a line reaches the parser only whole, without its newline, never
  *    longer than CTL_LINE_MAX; an overlong one is reported once;
  *  - a request is accepted only with an id, a known command and
- *    arguments each of its declared type and range, all required ones;
+ *    arguments each of its declared type and range (a word one of its
+ *    words), all required ones;
  *  - anything else gets an error reply that encodes as one line of JSON
  *    with a code, a message and the request's id (or null), the message
  *    printable ASCII;
@@ -97,6 +98,15 @@ static void check_request(const struct ctl_request *req)
 		if (a->type == CTL_ARG_STRING && (!ctl_arg_str(req, key) ||
 						  strlen(ctl_arg_str(req, key)) > a->max))
 			bug("%s: %s accepted as a string it is not", req->cmd->name, key);
+		if (a->type == CTL_ARG_WORD) {
+			const char *const *w = a->words;
+
+			while (*w && (!ctl_arg_str(req, key) || strcmp(*w, ctl_arg_str(req, key)) ||
+				      strlen(*w) != json_string_length(v)))
+				w++;
+			if (!*w)
+				bug("%s: %s accepted as none of its words", req->cmd->name, key);
+		}
 	}
 	for (const struct ctl_arg *a = req->cmd->args; a->name; a++)
 		if (a->required && !json_object_get(req->args, a->name))

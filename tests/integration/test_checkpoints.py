@@ -136,7 +136,7 @@ class Checkpoints(CheckpointTest):
         c.ok("pause")
         r = c.ok("checkpoint", name="A")
         self.assertEqual(r, {"name": "A", "file": f"{self.ck}/A.state",
-                             "bytes": os.path.getsize(f"{self.ck}/A.state")})
+                             "bytes": os.path.getsize(f"{self.ck}/A.state"), "state": "paused"})
         a = self.settled(vm)
         self.assertEqual(c.ok("status")["state"], "paused")
         base_stamp = os.stat(disk).st_mtime_ns

@@ -434,6 +434,83 @@ class SavedState(StateTest):
             "code": "not-supported",
             "message": "no checkpoints without a folder for them (vsrv run --checkpoints DIR)"})
 
+    def test_checkpoint_then(self):
+        """checkpoint's "then": a running VM left paused (its count stops; the
+        events are saving then paused), a paused one resumed (its count goes
+        on from the next number), absent as it was; vsrv ctl's --paused and
+        --running; a wrong value, both options, or either on another command
+        refused with their exact lines, no checkpoint made."""
+        ck = self.p("ck")
+        vm = self.start("--checkpoints", ck, cpus=1, append="hz=100 every=10")
+        vm.wait_counts(1, 2)
+        c, ev = Client(self.sock), Client(self.sock)
+        ev.ok("events")
+
+        def states():
+            """The two state events of a checkpoint: (state, previous) each."""
+            return [(e["data"]["state"], e["data"]["previous"])
+                    for e in (ev.event("state"), ev.event("state"))]
+
+        def stays_paused():
+            """The count settled, and still the same a second later."""
+            counts = settled(vm.counts)
+            time.sleep(1)
+            self.assertEqual(vm.counts(), counts)
+            return counts[0]
+
+        def size(name):
+            return os.path.getsize(f"{ck}/{name}.state")
+
+        r = c.ok("checkpoint", name="A", then="paused")
+        self.assertEqual(r, {"name": "A", "file": f"{ck}/A.state", "bytes": size("A"),
+                             "state": "paused"})
+        self.assertEqual(states(), [("saving", "running"), ("paused", "saving")])
+        self.assertEqual(c.ok("status")["state"], "paused")
+        at_a = stays_paused()
+        # Paused, no "then": it stays so.
+        self.assertEqual(c.ok("checkpoint", name="B")["state"], "paused")
+        self.assertEqual(states(), [("saving", "paused"), ("paused", "saving")])
+        self.assertEqual(stays_paused(), at_a)
+        # Paused, "then": "running": it counts on from the next number.
+        p = ctl(self.sock, "checkpoint", "C", "--running")
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (0, f"checkpoint C: {size('C')} bytes in {ck}/C.state; "
+                             "the VM is running\n", ""))
+        self.assertEqual(states(), [("saving", "paused"), ("running", "saving")])
+        self.assertEqual(c.ok("status")["state"], "running")
+        self.assertEqual(vm.wait_counts(1, 2)[0][len(at_a)], at_a[-1] + 1)
+        # Running, "then": "running", and no "then": it runs on.
+        self.assertEqual(c.ok("checkpoint", name="D", then="running")["state"], "running")
+        self.assertEqual(states(), [("saving", "running"), ("running", "saving")])
+        self.assertEqual(c.ok("checkpoint", name="E")["state"], "running")
+        self.assertEqual(states(), [("saving", "running"), ("running", "saving")])
+        vm.wait_counts(1, 2)
+        # Refused: no checkpoint, the VM as it was.
+        for then in ("stopped", True, "Paused"):
+            self.assertEqual(c.request("checkpoint", name="F", then=then)["error"],
+                             {"code": "bad-arguments",
+                              "message": "then: expected running or paused"})
+        self.assertEqual(ctl(self.sock, "checkpoint", "F", "--paused", "--running").stderr,
+                         "vsrv: ctl: --running, --paused: one or the other\n")
+        p = ctl(self.sock, "pause", "--paused")
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (1, "", "vsrv: pause: pause takes no argument 'then'\n"))
+        self.assertFalse(os.path.exists(f"{ck}/F.state"))
+        self.assertEqual(c.ok("status")["state"], "running")
+        vm.wait_counts(1, 2)
+        # Running, --paused: its count stops.
+        p = ctl(self.sock, "checkpoint", "F", "--paused")
+        self.assertEqual(p.stdout, f"checkpoint F: {size('F')} bytes in {ck}/F.state; "
+                                   "the VM is paused\n")
+        self.assertEqual(c.ok("status")["state"], "paused")
+        stays_paused()
+        tree = c.ok("checkpoints")
+        self.assertEqual([(e["name"], e["parent"]) for e in tree["checkpoints"]],
+                         [("A", None), ("B", "A"), ("C", "B"), ("D", "C"), ("E", "D"),
+                          ("F", "E")])
+        c.ok("power-off")
+        self.assertEqual(vm.finish(), (0, "vsrv: powered off through the control socket\n"))
+
     def test_release_build(self):
         """Saving runs inside the sandbox: the release build's filter, which
         lacks what the sanitizers call, writes it, and restores it."""

@@ -257,7 +257,8 @@ class SaveRestoreTest(CtlTest):
         at_a = self.settled(vm)
         ck = self.api.ok("POST", "/v1/vms/k/checkpoint", {"name": "a"}, 201)
         path = self.vm_file(vm, "checkpoints/a.state")
-        self.assertEqual(ck, {"name": "a", "file": path, "bytes": os.path.getsize(path)})
+        self.assertEqual(ck, {"name": "a", "file": path, "bytes": os.path.getsize(path),
+                              "state": "paused"})
         self.assertEqual(self.api.ok("GET", "/v1/vms/k")["state"], "paused")
         self.api.ok("POST", "/v1/vms/k/resume")
         self.wait_counts(vm, 2)
@@ -296,6 +297,34 @@ class SaveRestoreTest(CtlTest):
         # Off, its checkpoints are read from its folder.
         self.assertEqual([c["name"] for c in
                           self.api.ok("GET", "/v1/vms/k/checkpoints")["checkpoints"]], ["b"])
+
+    def test_checkpoint_then(self):
+        """A checkpoint's "then": a running VM left paused (vm.paused, its
+        count stopped), a paused one resumed (vm.resumed, its count going on
+        from the next number); a wrong value refused (400, no checkpoint)."""
+        vm = self.counter("t")
+        self.api.ok("POST", "/v1/vms/t/start")
+        self.wait_counts(vm, 2)
+        ck = self.api.ok("POST", "/v1/vms/t/checkpoint", {"name": "a", "then": "paused"}, 201)
+        self.assertEqual(ck["state"], "paused")
+        self.assertEqual(self.api.ok("GET", "/v1/vms/t")["state"], "paused")
+        at_a = self.settled(vm)
+        time.sleep(1)
+        self.assertEqual(self.counts(vm), at_a)
+        self.assertEqual(self.api.call("POST", "/v1/vms/t/checkpoint",
+                                       {"name": "b", "then": "off"}),
+                         (400, {"error": "then: expected running or paused"}))
+        p = self.vsrv("vm", "checkpoint", "t", "b", "--running")
+        self.assertRegex(p.stdout, r"(?m)^state +running$")
+        self.assertEqual(self.api.ok("GET", "/v1/vms/t")["state"], "running")
+        self.assertEqual(self.wait_counts(vm, 2)[len(at_a)], at_a[-1] + 1)
+        p = self.vsrv("vm", "pause", "t", "--paused", check=False)
+        self.assertEqual((p.returncode, p.stderr), (2, "vsrv: vm pause: takes no --paused\n"))
+        self.assertEqual(self.events_after("t", "vm.paused"),
+                         ["vm.paused", "vm.checkpoint-created", "vm.resumed",
+                          "vm.checkpoint-created"])
+        self.assertEqual([c["name"] for c in
+                          self.api.ok("GET", "/v1/vms/t/checkpoints")["checkpoints"]], ["a", "b"])
 
 
 class AdoptionTest(CtlTest):

@@ -376,6 +376,7 @@ static int blk_check_ref(struct virtio_dev *d, struct dev_state *s, char *err, s
 		was.vhd = state_get_u8(s);
 		state_get_bytes(s, was.id, sizeof(was.id));
 		was.id[sizeof(was.id) - 1] = '\0';
+		state_printable(was.id);	/* quoted in a refusal */
 		was.size = state_get_u64(s);
 		was.mtime_sec = (int64_t)state_get_u64(s);
 		was.mtime_nsec = state_get_u32(s);
