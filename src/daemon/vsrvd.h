@@ -14,6 +14,7 @@
  *   vmconf.c      a VM's vm.json for `vsrv run --config`
  *   network.c     internal networks' bridges and dnsmasq
  *   console*.c    the VMs' serial consoles: console.log, WebSocket viewers
+ *   rotlog.c      console.log and vmm.log (the monitor's), rotated as written
  *   api*.c        the REST API on libmicrohttpd; auth.c the token
  *   metrics.c     /metrics;  host.c /v1/host
  *
