@@ -303,7 +303,8 @@ class CliTest(VsrvdTest):
                                    r"\(is vsrvd running\?\)\n$")
         p = self.vsrv("vm", "list", "--connect", "ftp://x", check=False)
         self.assertEqual((p.returncode, p.stderr),
-                         (2, "vsrv: --connect: 'ftp://x' is not unix:PATH or http://HOST:PORT\n"))
+                         (2, "vsrv: --connect: 'ftp://x' is not unix:PATH, http://HOST:PORT or "
+                             "https://HOST:PORT\n"))
         c = "unix:" + os.path.join(self.state, "vsrvd.sock")
         p = self.vsrv("vm", "create", "x", "--kernel", "/etc/passwd", "--connect", c,
                       check=False)
