@@ -498,18 +498,7 @@ int api_start(struct api **out, struct vsrvd *d, struct vsrvd_err *e)
 	if (!api)
 		return -ENOMEM;
 	api->d = d;
-	fd = unix_listener(&d->cfg, e);
-	if (fd < 0) {
-		free(api);
-		return fd;
-	}
-	api->unix_daemon = start_daemon(api, fd, NULL, handle_unix);
-	if (!api->unix_daemon) {
-		close(fd);
-		free(api);
-		return vsrvd_fail(e, 0, -EIO, "%s: the HTTP server did not start",
-				  d->cfg.socket_path);
-	}
+	/* TCP first: once the Unix socket answers, vsrvd.url is written. */
 	if (d->cfg.tcp_listen) {
 		struct sockaddr_in sa;
 		const union MHD_DaemonInfo *info;
@@ -534,6 +523,18 @@ int api_start(struct api **out, struct vsrvd *d, struct vsrvd_err *e)
 		snprintf(path, sizeof(path), "%s/vsrvd.url", d->cfg.state_dir);
 		write_file_atomic(path, text, strlen(text), 0644);
 		fprintf(stderr, "vsrvd: listening on %s", text);
+	}
+	fd = unix_listener(&d->cfg, e);
+	if (fd < 0) {
+		api_stop(api);
+		return fd;
+	}
+	api->unix_daemon = start_daemon(api, fd, NULL, handle_unix);
+	if (!api->unix_daemon) {
+		close(fd);
+		api_stop(api);
+		return vsrvd_fail(e, 0, -EIO, "%s: the HTTP server did not start",
+				  d->cfg.socket_path);
 	}
 	fprintf(stderr, "vsrvd: listening on unix:%s\n", d->cfg.socket_path);
 	*out = api;
