@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The command line's side of vsrvd's API, on libcurl: where the service is
- * (--connect unix:PATH|http://HOST:PORT, else $VSRV_CONNECT, else the
- * standard socket), one request, and its answer as JSON.  Over TCP the
- * bearer token comes from $VSRV_TOKEN or --token-file.
+ * (--connect unix:PATH|http://HOST:PORT|https://HOST:PORT, else
+ * $VSRV_CONNECT, else the standard socket), one request, and its answer as
+ * JSON.  Over TCP the bearer token comes from $VSRV_TOKEN or --token-file;
+ * over https the service is verified (its name or address in its
+ * certificate, which a CA vouches for): the CA is --cacert's or
+ * $VSRV_CACERT's, else the system's.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -49,12 +52,20 @@ static char *default_socket(void)
 	return NULL;
 }
 
-int client_init(struct client *c, const char *connect, const char *token_file)
+int client_init(struct client *c, const char *connect, const char *token_file,
+		const char *cacert)
 {
 	const char *spec = connect ? connect : getenv("VSRV_CONNECT");
 	const char *token = getenv("VSRV_TOKEN");
 
 	memset(c, 0, sizeof(*c));
+	if (!cacert && getenv("VSRV_CACERT") && *getenv("VSRV_CACERT"))
+		cacert = getenv("VSRV_CACERT");
+	/* Said here: libcurl would only say that the CA file is bad. */
+	if (cacert && access(cacert, R_OK) < 0) {
+		cli_err("%s: %s", cacert, strerror(errno));
+		return 1;
+	}
 	if (!spec || !*spec) {
 		c->socket = default_socket();
 		c->base = strdup("http://localhost");
@@ -63,13 +74,15 @@ int client_init(struct client *c, const char *connect, const char *token_file)
 		c->socket = strdup(spec + 5);
 		c->base = strdup("http://localhost");
 		c->where = strdup(spec);
-	} else if (!strncmp(spec, "http://", 7) && spec[7]) {
+	} else if ((!strncmp(spec, "http://", 7) && spec[7]) ||
+		   (!strncmp(spec, "https://", 8) && spec[8])) {
 		size_t n = strlen(spec);
 
 		c->base = strndup(spec, spec[n - 1] == '/' ? n - 1 : n);
 		c->where = strdup(spec);
 	} else {
-		cli_err("--connect: '%s' is not unix:PATH or http://HOST:PORT", spec);
+		cli_err("--connect: '%s' is not unix:PATH, http://HOST:PORT or https://HOST:PORT",
+			spec);
 		return EXIT_USAGE;
 	}
 	if (!c->base || !c->where) {
@@ -92,6 +105,7 @@ int client_init(struct client *c, const char *connect, const char *token_file)
 	} else if (token) {
 		c->token = strdup(token);
 	}
+	c->cacert = cacert ? strdup(cacert) : NULL;
 	c->curl = curl_easy_init();
 	return c->curl ? 0 : 1;
 }
@@ -104,6 +118,34 @@ void client_free(struct client *c)
 	free(c->base);
 	free(c->where);
 	free(c->token);
+	free(c->cacert);
+}
+
+void client_setup(struct client *c)
+{
+	if (c->socket)
+		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->socket);
+	if (c->cacert)
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->cacert);
+	c->error[0] = 0;
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->error);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+}
+
+void client_failed(struct client *c, int code)
+{
+	switch (code) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+		/* vsrvd is there, but TLS failed: libcurl's detail says why
+		 * ("SSL certificate problem: self-signed certificate"). */
+		cli_err("%s: %s", c->where, c->error[0] ? c->error : curl_easy_strerror(code));
+		break;
+	default:
+		cli_err("%s: %s (is vsrvd running?)", c->where, curl_easy_strerror(code));
+	}
 }
 
 int client_call(struct client *c, const char *method, const char *path, json_t *body,
@@ -120,13 +162,11 @@ int client_call(struct client *c, const char *method, const char *path, json_t *
 	if (asprintf(&url, "%s%s", c->base, path) < 0)
 		return -1;
 	curl_easy_reset(c->curl);
+	client_setup(c);
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
-	if (c->socket)
-		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->socket);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	if (body) {
 		text = json_dumps(body, JSON_COMPACT);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text);
@@ -145,7 +185,7 @@ int client_call(struct client *c, const char *method, const char *path, json_t *
 	free(text);
 	free(url);
 	if (cr != CURLE_OK) {
-		cli_err("%s: %s (is vsrvd running?)", c->where, curl_easy_strerror(cr));
+		client_failed(c, cr);
 		free(b.data);
 		return -1;
 	}
@@ -195,6 +235,9 @@ int client_opt(int c, struct client_opts *o, const char *usage)
 	case OPT_TOKEN_FILE:
 		o->token_file = optarg;
 		return 1;
+	case OPT_CACERT:
+		o->cacert = optarg;
+		return 1;
 	case OPT_CLIENT_JSON:
 		o->json = true;
 		return 1;
@@ -207,5 +250,5 @@ int client_opt(int c, struct client_opts *o, const char *usage)
 
 int client_init_opts(struct client *c, const struct client_opts *o)
 {
-	return client_init(c, o->connect, o->token_file);
+	return client_init(c, o->connect, o->token_file, o->cacert);
 }

@@ -42,7 +42,7 @@
 #define LEAVE_MS	2000		/* our close gets this long for an answer */
 
 static const char console_usage[] =
-	"vsrv console NAME [--connect unix:PATH|http://HOST:PORT] [--token-file FILE]\n"
+	"vsrv console NAME " CLIENT_CONNECT_USAGE "\n"
 	"  the VM's serial console; on a terminal Ctrl-] leaves";
 
 struct session {
@@ -179,7 +179,7 @@ static int handshake(struct client *c, struct session *s, const char *name, curl
 {
 	char key[WS_KEY_LEN + 1], accept[WS_ACCEPT_LEN + 1], got[64], host[256], *req = NULL;
 	char *head = malloc(HEAD_MAX + 1), *end = NULL;
-	const char *hp = c->socket ? "localhost" : c->base + strlen("http://");
+	const char *hp = c->socket ? "localhost" : strstr(c->base, "://") + 3;
 	size_t len = 0;
 	int status = 0, r = 1;
 
@@ -377,17 +377,16 @@ static int console(struct client *c, const char *name)
 	}
 	if (asprintf(&url, "%s/v1/vms/%s/console", c->base, name) < 0)
 		return 1;
+	client_setup(c);
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
-	if (c->socket)
-		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->socket);
+	/* The connection, with TLS's handshake and verification over https. */
 	curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	cr = curl_easy_perform(c->curl);
 	free(url);
 	if (cr == CURLE_OK)
 		cr = curl_easy_getinfo(c->curl, CURLINFO_ACTIVESOCKET, &fd);
 	if (cr != CURLE_OK || fd == CURL_SOCKET_BAD) {
-		cli_err("%s: %s (is vsrvd running?)", c->where, curl_easy_strerror(cr));
+		client_failed(c, cr);
 		return 1;
 	}
 	if (handshake(c, &s, name, fd))
@@ -434,31 +433,21 @@ static int console(struct client *c, const char *name)
 int client_console_main(int argc, char **argv)
 {
 	static const struct option opts[] = { CLIENT_OPTS, { NULL, 0, NULL, 0 } };
-	const char *connect = NULL, *token_file = NULL;
+	struct client_opts co = { 0 };
 	struct client c;
 	int o, r;
 
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (o) {
-		case OPT_CONNECT:
-			connect = optarg;
-			break;
-		case OPT_TOKEN_FILE:
-			token_file = optarg;
-			break;
-		case OPT_CLIENT_JSON:
-			break;
-		case OPT_CLIENT_HELP:
-			printf("usage: %s\n", console_usage);
+		r = client_opt(o, &co, console_usage);
+		if (r < 0)
 			return 0;
-		default:
+		if (!r)
 			return cli_usage(console_usage);
-		}
 	}
 	if (optind != argc - 1)
 		return cli_usage(console_usage);
-	r = client_init(&c, connect, token_file);
+	r = client_init_opts(&c, &co);
 	if (r == 0)
 		r = console(&c, argv[optind]);
 	client_free(&c);

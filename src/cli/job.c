@@ -32,7 +32,7 @@ static const char usage[] =
 	"  vsrv job compact DISK|--source FILE [--speed RATE] [--wait]\n"
 	"DISK is one of vsrvd's disks by name, FILE a path in its disk_dirs; RATE is\n"
 	"bytes a second (16M); a convert's NAME makes its result one of vsrvd's disks.\n"
-	"every command: [--connect unix:PATH|http://HOST:PORT] [--token-file FILE] [--json]";
+	CLIENT_USAGE;
 
 enum { O_SOURCE = 1, O_PATH, O_TO, O_NAME, O_BS, O_SPEED, O_FORCE, O_WAIT };
 

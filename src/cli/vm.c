@@ -2,8 +2,8 @@
 /*
  * vsrv vm and vsrv net: vsrvd's VMs and networks from the command line,
  * through its API (client.c), as virsh is to libvirtd.  Every subcommand
- * takes --connect, --token-file and --json (the API's own JSON, as is);
- * job.c is vsrv job, on the same client.
+ * takes --connect, --token-file, --cacert and --json (the API's own JSON,
+ * as is); job.c is vsrv job, on the same client.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -29,8 +29,7 @@ static const char vm_usage[] =
 	"  vsrv vm checkpoint NAME CHECKPOINT [--running|--paused]\n"
 	"  vsrv vm revert|delete-checkpoint NAME CHECKPOINT\n"
 	"  vsrv vm delete NAME\n"
-	"every command: [--connect unix:PATH|http://HOST:PORT] [--token-file FILE] [--json]\n"
-	"(default: $VSRV_CONNECT, else vsrvd's standard socket; over http, $VSRV_TOKEN)";
+	CLIENT_USAGE;
 
 static const char net_usage[] =
 	"vsrv net list|show|create|delete ...\n"
@@ -39,7 +38,7 @@ static const char net_usage[] =
 	"  vsrv net create NAME --type user|internal|bridge [--bridge IFNAME]\n"
 	"                  [--dhcp --subnet ADDR/PREFIX]\n"
 	"  vsrv net delete NAME\n"
-	"every command: [--connect unix:PATH|http://HOST:PORT] [--token-file FILE] [--json]";
+	CLIENT_USAGE;
 
 enum {
 	O_KERNEL = 1, O_INITRD, O_CMDLINE, O_VCPUS, O_MEMORY, O_DESC, O_AUTOSTART, O_POLICY,

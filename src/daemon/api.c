@@ -7,7 +7,9 @@
  *
  * Listeners: the Unix socket STATE/vsrvd.sock (mode 0660: whoever may open
  * it is an administrator), and optionally TCP, 127.0.0.1 unless told
- * otherwise, where every request needs "Authorization: Bearer TOKEN".
+ * otherwise, where every request needs "Authorization: Bearer TOKEN", and
+ * which is HTTPS when the configuration gives a certificate (tls.c; TLS
+ * 1.2 and 1.3 only, through libmicrohttpd's GnuTLS).
  * A thread per connection: a keep-alive client (wrk, the CLI) costs no
  * hand-offs, and an event stream may block in its thread.
  *
@@ -434,9 +436,18 @@ static int unix_listener(const struct vsrvd_config *cfg, struct vsrvd_err *e)
 static struct MHD_Daemon *start_daemon(struct api *api, int listen_fd,
 				       const struct sockaddr_in *sa, MHD_AccessHandlerCallback h)
 {
-	/* MHD_ALLOW_UPGRADE: the consoles' WebSockets (api-console.c). */
+	/* MHD_ALLOW_UPGRADE: the consoles' WebSockets (api-console.c), which
+	 * over TLS libmicrohttpd relays through a socket pair. */
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			 MHD_USE_POLL | MHD_ALLOW_UPGRADE;
+	bool tls = sa && api->d->tls_cert_pem;
+	struct MHD_OptionItem tls_opts[] = {
+		{ MHD_OPTION_HTTPS_MEM_CERT, 0, api->d->tls_cert_pem },
+		{ MHD_OPTION_HTTPS_MEM_KEY, 0, api->d->tls_key_pem },
+		{ MHD_OPTION_HTTPS_PRIORITIES, 0,
+		  (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2" },
+		{ MHD_OPTION_END, 0, NULL },
+	};
 
 	if (listen_fd >= 0)
 		return MHD_start_daemon(flags, 0, NULL, NULL, h, api,
@@ -445,7 +456,9 @@ static struct MHD_Daemon *start_daemon(struct api *api, int listen_fd,
 					MHD_OPTION_CONNECTION_LIMIT, api->d->cfg.threads_max,
 					MHD_OPTION_CONNECTION_TIMEOUT, 120u,
 					MHD_OPTION_END);
-	return MHD_start_daemon(flags, ntohs(sa->sin_port), NULL, NULL, h, api,
+	return MHD_start_daemon(flags | (tls ? MHD_USE_TLS : 0), ntohs(sa->sin_port), NULL, NULL,
+				h, api,
+				MHD_OPTION_ARRAY, tls ? tls_opts : &tls_opts[3],
 				MHD_OPTION_SOCK_ADDR, sa,
 				MHD_OPTION_NOTIFY_COMPLETED, completed, api,
 				MHD_OPTION_NOTIFY_CONNECTION, connection_started, api,
@@ -485,18 +498,7 @@ int api_start(struct api **out, struct vsrvd *d, struct vsrvd_err *e)
 	if (!api)
 		return -ENOMEM;
 	api->d = d;
-	fd = unix_listener(&d->cfg, e);
-	if (fd < 0) {
-		free(api);
-		return fd;
-	}
-	api->unix_daemon = start_daemon(api, fd, NULL, handle_unix);
-	if (!api->unix_daemon) {
-		close(fd);
-		free(api);
-		return vsrvd_fail(e, 0, -EIO, "%s: the HTTP server did not start",
-				  d->cfg.socket_path);
-	}
+	/* TCP first: once the Unix socket answers, vsrvd.url is written. */
 	if (d->cfg.tcp_listen) {
 		struct sockaddr_in sa;
 		const union MHD_DaemonInfo *info;
@@ -516,11 +518,23 @@ int api_start(struct api **out, struct vsrvd *d, struct vsrvd_err *e)
 		/* The port it got (the configuration may say 0: any). */
 		info = MHD_get_daemon_info(api->tcp_daemon, MHD_DAEMON_INFO_BIND_PORT);
 		inet_ntop(AF_INET, &sa.sin_addr, addr, sizeof(addr));
-		snprintf(text, sizeof(text), "http://%s:%u\n", addr,
-			 info ? info->port : ntohs(sa.sin_port));
+		snprintf(text, sizeof(text), "%s://%s:%u\n", d->tls_cert_pem ? "https" : "http",
+			 addr, info ? info->port : ntohs(sa.sin_port));
 		snprintf(path, sizeof(path), "%s/vsrvd.url", d->cfg.state_dir);
 		write_file_atomic(path, text, strlen(text), 0644);
 		fprintf(stderr, "vsrvd: listening on %s", text);
+	}
+	fd = unix_listener(&d->cfg, e);
+	if (fd < 0) {
+		api_stop(api);
+		return fd;
+	}
+	api->unix_daemon = start_daemon(api, fd, NULL, handle_unix);
+	if (!api->unix_daemon) {
+		close(fd);
+		api_stop(api);
+		return vsrvd_fail(e, 0, -EIO, "%s: the HTTP server did not start",
+				  d->cfg.socket_path);
 	}
 	fprintf(stderr, "vsrvd: listening on unix:%s\n", d->cfg.socket_path);
 	*out = api;

@@ -116,7 +116,8 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 	json_t *root, *vm_dirs = NULL, *disk_dirs = NULL, *dmem = NULL, *lmax = NULL,
 	       *body = NULL;
 	const char *sock = NULL, *group = NULL, *tcp = NULL, *token = NULL, *vsrv = NULL,
-		   *mac = NULL, *policy = NULL, *on_stop = NULL, *cgroups = NULL;
+		   *mac = NULL, *policy = NULL, *on_stop = NULL, *cgroups = NULL,
+		   *tls_cert = NULL, *tls_key = NULL;
 	int dvcpus = -1, binit = -1, bmax = -1, stop_ms = -1, keep = -1, conns = -1, jobs = -1;
 	int ctl_ms = -1, save_ms = -1, shut_s = -1;
 	json_error_t je;
@@ -131,7 +132,8 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 	}
 	if (json_unpack_ex(root, &je, JSON_STRICT,
 			   "{s?s, s?s, s?s, s?s, s?o, s?o, s?s, s?s, s?{s?i, s?o, s?s},"
-			   " s?{s?i, s?i}, s?i, s?i, s?i, s?i, s?{s?o, s?i}, s?o, s?s, s?i, s?s, s?i}",
+			   " s?{s?i, s?i}, s?i, s?i, s?i, s?i, s?{s?o, s?i}, s?o, s?s, s?i, s?s, s?i,"
+			   " s?s, s?s}",
 			   "socket", &sock, "socket_group", &group, "tcp", &tcp,
 			   "token_file", &token, "vm_dirs", &vm_dirs, "disk_dirs", &disk_dirs,
 			   "vsrv", &vsrv, "mac_prefix", &mac,
@@ -141,7 +143,8 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 			   "save_timeout_ms", &save_ms, "shutdown_timeout_s", &shut_s,
 			   "log", "max_size", &lmax, "keep", &keep,
 			   "max_body", &body, "on_stop", &on_stop, "max_connections", &conns,
-			   "cgroups", &cgroups, "max_jobs", &jobs) < 0) {
+			   "cgroups", &cgroups, "max_jobs", &jobs,
+			   "tls_cert", &tls_cert, "tls_key", &tls_key) < 0) {
 		vsrvd_fail(e, 0, -EINVAL, "%s: %s", path, je.text);
 		goto out;
 	}
@@ -151,7 +154,21 @@ static int apply_file(struct vsrvd_config *cfg, const char *path, struct vsrvd_e
 	SETSTR(tcp_listen, tcp);
 	SETSTR(token_file, token);
 	SETSTR(vsrv_bin, vsrv);
+	SETSTR(tls_cert, tls_cert);
+	SETSTR(tls_key, tls_key);
 #undef SETSTR
+	/* TLS is the TCP listener's (the Unix socket's peers are local). */
+	if (!cfg->tls_cert != !cfg->tls_key) {
+		vsrvd_fail(e, 0, -EINVAL, "%s: %s without %s: TLS needs both", path,
+			   cfg->tls_cert ? "tls_cert" : "tls_key",
+			   cfg->tls_cert ? "tls_key" : "tls_cert");
+		goto out;
+	}
+	if (cfg->tls_cert && !cfg->tcp_listen) {
+		vsrvd_fail(e, 0, -EINVAL, "%s: tls_cert and tls_key are for the TCP listener: set tcp",
+			   path);
+		goto out;
+	}
 	if (vm_dirs && (!json_is_array(vm_dirs) ||
 			strv_from_json(vm_dirs, &cfg->vm_dirs, "vm_dirs", e) < 0)) {
 		vsrvd_fail(e, 0, -EINVAL, "%s: vm_dirs: expected an array of absolute paths", path);
@@ -332,6 +349,8 @@ void config_free(struct vsrvd_config *cfg)
 	free(cfg->def_restart_policy);
 	free(cfg->on_stop);
 	free(cfg->cgroups);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
 }
 
 static bool under(char *const *dirs, const char *real)

@@ -11,7 +11,7 @@
  * (console_buffer, 1 MiB), so output is never lost while vsrvd is down or
  * restarting, and it takes input; a file console has no input, and its
  * file can only be rotated by copy-and-truncate, which loses what is
- * written in between.  Here the log is vsrvd's own file (console-log.c),
+ * written in between.  Here the log is vsrvd's own file (rotlog.c),
  * rotated exactly, whether or not anyone watches.
  *
  * One thread (epoll) serves every VM's socket and every viewer, under one
@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "rotlog.h"
 #include "websocket.h"
 
 #define CON_SOCKET	"console.sock"
@@ -96,7 +97,7 @@ struct vmcon {
 	bool ending;			/* its VMM ended: drain, then finish */
 	bool finished;			/* its viewers are told; freed when they are gone */
 	uint64_t retry_at, end_by;
-	struct console_log log;
+	struct rotlog log;		/* console.log */
 	uint8_t *in;			/* viewers' input for the guest */
 	size_t in_len;
 	bool in_full;			/* viewers paused until the guest takes more */
@@ -108,7 +109,7 @@ struct consoles {
 	pthread_mutex_t lock;
 	pthread_t thread;
 	int epfd, wake;
-	uint64_t log_max;		/* console-log.c's bounds */
+	uint64_t log_max;		/* rotlog.c's bounds */
 	unsigned log_keep;
 	bool stopping;			/* consoles_shutdown(): no more viewers */
 	bool quit;
@@ -177,7 +178,7 @@ static void viewer_flush(struct consoles *cs, struct viewer *v)
 
 static void output(struct consoles *cs, struct vmcon *vm, const uint8_t *buf, size_t len)
 {
-	console_log_write(&vm->log, buf, len);
+	rotlog_write(&vm->log, buf, len);
 	for (struct viewer *v = vm->viewers; v; v = v->next) {
 		if (v->dead || v->close_by)
 			continue;
@@ -236,7 +237,7 @@ static void vm_finish(struct consoles *cs, struct vmcon *vm)
 		return;
 	vm->finished = true;
 	vm_close_socket(cs, vm);
-	console_log_close(&vm->log);
+	rotlog_close(&vm->log);
 	snprintf(reason, sizeof(reason), "vm '%s' stopped", vm->name);
 	set_input_full(cs, vm, false);
 	for (struct viewer *v = vm->viewers; v; v = v->next) {
@@ -533,7 +534,7 @@ void consoles_attach(struct consoles *cs, const char *name, const char *dir)
 	vm->fd = -1;
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
 	snprintf(vm->dir, sizeof(vm->dir), "%s", dir);
-	console_log_open(&vm->log, dir, cs->log_max, cs->log_keep);
+	rotlog_open(&vm->log, dir, "console.log", cs->log_max, cs->log_keep, false);
 	vm->retry_at = mono_ms();
 	vm->next = cs->vms;
 	cs->vms = vm;
@@ -621,7 +622,7 @@ void consoles_add_viewer(struct consoles *cs, const char *name, int fd, const vo
 	v->handle = handle;
 	/* What the log has, then what comes: the thread adds to the log
 	 * and to viewers under the lock we hold, so nothing falls between. */
-	n = console_log_tail(&vm->log, hist, HISTORY);
+	n = rotlog_tail(&vm->log, hist, HISTORY);
 	if (n)
 		ws_send(v->ws, false, hist, n);
 	free(hist);
@@ -677,7 +678,7 @@ void consoles_destroy(struct consoles *cs)
 			viewer_free(cs, v);
 		}
 		vm_close_socket(cs, vm);
-		console_log_close(&vm->log);
+		rotlog_close(&vm->log);
 		vm_free(vm);
 	}
 	close(cs->epfd);

@@ -8,22 +8,6 @@
 
 #include "vsrvd.h"
 
-/* console-log.c: DIR/console.log, rotated as it is written. */
-struct console_log {
-	char path[4200];
-	int fd;
-	uint64_t size;
-	uint64_t max;		/* bytes a file; 0: never rotated */
-	unsigned keep;		/* rotated files kept */
-	bool failed;		/* a write failed (said once) */
-};
-
-int console_log_open(struct console_log *l, const char *dir, uint64_t max, unsigned keep);
-void console_log_write(struct console_log *l, const uint8_t *buf, size_t len);
-/* The last `max` bytes of console.log.1 and console.log, in order. */
-size_t console_log_tail(const struct console_log *l, uint8_t *buf, size_t max);
-void console_log_close(struct console_log *l);
-
 struct consoles;
 
 /* console.log is rotated when it reaches log_max bytes (0: never), and

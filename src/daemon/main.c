@@ -111,6 +111,8 @@ static int serve(struct vsrvd *d)
 	}
 	if (auth_load_token(d->cfg.token_file, &d->token, &e) < 0)
 		return fail("token", &e);
+	if (d->cfg.tls_cert && tls_load(&d->cfg, &d->tls_cert_pem, &d->tls_key_pem, &e) < 0)
+		return fail(e.msg, NULL);
 	snprintf(path, sizeof(path), "%s/inventory.db", d->cfg.state_dir);
 	if (inventory_open(&d->inv, path, d->cfg.mac_prefix, &e) < 0)
 		return fail("inventory", &e);
@@ -215,6 +217,10 @@ int main(int argc, char **argv)
 	d.started_ms = now_ms();
 	r = serve(&d);
 	free(d.token);
+	free(d.tls_cert_pem);
+	if (d.tls_key_pem)
+		explicit_bzero(d.tls_key_pem, strlen(d.tls_key_pem));
+	free(d.tls_key_pem);
 	free(d.vm_list.text);
 	for (int i = 0; i < VM_CACHE_SLOTS; i++)
 		free(d.vm_one[i].text);

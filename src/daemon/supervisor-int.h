@@ -93,7 +93,6 @@ struct supervisor {
 	bool stopping;			/* the service stops: no restarts, no starts */
 	bool quit;			/* the thread ends */
 	struct vm_run *runs;
-	uint64_t next_rotate;
 };
 
 #define SAVED_STATE	"saved.state"

@@ -25,10 +25,11 @@
  * run for max_ms.
  *
  * One thread waits on the monitors' pidfds and the control sockets
- * (epoll) and on its deadlines (restarts, kills, reconnections, log
- * rotation); the API's threads start and stop VMs directly, and wait for
- * a VMM's replies on the supervisor's condition variable with the lock
- * released.  One lock over all of it: every step is a few system calls.
+ * (epoll) and on its deadlines (restarts, kills, reconnections); the
+ * VMs' logs are their monitors' (vmm.log) and console.c's (console.log).
+ * The API's threads start and stop VMs directly, and wait for a VMM's
+ * replies on the supervisor's condition variable with the lock released.
+ * One lock over all of it: every step is a few system calls.
  *
  * At start (supervisor_resume) every VM's folder is checked for a live
  * monitor whatever the inventory says (vsrvd may have died between
@@ -54,8 +55,6 @@
 #include "console.h"
 #include "supervisor-int.h"
 #include "vmconf.h"
-
-#define ROTATE_EVERY_MS	5000
 
 const char *const run_state_names[] = {
 	[RS_STOPPED] = "stopped", [RS_RUNNING] = "running", [RS_PAUSED] = "paused",
@@ -510,42 +509,6 @@ static void do_restart(struct supervisor *sv, struct vm_run *r)
 	json_decref(vm);
 }
 
-/* Copy-and-truncate: vsrv run keeps its O_APPEND descriptors and goes on
- * writing at the new end.  What is written between the copy and the
- * truncation is lost: the price of not having to reopen the VMM's files. */
-static void rotate(const char *dir, const char *name, uint64_t max, unsigned keep)
-{
-	char path[4200], from[4300], to[4300];
-	struct stat st;
-	int in, out;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (stat(path, &st) < 0 || (uint64_t)st.st_size <= max)
-		return;
-	for (unsigned i = keep; i > 1; i--) {
-		snprintf(from, sizeof(from), "%s.%u", path, i - 1);
-		snprintf(to, sizeof(to), "%s.%u", path, i);
-		rename(from, to);
-	}
-	snprintf(to, sizeof(to), "%s.1", path);
-	in = open(path, O_RDWR | O_CLOEXEC);
-	out = keep ? open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640) : -1;
-	if (in >= 0 && out >= 0) {
-		char buf[65536];
-		ssize_t n;
-
-		while ((n = read(in, buf, sizeof(buf))) > 0)
-			if (write(out, buf, (size_t)n) != n)
-				break;
-	}
-	if (in >= 0 && ftruncate(in, 0) < 0)
-		fprintf(stderr, "vsrvd: %s: %s\n", path, strerror(errno));
-	if (in >= 0)
-		close(in);
-	if (out >= 0)
-		close(out);
-}
-
 static void earliest(uint64_t *next, uint64_t t)
 {
 	if (t && t < *next)
@@ -574,15 +537,6 @@ static int tick(struct supervisor *sv)
 		}
 		earliest(&next, r->kill_at);
 		ctl_tick(sv, r, now, &next);
-	}
-	if (now >= sv->next_rotate) {
-		for (struct vm_run *r = sv->runs; r; r = r->next) {
-			if (!rs_alive(r->state))
-				continue;
-			/* console.log is vsrvd's own (console.c), rotated as written. */
-			rotate(r->dir, "vmm.log", sv->d->cfg.log_max_bytes, sv->d->cfg.log_keep);
-		}
-		sv->next_rotate = now + ROTATE_EVERY_MS;
 	}
 	return next > now ? (int)(next - now) : 0;
 }

@@ -15,11 +15,13 @@
  * goes with the monitor however it ends.
  *
  * The monitor gets a pipe as fd 4 and closes it once it has started the
- * VMM and written DIR/vmm.pid.
+ * VMM and written DIR/vmm.pid; its standard error is vsrvd's, for what it
+ * cannot put in vmm.log.
  *
  * Files in DIR: vm.json (the VM's config, vmconf.c), vmm.log (vsrv run's
  * standard output and error: its messages and the test device's debug
- * port), console.log (the serial console), monitor.pid, vmm.pid,
+ * port; the monitor writes and rotates it), console.log (the serial
+ * console), monitor.pid, vmm.pid,
  * exit-status, control.sock (the VMM's control socket), checkpoints/,
  * saved.state (a saved VM's state).
  */
@@ -79,7 +81,7 @@ pid_t vmm_client_vmm_pid(const char *dir)
 int vmm_client_start(struct vsrvd *d, const char *dir, bool test_device, const char *restore,
 		     struct vmm_handle *h, struct vsrvd_err *e)
 {
-	char *argv[12], path[4096];
+	char *argv[14], path[4096], log_max[24], log_keep[16];
 	posix_spawn_file_actions_t fa;
 	int lock, ready[2], r, n = 0;
 	pid_t pid;
@@ -97,9 +99,12 @@ int vmm_client_start(struct vsrvd *d, const char *dir, bool test_device, const c
 		snprintf(path, sizeof(path), "%s/%s", dir, *f);
 		unlink(path);
 	}
-	snprintf(path, sizeof(path), "%s/vmm.log", dir);
+	snprintf(log_max, sizeof(log_max), "%llu", (unsigned long long)d->cfg.log_max_bytes);
+	snprintf(log_keep, sizeof(log_keep), "%u", d->cfg.log_keep);
 	argv[n++] = "vsrvd-monitor";
 	argv[n++] = (char *)dir;
+	argv[n++] = log_max;
+	argv[n++] = log_keep;
 	argv[n++] = d->cfg.vsrv_bin;
 	argv[n++] = "run";
 	argv[n++] = "--config";
@@ -114,8 +119,7 @@ int vmm_client_start(struct vsrvd *d, const char *dir, bool test_device, const c
 
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0640);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, lock, 3);
 	if (pipe2(ready, O_CLOEXEC) < 0) {
 		r = -errno;

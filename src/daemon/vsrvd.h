@@ -14,7 +14,9 @@
  *   vmconf.c      a VM's vm.json for `vsrv run --config`
  *   network.c     internal networks' bridges and dnsmasq
  *   console*.c    the VMs' serial consoles: console.log, WebSocket viewers
- *   api*.c        the REST API on libmicrohttpd; auth.c the token
+ *   rotlog.c      console.log and vmm.log (the monitor's), rotated as written
+ *   api*.c        the REST API on libmicrohttpd; auth.c the token, tls.c
+ *                 the TCP listener's certificate
  *   metrics.c     /metrics;  host.c /v1/host
  *
  * Functions return 0 or a negative errno; where a person must read why,
@@ -47,6 +49,7 @@ struct vsrvd_config {
 	char *socket_path;		/* DIR/vsrvd.sock */
 	char *socket_group;		/* group owning the socket, or NULL */
 	char *tcp_listen;		/* "ADDR:PORT", or NULL for no TCP */
+	char *tls_cert, *tls_key;	/* PEM files: TCP is HTTPS (tls.c) */
 	char *token_file;		/* DIR/token */
 	char **vm_dirs;			/* kernels and initrds may be under these */
 	char **disk_dirs;		/* and disks under these */
@@ -236,6 +239,14 @@ int network_restore_all(struct vsrvd *d);
 int auth_load_token(const char *path, char **token, struct vsrvd_err *e);
 bool auth_check(const char *header, const char *token);
 
+/* ---- tls.c ---- */
+
+/* cfg's tls_cert and tls_key, checked (PEM, the key not readable by
+ * others and the certificate's, the certificate valid now): their texts
+ * (allocated) for libmicrohttpd, or a message naming the file and the
+ * problem. */
+int tls_load(const struct vsrvd_config *cfg, char **cert, char **key, struct vsrvd_err *e);
+
 /* ---- host.c, metrics.c ---- */
 
 json_t *host_info(void);
@@ -274,6 +285,8 @@ struct vsrvd {
 	struct jobs *jobs;
 	struct api *api;
 	char *token;
+	char *tls_cert_pem;		/* the files' texts when TCP is HTTPS */
+	char *tls_key_pem;
 	char *monitor;			/* vsrvd-monitor, beside vsrvd */
 	uint64_t started_ms;
 };

@@ -32,18 +32,28 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.path)
 
 
-class Api:
-    """One keep-alive connection to vsrvd; call() returns (status, body)."""
+def split_url(url):
+    """(scheme, host, port) of http://HOST:PORT or https://HOST:PORT."""
+    scheme, rest = url.split("://", 1)
+    host, port = rest.rstrip("/").rsplit(":", 1)
+    return scheme, host, int(port)
 
-    def __init__(self, sock=None, url=None, token=None):
-        self.sock, self.url, self.token = sock, url, token
+
+class Api:
+    """One keep-alive connection to vsrvd; call() returns (status, body).
+    Over https, `context` (an ssl.SSLContext) verifies the service."""
+
+    def __init__(self, sock=None, url=None, token=None, context=None):
+        self.sock, self.url, self.token, self.context = sock, url, token, context
         self.conn = None
 
     def _connect(self):
         if self.sock:
             return UnixHTTPConnection(self.sock)
-        host, port = self.url[len("http://"):].split(":")
-        return http.client.HTTPConnection(host, int(port), timeout=60)
+        scheme, host, port = split_url(self.url)
+        if scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=60, context=self.context)
+        return http.client.HTTPConnection(host, port, timeout=60)
 
     def raw(self, method, path, body=None, headers=None):
         """(status, headers, bytes) for any body, bytes or text."""
@@ -208,12 +218,12 @@ class Vsrvd:
     def api(self):
         return Api(sock=os.path.join(self.state, "vsrvd.sock"))
 
-    def tcp_api(self, token=True):
+    def tcp_api(self, token=True, context=None):
         with open(os.path.join(self.state, "vsrvd.url")) as f:
             url = f.read().strip()
         with open(os.path.join(self.state, "token")) as f:
             tok = f.read().strip()
-        return Api(url=url, token=tok if token else None)
+        return Api(url=url, token=tok if token else None, context=context)
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
         if self.proc and self.proc.poll() is None:
@@ -371,7 +381,7 @@ class WebSocket:
     library has none): the opening handshake by hand, frames built and
     parsed here, so that a test can also send what a correct client never
     would (unmasked, oversized, fragmented frames).  `sock` is a connected
-    socket (the API's Unix socket or TCP)."""
+    socket (the API's Unix socket, TCP, or TLS over TCP)."""
 
     GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -380,13 +390,16 @@ class WebSocket:
         self.buf = b""
 
     @staticmethod
-    def connect(where, path, headers=None, token=None, key=None, timeout=30):
-        """(status, response headers, WebSocket or the error body)."""
+    def connect(where, path, headers=None, token=None, key=None, timeout=30, context=None):
+        """(status, response headers, WebSocket or the error body); over
+        https, `context` verifies the service."""
         import base64
         import hashlib
-        if where.startswith("http://"):
-            host, port = where[len("http://"):].split(":")
-            s = socket.create_connection((host, int(port)), timeout=timeout)
+        if where.startswith(("http://", "https://")):
+            scheme, host, port = split_url(where)
+            s = socket.create_connection((host, port), timeout=timeout)
+            if scheme == "https":
+                s = context.wrap_socket(s, server_hostname=host)
             hosthdr = f"{host}:{port}"
         else:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
