@@ -168,7 +168,7 @@ struct vcpu {
 	int fd;
 	struct kvm_run *run;
 	pthread_t thread;
-	bool started;
+	atomic_bool started;	/* its thread made (vcpus_start) */
 	struct kvm_cpuid2 *cpuid;	/* what KVM_SET_CPUID2 was given */
 	/* Counters, written by this vCPU's thread only (relaxed atomics:
 	 * `stats` reads them while it runs): exits to user space by
