@@ -2,14 +2,18 @@
 mode, the vCPU halted between its interrupts.  The workload of bench/vmm-run's
 idle-cost case: here, that it counts exactly the ticks it was asked for, at
 the rate it was asked for, and that none of them brings the vCPU out to the
-VMM (KVM's LAPIC takes the timer, the EOI and the HLT in the kernel)."""
+VMM (KVM's LAPIC takes the timer, the EOI and the HLT in the kernel); its
+EOI by x2APIC and its cost lines."""
 import os
+import re
 import subprocess
 import time
 
 from vsrvtest import VSRV, TmpDirTest, main
 
 GUEST = os.path.join(os.environ.get("VSRV_GUESTS", ""), "idle-timer.elf")
+# This host's KVM ends an interrupt as it delivers it (see idle-timer.c).
+EMULATING_HOST = os.path.isdir("/sys/module/kvm_pvm")
 
 
 def run(*args):
@@ -21,8 +25,8 @@ def run(*args):
 
 
 class IdleTest(TmpDirTest):
-    def check(self, hz, ticks):
-        p, took = run("--append", f"hz={hz} ticks={ticks}")
+    def check(self, hz, ticks, extra=""):
+        p, took = run("--append", f"hz={hz} ticks={ticks} {extra}")
         out = f"idle: LAPIC timer at {hz} Hz, halting between ticks\nidle: {ticks} ticks\n"
         # One exit to the VMM per byte on the debug port and one for the
         # exit port: none for the ticks.
@@ -40,9 +44,31 @@ class IdleTest(TmpDirTest):
     def test_100hz(self):
         self.check(100, 20)
 
+    def test_x2apic_eoi(self):
+        self.check(1000, 300, "eoi=x2apic")
+
+    def test_padded_handler(self):
+        self.check(100, 20, "pad=64")
+
+    def test_no_eoi(self):
+        if not EMULATING_HOST:
+            self.skipTest("eoi=none ticks on only where KVM ends the interrupt itself "
+                          "(kvm_pvm); here the first tick would be the last")
+        self.check(1000, 300, "eoi=none")
+
+    def test_cost(self):
+        p, _ = run("--append", "cost")
+        names = ["dec+jnz", "nop", "decq-mem", "eoi-mmio", "eoi-x2apic"]
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([m.group(1) for m in
+                          re.finditer(r"^idle: cost (\S+) \d+\.\d\d us$", p.stdout, re.M)],
+                         names, p.stdout)
+        self.assertEqual(len(p.stdout.splitlines()), len(names), p.stdout)
+
     def test_usage(self):
-        p, _ = run("--append", "hz=0")
-        self.assertEqual((p.returncode, p.stdout), (2, ""))
+        for bad in ("hz=0", "eoi=lapic", "pad=65"):
+            p, _ = run("--append", bad)
+            self.assertEqual((p.returncode, p.stdout), (2, ""), bad)
 
 
 if __name__ == "__main__":
