@@ -3,9 +3,12 @@ mode, the vCPU halted between its interrupts.  The workload of bench/vmm-run's
 idle-cost case: here, that it counts exactly the ticks it was asked for, at
 the rate it was asked for, and that none of them brings the vCPU out to the
 VMM (KVM's LAPIC takes the timer, the EOI and the HLT in the kernel); its
-EOI by x2APIC and its cost lines."""
+EOI by x2APIC and its cost lines; and vsrv's halt polling (--halt-poll-ns),
+by KVM's kvm_halt_poll_ns tracepoint, which fires as KVM changes how long it
+polls a vCPU and never when a VM's limit is 0."""
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -69,6 +72,43 @@ class IdleTest(TmpDirTest):
         for bad in ("hz=0", "eoi=lapic", "pad=65"):
             p, _ = run("--append", bad)
             self.assertEqual((p.returncode, p.stdout), (2, ""), bad)
+        p, _ = run("--halt-poll-ns", "1000000001")
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (2, "", "vsrv: --halt-poll-ns: '1000000001' is not a number from 0 "
+                          "to 1000000000\n"))
+
+
+class HaltPollTest(TmpDirTest):
+    """At 5000 Hz the vCPU halts for less than KVM's 200 us: with polling
+    allowed KVM grows and shrinks its poll (the tracepoint fires), with
+    vsrv's default or 0 it never polls."""
+
+    def polls(self, *args):
+        out = self.p("perf.txt")
+        p = subprocess.run(["perf", "stat", "-x,", "-o", out, "-e", "kvm:kvm_halt_poll_ns",
+                            "--", VSRV, "run", "--kernel", GUEST, "--test-device",
+                            "--append", "hz=5000 ticks=3000", *args],
+                           capture_output=True, text=True, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual((p.returncode, p.stdout),
+                         (0, "idle: LAPIC timer at 5000 Hz, halting between ticks\n"
+                          "idle: 3000 ticks\n"), p.stderr)
+        with open(out) as f:
+            counts = [l.split(",") for l in f if "kvm_halt_poll_ns" in l]
+        self.assertEqual(len(counts), 1, counts)
+        return int(counts[0][0])
+
+    def test_halt_poll(self):
+        if not shutil.which("perf"):
+            self.skipTest("no perf on this host to count kvm:kvm_halt_poll_ns")
+        probe = subprocess.run(["perf", "stat", "-e", "kvm:kvm_halt_poll_ns", "true"],
+                               capture_output=True, text=True)
+        if probe.returncode != 0:
+            self.skipTest(f"perf cannot count kvm:kvm_halt_poll_ns here: "
+                          f"{probe.stderr.strip()[-200:]}")
+        self.assertEqual(self.polls(), 0)
+        self.assertEqual(self.polls("--halt-poll-ns", "0"), 0)
+        self.assertGreater(self.polls("--halt-poll-ns", "200000"), 0)
 
 
 if __name__ == "__main__":
