@@ -17,7 +17,7 @@ static const char usage[] =
 	"         [--memory SIZE] [--boot auto|linux64|pvh] [--on-reboot restart|exit]\n"
 	"         [--console [hvc,]stdio|file:PATH|socket:PATH] [--console-buffer SIZE]\n"
 	"         [--port NAME=socket:PATH]... [--host-quirks auto|on|off] [--hugepages]\n"
-	"         [--memfd] [--rng] [--test-device]\n"
+	"         [--memfd] [--rng] [--halt-poll-ns NS] [--test-device]\n"
 	"         [--disk path=FILE[,format=raw|vhd][,readonly=on][,undo=commit|keep|discard]\n"
 	"                [,cache=writeback|none|unsafe]]...\n"
 	"         [--net user[,hostfwd=tcp:127.0.0.1:2222-:22][,mac=MAC] | tap=NAME[,mac=MAC]\n"
@@ -34,6 +34,8 @@ static const char usage[] =
 	"--port: a named port of the virtio-console (the guest's /dev/vport0pN), relayed\n"
 	"        to one client at a time of a Unix socket vsrv listens on at PATH.\n"
 	"--rng: a virtio-rng device (PCI), fed from the host's getrandom().\n"
+	"--halt-poll-ns: how long KVM may spin on a halted vCPU before it sleeps,\n"
+	"        0 to 1000000000 (default 0: not at all; spinning spends a host CPU).\n"
 	"--disk: a virtio-blk device (PCI) on a raw file or a VHD, once per disk;\n"
 	"        undo= runs the VM on an overlay that is merged into the disk, kept\n"
 	"        beside it (NAME.undo.vhd) or thrown away when vsrv run ends.\n"
@@ -57,7 +59,7 @@ enum {
 	OPT_ON_REBOOT, OPT_QUIRKS, OPT_HUGEPAGES, OPT_MEMFD, OPT_TESTDEV, OPT_STATS,
 	OPT_CONFIG, OPT_BOOT, OPT_DRY_RUN, OPT_CONSOLE, OPT_CONSOLE_BUFFER, OPT_RNG,
 	OPT_DUMP_ACPI, OPT_DISK, OPT_NET, OPT_PORT, OPT_CONTROL, OPT_RESTORE,
-	OPT_CHECKPOINTS,
+	OPT_CHECKPOINTS, OPT_HALT_POLL,
 };
 
 static const struct option opts[] = {
@@ -71,6 +73,7 @@ static const struct option opts[] = {
 	{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
 	{ "memfd", no_argument, NULL, OPT_MEMFD },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "halt-poll-ns", required_argument, NULL, OPT_HALT_POLL },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "net", required_argument, NULL, OPT_NET },
 	{ "test-device", no_argument, NULL, OPT_TESTDEV },
@@ -147,6 +150,18 @@ static int apply_options(int argc, char **argv, struct vmm_config *cfg)
 				return EXIT_USAGE;
 			}
 			cfg->vm.nr_cpus = (unsigned)n;
+			break;
+		}
+		case OPT_HALT_POLL: {
+			unsigned long long n = strtoull(optarg, &end, 10);
+
+			if (*end || end == optarg || *optarg == '-' || n > VM_HALT_POLL_NS_MAX) {
+				cli_err("--halt-poll-ns: '%s' is not a number from 0 to %u", optarg,
+					VM_HALT_POLL_NS_MAX);
+				return EXIT_USAGE;
+			}
+			cfg->vm.halt_poll_ns = (uint32_t)n;
+			cfg->vm.halt_poll_given = true;
 			break;
 		}
 		case OPT_MEMORY:

@@ -56,6 +56,7 @@ static const struct field {
 	{ "hugepages", F_BOOL },
 	{ "memfd", F_BOOL },
 	{ "rng", F_BOOL },
+	{ "halt_poll_ns", F_INT },
 	{ "ports", F_ARRAY },
 	{ "control", F_STRING },
 	{ "checkpoints", F_STRING },
@@ -596,6 +597,14 @@ static int apply(json_t *root, const char *path, struct vmm_config *cfg,
 		cfg->vm.memfd = json_is_true(v);
 	if ((v = json_object_get(root, "rng")))
 		cfg->rng = json_is_true(v);
+	if ((v = json_object_get(root, "halt_poll_ns"))) {
+		if (json_integer_value(v) < 0 || json_integer_value(v) > VM_HALT_POLL_NS_MAX)
+			return bad(err, errlen, path,
+				   "halt_poll_ns: expected an integer from 0 to %u",
+				   VM_HALT_POLL_NS_MAX);
+		cfg->vm.halt_poll_ns = (uint32_t)json_integer_value(v);
+		cfg->vm.halt_poll_given = true;
+	}
 	if ((v = json_object_get(root, "disks"))) {
 		int r = apply_disks(v, path, cfg, cf, err, errlen);
 

@@ -292,6 +292,16 @@ int vcpus_start(struct vm *vm, char *err, size_t errlen)
 			return -r;
 		}
 		c->started = true;
+		/*
+		 * The thread may already be in KVM_RUN, and another vCPU may
+		 * have ended the VM before it was marked started, when
+		 * vm_kick_vcpus() passed it by: kicked then, it would sleep
+		 * in KVM_RUN for good (an AP the guest never started) and
+		 * vcpus_join() with it.  Either the exit sees it started or
+		 * this sees the exit (both sequentially consistent).
+		 */
+		if (atomic_load(&vm->exit_kind) != VM_RUNNING)
+			vm_kick_vcpus(vm);
 	}
 	return 0;
 }

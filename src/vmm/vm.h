@@ -160,7 +160,14 @@ struct vm_opts {
 	bool memfd;
 	enum quirks_mode quirks;
 	bool test_device;	/* micro-guest debug (0xe9) and exit (0xf4) ports */
+	/* How long KVM polls a halted vCPU before it sleeps (kvm.c); given
+	 * by the user, it must take. */
+	uint32_t halt_poll_ns;
+	bool halt_poll_given;
 };
+
+/* --halt-poll-ns, "halt_poll_ns": at most a second. */
+#define VM_HALT_POLL_NS_MAX	1000000000u
 
 struct vcpu {
 	struct vm *vm;
@@ -168,7 +175,7 @@ struct vcpu {
 	int fd;
 	struct kvm_run *run;
 	pthread_t thread;
-	bool started;
+	atomic_bool started;	/* its thread made (vcpus_start) */
 	struct kvm_cpuid2 *cpuid;	/* what KVM_SET_CPUID2 was given */
 	/* Counters, written by this vCPU's thread only (relaxed atomics:
 	 * `stats` reads them while it runs): exits to user space by

@@ -36,7 +36,8 @@ class ConfigTest(TmpDirTest):
             "uuid": "6f1c3c59-8a3e-4b6e-9c1e-2f5d7a0b4c11", "vcpus": 3,
             "memory": 64 << 20, "kernel": guest("cpu-cpuid"), "cmdline": "x=1",
             "console": "stdio", "on_reboot": "restart", "host_quirks": "on",
-            "hugepages": False, "memfd": True, "disks": [], "nics": []})
+            "hugepages": False, "memfd": True, "halt_poll_ns": 50000, "disks": [],
+            "nics": []})
         self.assertEqual((p.returncode, p.stderr), (0, ""))
         self.assertIn("leaf 1: apic id 0, count 3,", p.stdout)
         self.assertIn("pv_tlb_flush 0, pv_send_ipi 0, pv_sched_yield 0", p.stdout)
@@ -89,6 +90,11 @@ class ConfigTest(TmpDirTest):
             ({"version": 1, "memory": "1M"},
              "memory: expected a whole number of pages from 16M to 1T"),
             ({"version": 1, "hugepages": "yes"}, "hugepages: expected true or false"),
+            ({"version": 1, "halt_poll_ns": "0"}, "halt_poll_ns: expected an integer"),
+            ({"version": 1, "halt_poll_ns": -1},
+             "halt_poll_ns: expected an integer from 0 to 1000000000"),
+            ({"version": 1, "halt_poll_ns": 1000000001},
+             "halt_poll_ns: expected an integer from 0 to 1000000000"),
             ({"version": 1, "disks": {}}, "disks: expected an array"),
             ({"version": 1, "disks": [{"path": "a.vhd", "shiny": True}]},
              "disks[0]: unknown field 'shiny'"),

@@ -2,14 +2,21 @@
 mode, the vCPU halted between its interrupts.  The workload of bench/vmm-run's
 idle-cost case: here, that it counts exactly the ticks it was asked for, at
 the rate it was asked for, and that none of them brings the vCPU out to the
-VMM (KVM's LAPIC takes the timer, the EOI and the HLT in the kernel)."""
+VMM (KVM's LAPIC takes the timer, the EOI and the HLT in the kernel); its
+EOI by x2APIC and its cost lines; and vsrv's halt polling (--halt-poll-ns),
+by KVM's kvm_halt_poll_ns tracepoint, which fires as KVM changes how long it
+polls a vCPU and never when a VM's limit is 0."""
 import os
+import re
+import shutil
 import subprocess
 import time
 
 from vsrvtest import VSRV, TmpDirTest, main
 
 GUEST = os.path.join(os.environ.get("VSRV_GUESTS", ""), "idle-timer.elf")
+# This host's KVM ends an interrupt as it delivers it (see idle-timer.c).
+EMULATING_HOST = os.path.isdir("/sys/module/kvm_pvm")
 
 
 def run(*args):
@@ -21,8 +28,8 @@ def run(*args):
 
 
 class IdleTest(TmpDirTest):
-    def check(self, hz, ticks):
-        p, took = run("--append", f"hz={hz} ticks={ticks}")
+    def check(self, hz, ticks, extra=""):
+        p, took = run("--append", f"hz={hz} ticks={ticks} {extra}")
         out = f"idle: LAPIC timer at {hz} Hz, halting between ticks\nidle: {ticks} ticks\n"
         # One exit to the VMM per byte on the debug port and one for the
         # exit port: none for the ticks.
@@ -40,9 +47,68 @@ class IdleTest(TmpDirTest):
     def test_100hz(self):
         self.check(100, 20)
 
+    def test_x2apic_eoi(self):
+        self.check(1000, 300, "eoi=x2apic")
+
+    def test_padded_handler(self):
+        self.check(100, 20, "pad=64")
+
+    def test_no_eoi(self):
+        if not EMULATING_HOST:
+            self.skipTest("eoi=none ticks on only where KVM ends the interrupt itself "
+                          "(kvm_pvm); here the first tick would be the last")
+        self.check(1000, 300, "eoi=none")
+
+    def test_cost(self):
+        p, _ = run("--append", "cost")
+        names = ["dec+jnz", "nop", "decq-mem", "eoi-mmio", "eoi-x2apic"]
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([m.group(1) for m in
+                          re.finditer(r"^idle: cost (\S+) \d+\.\d\d us$", p.stdout, re.M)],
+                         names, p.stdout)
+        self.assertEqual(len(p.stdout.splitlines()), len(names), p.stdout)
+
     def test_usage(self):
-        p, _ = run("--append", "hz=0")
-        self.assertEqual((p.returncode, p.stdout), (2, ""))
+        for bad in ("hz=0", "eoi=lapic", "pad=65"):
+            p, _ = run("--append", bad)
+            self.assertEqual((p.returncode, p.stdout), (2, ""), bad)
+        p, _ = run("--halt-poll-ns", "1000000001")
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (2, "", "vsrv: --halt-poll-ns: '1000000001' is not a number from 0 "
+                          "to 1000000000\n"))
+
+
+class HaltPollTest(TmpDirTest):
+    """At 5000 Hz the vCPU halts for less than KVM's 200 us: with polling
+    allowed KVM grows and shrinks its poll (the tracepoint fires), with
+    vsrv's default or 0 it never polls."""
+
+    def polls(self, *args):
+        out = self.p("perf.txt")
+        p = subprocess.run(["perf", "stat", "-x,", "-o", out, "-e", "kvm:kvm_halt_poll_ns",
+                            "--", VSRV, "run", "--kernel", GUEST, "--test-device",
+                            "--append", "hz=5000 ticks=3000", *args],
+                           capture_output=True, text=True, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual((p.returncode, p.stdout),
+                         (0, "idle: LAPIC timer at 5000 Hz, halting between ticks\n"
+                          "idle: 3000 ticks\n"), p.stderr)
+        with open(out) as f:
+            counts = [l.split(",") for l in f if "kvm_halt_poll_ns" in l]
+        self.assertEqual(len(counts), 1, counts)
+        return int(counts[0][0])
+
+    def test_halt_poll(self):
+        if not shutil.which("perf"):
+            self.skipTest("no perf on this host to count kvm:kvm_halt_poll_ns")
+        probe = subprocess.run(["perf", "stat", "-e", "kvm:kvm_halt_poll_ns", "true"],
+                               capture_output=True, text=True)
+        if probe.returncode != 0:
+            self.skipTest(f"perf cannot count kvm:kvm_halt_poll_ns here: "
+                          f"{probe.stderr.strip()[-200:]}")
+        self.assertEqual(self.polls(), 0)
+        self.assertEqual(self.polls("--halt-poll-ns", "0"), 0)
+        self.assertGreater(self.polls("--halt-poll-ns", "200000"), 0)
 
 
 if __name__ == "__main__":
