@@ -213,8 +213,7 @@ static void print_stats(json_t *r)
 		printf("\n");
 	}
 	printf("memory: %s touched of %s\n", mib(num(m, "touched"), b1), mib(num(m, "size"), b2));
-	printf("rss: vsrv %s, console %s, vm %s", mib(num(rs, "vsrv"), b1),
-	       mib(num(rs, "console"), b2), mib(num(rs, "vm"), b3));
+	printf("rss: vsrv %s, vm %s", mib(num(rs, "vsrv"), b1), mib(num(rs, "vm"), b3));
 	printf(" (total %s)\n", mib(num(rs, "total"), b4));
 }
 

@@ -248,9 +248,9 @@ static void vmm_metrics(FILE *f, json_t *vms, json_t *stats)
 			fprintf(f, "vsrv_vm_memory_touched_bytes{vm=\"%s\"} %lld\n", name,
 				(long long)json_integer_value(v));
 	family(f, "vsrv_vm_vmm_resident_bytes", "gauge",
-	       "Resident memory of the VMM's processes (vsrv, its console's, the VM's).");
+	       "Resident memory of the VMM's processes (vsrv with its console, the VM's).");
 	json_object_foreach(stats, name, st)
-		for (const char *const *p = (const char *const[]){ "vsrv", "console", "vm", NULL };
+		for (const char *const *p = (const char *const[]){ "vsrv", "vm", NULL };
 		     *p; p++)
 			if ((v = json_object_get(json_object_get(st, "rss"), *p)))
 				fprintf(f, "vsrv_vm_vmm_resident_bytes{vm=\"%s\",process=\"%s\"} %lld\n",

@@ -9,7 +9,11 @@
  *
  * Output never blocks a vCPU: console_write() copies into a ring buffer
  * under a mutex and wakes the console's own I/O thread, which does every
- * system call that could block.  When nobody reads (no socket client, a
+ * system call that could block.  A polled console (console_open_polled)
+ * has no thread: the single-threaded loop of its owner (vsrv run's
+ * supervisor, src/vmm/supervise.c) polls its descriptors with its own
+ * (console_poll_fill, console_poll_handle), so that a process that
+ * forks has no other thread, and no process of its own is needed.  When nobody reads (no socket client, a
  * stalled pipe) the ring keeps the newest bytes (1 MiB unless
  * --console-buffer says otherwise); a socket client that connects gets
  * what no client has been given yet.
@@ -35,6 +39,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <termios.h>
 #include <time.h>
@@ -62,6 +67,7 @@ struct console {
 	int out_fd, in_fd, wake_fd;
 	struct unix_listener listener;	/* socket: */
 	bool tty;		/* stdin is our terminal: raw mode, Ctrl-A escapes */
+	bool polled;		/* no thread: its owner polls it */
 	pthread_t thread;
 	bool thread_started;
 
@@ -93,6 +99,8 @@ struct console {
 	bool escape;		/* the last terminal byte was Ctrl-A */
 	struct console_client clients[CONSOLE_MAX_CLIENTS];
 	unsigned nr_clients;
+	bool stop_seen;		/* stopping: since when output made progress */
+	struct timespec stop_progress;
 };
 
 /* --- the terminal --------------------------------------------------- */
@@ -103,6 +111,7 @@ static const int tio_signals[] = {
 	SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT,
 };
 static struct sigaction tio_old[sizeof(tio_signals) / sizeof(tio_signals[0])];
+static bool tio_installed;
 
 static void tio_restore(void)
 {
@@ -129,12 +138,11 @@ static void tio_on_signal(int sig)
 
 static void tio_install_handlers(void)
 {
-	static bool installed;
 	struct sigaction sa = { .sa_handler = tio_on_signal };
 
-	if (installed)
+	if (tio_installed)
 		return;
-	installed = true;
+	tio_installed = true;
 	atexit(tio_restore);
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof(tio_signals) / sizeof(tio_signals[0]); i++) {
@@ -208,6 +216,10 @@ static void console_kick(struct console *con)
 {
 	uint64_t one = 1;
 
+	/* A polled console is looked at again after every turn of its
+	 * owner's loop, the only thread that writes it. */
+	if (con->polled)
+		return;
 	if (!atomic_exchange(&con->kicked, true) &&
 	    write(con->wake_fd, &one, sizeof(one)) < 0)
 		atomic_store(&con->kicked, false);
@@ -469,8 +481,9 @@ void console_flush(struct console *con)
 	uint64_t target = ring_head(con), last = atomic_load(&con->flushed);
 	struct timespec progress, pause = { 0, 1000000 };
 
-	/* Only stdio shares its reader with the VMM's messages. */
-	if (con->kind != CONSOLE_STDIO)
+	/* Only stdio shares its reader with the VMM's messages; a polled
+	 * console's owner flushes it by closing it. */
+	if (con->kind != CONSOLE_STDIO || con->polled)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &progress);
 	console_kick(con);
@@ -506,111 +519,126 @@ static bool client_recv(struct console *con, struct console_client *cl)
 }
 
 enum { PFD_WAKE, PFD_MAIN, PFD_OUT, PFD_CLIENTS };
+_Static_assert(PFD_CLIENTS + CONSOLE_MAX_CLIENTS == CONSOLE_POLL_MAX, "CONSOLE_POLL_MAX");
+
+int console_poll_fill(struct console *con, struct pollfd *pfd, int *timeout_ms)
+{
+	bool stopping = atomic_load(&con->stopping);
+	bool want_in = input_pump(con) && !stopping;
+	uint64_t head = ring_head(con);
+	bool pending = output_pending(con, head);
+	unsigned nfd = PFD_CLIENTS;
+
+	if (stopping) {
+		/* Output still buffered gets its chance, as long as it
+		 * makes progress. */
+		if (!con->stop_seen) {
+			con->stop_seen = true;
+			clock_gettime(CLOCK_MONOTONIC, &con->stop_progress);
+		}
+		if (!pending || con->out_broken ||
+		    ms_since(&con->stop_progress) > CONSOLE_DRAIN_MS)
+			return -1;
+		if (*timeout_ms < 0 || *timeout_ms > 100)
+			*timeout_ms = 100;
+	}
+	pfd[PFD_WAKE] = (struct pollfd){ .fd = con->polled ? -1 : con->wake_fd,
+					 .events = POLLIN };
+	pfd[PFD_MAIN] = (struct pollfd){ .fd = -1 };
+	pfd[PFD_OUT] = (struct pollfd){ .fd = -1 };
+	if (con->kind == CONSOLE_STDIO && want_in && !con->in_eof && con->in_fd >= 0)
+		pfd[PFD_MAIN] = (struct pollfd){ .fd = con->in_fd, .events = POLLIN };
+	if (con->kind == CONSOLE_SOCKET && !stopping)
+		pfd[PFD_MAIN] = (struct pollfd){ .fd = con->listener.fd, .events = POLLIN };
+	/* stdio and file: blocking fds, written a chunk at a time once poll
+	 * says there is room (a regular file always has). */
+	if (con->kind != CONSOLE_SOCKET && pending && !con->out_broken)
+		pfd[PFD_OUT] = (struct pollfd){ .fd = con->out_fd, .events = POLLOUT };
+	for (unsigned i = 0; i < con->nr_clients; i++) {
+		struct console_client *cl = &con->clients[i];
+
+		pfd[nfd++] = (struct pollfd){
+			/* Gone: only its last input is left, when there is
+			 * room for it (its hangup would wake us). */
+			.fd = cl->gone && !want_in ? -1 : cl->fd,
+			.events = (short)((want_in && !cl->in_eof ? POLLIN : 0) |
+					  (cl->pos < head && !cl->gone ? POLLOUT : 0)),
+		};
+	}
+	return (int)nfd;
+}
+
+int console_poll_handle(struct console *con, const struct pollfd *pfd, unsigned nfd)
+{
+	if (pfd[PFD_WAKE].revents & POLLIN) {
+		uint64_t v;
+
+		/* Read, then re-arm: a kick in between finds the flag still
+		 * set, and its data is looked at on the next turn anyway. */
+		if (read(con->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			return -1;
+		atomic_store(&con->kicked, false);
+	}
+	if (pfd[PFD_OUT].revents) {
+		uint64_t before = con->out_pos;
+
+		out_write(con);
+		if (con->out_pos != before)
+			clock_gettime(CLOCK_MONOTONIC, &con->stop_progress);
+	}
+	if (con->kind == CONSOLE_STDIO && pfd[PFD_MAIN].revents)
+		input_read_stdin(con);
+	for (unsigned i = con->nr_clients; i-- > 0;) {
+		const struct pollfd *p = &pfd[PFD_CLIENTS + i];
+		struct console_client *cl = &con->clients[i];
+		bool alive = true;
+
+		if (i + PFD_CLIENTS >= nfd || p->fd != cl->fd)
+			continue;	/* moved, or not polled */
+		if (p->revents & POLLIN) {
+			/* Another client's input came first this turn. */
+			if (con->in_len == 0)
+				alive = client_recv(con, cl);
+		} else if (p->revents & (POLLERR | POLLHUP)) {
+			alive = client_hangup(cl);
+		}
+		if (alive && !cl->gone && (p->revents & POLLOUT)) {
+			if (!client_send(con, cl))
+				alive = client_hangup(cl);
+			clock_gettime(CLOCK_MONOTONIC, &con->stop_progress);
+		}
+		if (!alive)
+			client_drop(con, i);
+	}
+	if (con->kind == CONSOLE_SOCKET && (pfd[PFD_MAIN].revents & POLLIN))
+		client_accept(con);
+	return 0;
+}
+
+/* The console's own loop, until it is stopped and has drained: on its
+ * thread, or in console_close() for a polled console. */
+static void console_run(struct console *con)
+{
+	struct pollfd pfd[CONSOLE_POLL_MAX];
+
+	for (;;) {
+		int timeout = -1, n = console_poll_fill(con, pfd, &timeout), r;
+
+		if (n < 0)
+			return;
+		r = poll(pfd, (nfds_t)n, timeout);
+		if (r < 0 && errno != EINTR)
+			return;
+		if (r > 0 && console_poll_handle(con, pfd, (unsigned)n) < 0)
+			return;
+	}
+}
 
 static void *console_thread(void *arg)
 {
-	struct console *con = arg;
-	struct pollfd pfd[PFD_CLIENTS + CONSOLE_MAX_CLIENTS];
-	struct timespec stop_progress = { 0 };
-	bool stop_seen = false;
-
 	/* Signals are the main thread's: it restores the terminal. */
 	vm_thread_signals(0);
-
-	for (;;) {
-		bool stopping, want_in;
-		uint64_t head;
-		bool pending;
-		unsigned nfd = PFD_CLIENTS;
-		int r;
-
-		stopping = atomic_load(&con->stopping);
-		want_in = input_pump(con) && !stopping;
-		head = ring_head(con);
-		pending = output_pending(con, head);
-
-		if (stopping) {
-			/* Output still buffered gets its chance, as long as
-			 * it makes progress. */
-			if (!stop_seen) {
-				stop_seen = true;
-				clock_gettime(CLOCK_MONOTONIC, &stop_progress);
-			}
-			if (!pending || con->out_broken ||
-			    ms_since(&stop_progress) > CONSOLE_DRAIN_MS)
-				break;
-		}
-		pfd[PFD_WAKE] = (struct pollfd){ .fd = con->wake_fd, .events = POLLIN };
-		pfd[PFD_MAIN] = (struct pollfd){ .fd = -1 };
-		pfd[PFD_OUT] = (struct pollfd){ .fd = -1 };
-		if (con->kind == CONSOLE_STDIO && want_in && !con->in_eof && con->in_fd >= 0)
-			pfd[PFD_MAIN] = (struct pollfd){ .fd = con->in_fd, .events = POLLIN };
-		if (con->kind == CONSOLE_SOCKET && !stopping)
-			pfd[PFD_MAIN] = (struct pollfd){ .fd = con->listener.fd, .events = POLLIN };
-		/* stdio and file: blocking fds, written a chunk at a time once
-		 * poll says there is room (a regular file always has). */
-		if (con->kind != CONSOLE_SOCKET && pending && !con->out_broken)
-			pfd[PFD_OUT] = (struct pollfd){ .fd = con->out_fd, .events = POLLOUT };
-		for (unsigned i = 0; i < con->nr_clients; i++) {
-			struct console_client *cl = &con->clients[i];
-
-			pfd[nfd++] = (struct pollfd){
-				/* Gone: only its last input is left, when there
-				 * is room for it (its hangup would wake us). */
-				.fd = cl->gone && !want_in ? -1 : cl->fd,
-				.events = (short)((want_in && !cl->in_eof ? POLLIN : 0) |
-						  (cl->pos < head && !cl->gone ? POLLOUT : 0)),
-			};
-		}
-		r = poll(pfd, nfd, stopping ? 100 : -1);
-		if (r < 0 && errno != EINTR)
-			break;
-		if (r <= 0)
-			continue;
-		if (pfd[PFD_WAKE].revents & POLLIN) {
-			uint64_t v;
-
-			/* Read, then re-arm: a kick in between finds the flag
-			 * still set, and its data is looked at on the next
-			 * turn anyway. */
-			if (read(con->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-				break;
-			atomic_store(&con->kicked, false);
-		}
-		if (pfd[PFD_OUT].revents) {
-			uint64_t before = con->out_pos;
-
-			out_write(con);
-			if (con->out_pos != before)
-				clock_gettime(CLOCK_MONOTONIC, &stop_progress);
-		}
-		if (con->kind == CONSOLE_STDIO && pfd[PFD_MAIN].revents)
-			input_read_stdin(con);
-		for (unsigned i = con->nr_clients; i-- > 0;) {
-			struct pollfd *p = &pfd[PFD_CLIENTS + i];
-			struct console_client *cl = &con->clients[i];
-			bool alive = true;
-
-			if (i + PFD_CLIENTS >= nfd || p->fd != cl->fd)
-				continue;	/* moved, or not polled */
-			if (p->revents & POLLIN) {
-				/* Another client's input came first this turn. */
-				if (con->in_len == 0)
-					alive = client_recv(con, cl);
-			} else if (p->revents & (POLLERR | POLLHUP)) {
-				alive = client_hangup(cl);
-			}
-			if (alive && !cl->gone && (p->revents & POLLOUT)) {
-				if (!client_send(con, cl))
-					alive = client_hangup(cl);
-				clock_gettime(CLOCK_MONOTONIC, &stop_progress);
-			}
-			if (!alive)
-				client_drop(con, i);
-		}
-		if (con->kind == CONSOLE_SOCKET && (pfd[PFD_MAIN].revents & POLLIN))
-			client_accept(con);
-	}
+	console_run(arg);
 	return NULL;
 }
 
@@ -670,7 +698,15 @@ static int console_alloc(struct console **out, enum console_kind kind, size_t bu
 	con = calloc(1, sizeof(*con));
 	if (con) {
 		con->ring_size = buffer;
-		con->ring = malloc(buffer);
+		/* Not the boots' to inherit: a polled console's process forks
+		 * them, and output it buffered would be theirs too until
+		 * written, counted in their memory. */
+		con->ring = mmap(NULL, buffer, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (con->ring == MAP_FAILED)
+			con->ring = NULL;
+		else
+			madvise(con->ring, buffer, MADV_DONTFORK);
 	}
 	if (!con || !con->ring) {
 		free(con);
@@ -705,8 +741,8 @@ static int console_start(struct console *con, char *err, size_t errlen)
 	return 0;
 }
 
-int console_open(struct console **out, const char *spec, size_t buffer, char *err,
-		 size_t errlen)
+static int open_spec(struct console **out, const char *spec, size_t buffer, bool polled,
+		     char *err, size_t errlen)
 {
 	enum console_kind kind;
 	struct console *con = NULL;
@@ -721,6 +757,7 @@ int console_open(struct console **out, const char *spec, size_t buffer, char *er
 	r = console_alloc(&con, kind, buffer, err, errlen);
 	if (r < 0)
 		goto fail;
+	con->polled = polled;
 	if (path) {
 		con->path = strdup(path);
 		if (!con->path) {
@@ -746,7 +783,7 @@ int console_open(struct console **out, const char *spec, size_t buffer, char *er
 		r = unix_listen(&con->listener, "console", con->path, 4, err, errlen);
 		break;
 	}
-	if (r >= 0)
+	if (r >= 0 && !polled)
 		r = console_start(con, err, errlen);
 	if (r < 0)
 		goto fail;
@@ -755,6 +792,18 @@ int console_open(struct console **out, const char *spec, size_t buffer, char *er
 fail:
 	console_close(con);
 	return r;
+}
+
+int console_open(struct console **out, const char *spec, size_t buffer, char *err,
+		 size_t errlen)
+{
+	return open_spec(out, spec, buffer, false, err, errlen);
+}
+
+int console_open_polled(struct console **out, const char *spec, size_t buffer, char *err,
+			size_t errlen)
+{
+	return open_spec(out, spec, buffer, true, err, errlen);
 }
 
 int console_open_fd(struct console **out, int fd, size_t buffer, char *err, size_t errlen)
@@ -777,6 +826,30 @@ int console_open_fd(struct console **out, int fd, size_t buffer, char *err, size
 	return 0;
 }
 
+void console_forget(struct console *con)
+{
+	if (!con)
+		return;
+	for (unsigned i = 0; i < con->nr_clients; i++)
+		close(con->clients[i].fd);
+	if (con->listener.fd >= 0)
+		close(con->listener.fd);
+	if (con->listener.lock_fd >= 0)
+		close(con->listener.lock_fd);
+	if (con->kind == CONSOLE_FILE && con->out_fd >= 0)
+		close(con->out_fd);
+	if (con->wake_fd >= 0)
+		close(con->wake_fd);
+	/* The terminal is the parent's to restore: not at this process's
+	 * exit, nor by a handler whose calls its sandbox may forbid. */
+	tio_active = 0;
+	if (tio_installed)
+		for (size_t i = 0; i < sizeof(tio_signals) / sizeof(tio_signals[0]); i++)
+			if (tio_old[i].sa_handler != SIG_IGN)
+				sigaction(tio_signals[i], &tio_old[i], NULL);
+	tio_installed = false;
+}
+
 void console_close(struct console *con)
 {
 	if (!con)
@@ -785,6 +858,9 @@ void console_close(struct console *con)
 		atomic_store(&con->stopping, true);
 		console_kick(con);
 		pthread_join(con->thread, NULL);
+	} else if (con->polled && con->ring) {
+		atomic_store(&con->stopping, true);
+		console_run(con);
 	}
 	if (con->tty)
 		tio_restore();
@@ -799,6 +875,6 @@ void console_close(struct console *con)
 	pthread_mutex_destroy(&con->sink_lock);
 
 	free(con->path);
-	free(con->ring);
+	munmap(con->ring, con->ring_size);
 	free(con);
 }

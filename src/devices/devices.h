@@ -34,6 +34,20 @@ int console_parse_hvc(const char *spec, bool *hvc, const char **backend);
 /* buffer: bytes of output kept for a reader (0: the default). */
 int console_open(struct console **con, const char *spec, size_t buffer, char *err,
 		 size_t errlen);
+/* The same with no thread of its own, for a single-threaded loop that
+ * polls it: each turn console_poll_fill() fills up to CONSOLE_POLL_MAX
+ * entries (and may lower *timeout_ms; -1 after console_close() began and
+ * it has nothing left to write), console_poll_handle() takes poll()'s
+ * answer.  Its input sink and quit callback are called from there. */
+int console_open_polled(struct console **con, const char *spec, size_t buffer, char *err,
+			size_t errlen);
+#define CONSOLE_POLL_MAX	11
+struct pollfd;
+int console_poll_fill(struct console *con, struct pollfd *pfd, int *timeout_ms);
+int console_poll_handle(struct console *con, const struct pollfd *pfd, unsigned nfd);
+/* In a child forked from the process of a polled console: closes its
+ * descriptors and leaves the terminal to the parent; nothing else. */
+void console_forget(struct console *con);
 /* A console on a stream descriptor the caller keeps (output written to
  * it, input read from it): a boot's process under the supervisor. */
 int console_open_fd(struct console **con, int fd, size_t buffer, char *err, size_t errlen);

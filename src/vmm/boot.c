@@ -156,8 +156,10 @@ int boot_place(struct vm *vm, const char *path, const char *what,
 			 path, what, (unsigned long long)memsz, (unsigned long long)gpa);
 		return -ENOSPC;
 	}
+	/* The rest up to memsz (a .bss) is left as it is: a boot's guest
+	 * memory is new and reads as zeros, and writing zeros would only
+	 * fault in pages (a huge page, often) the guest may never use. */
 	memcpy(dst, src, size);
-	memset(dst + size, 0, memsz - size);
 	return 0;
 }
 

@@ -89,8 +89,8 @@ int boot_copy(struct vm *vm, uint64_t gpa, const void *src, uint64_t len);
 void boot_describe(struct boot_info *bi, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Copies size bytes of a file (`what` of `path`) to guest memory at gpa,
- * zeroing up to memsz; fails with one line naming the file unless it
- * fits in RAM above 1 MiB. */
+ * whose new memory holds zeros up to memsz; fails with one line naming
+ * the file unless memsz fits in RAM above 1 MiB. */
 int boot_place(struct vm *vm, const char *path, const char *what,
 	       const uint8_t *src, uint64_t size, uint64_t memsz, uint64_t gpa,
 	       char *err, size_t errlen);

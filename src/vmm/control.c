@@ -64,7 +64,7 @@ struct ctl_server {
 	enum ctl_state state;
 	struct timespec started;
 	unsigned boots;
-	pid_t console_pid, boot_pid;
+	pid_t boot_pid;
 	int chan;		/* the boot's channel, -1 between boots */
 	bool boot_running;	/* it said so: requests may go */
 	struct queued queue[QUEUE_MAX];
@@ -255,15 +255,15 @@ static uint64_t rss(pid_t pid)
 	return kb * 1024;
 }
 
-/* The boot's counters, with what only the supervisor sees: the three
- * processes' resident memory. */
+/* The boot's counters, with what only the supervisor sees: the two
+ * processes' resident memory (the console is vsrv's). */
 static json_t *add_rss(struct ctl_server *s, json_t *ret)
 {
-	uint64_t self = rss(getpid()), con = rss(s->console_pid), vm = rss(s->boot_pid);
+	uint64_t self = rss(getpid()), vm = rss(s->boot_pid);
 
-	json_object_set_new(ret, "rss", json_pack("{s:I,s:I,s:I,s:I}", "vsrv", (json_int_t)self,
-						  "console", (json_int_t)con, "vm", (json_int_t)vm,
-						  "total", (json_int_t)(self + con + vm)));
+	json_object_set_new(ret, "rss", json_pack("{s:I,s:I,s:I}", "vsrv", (json_int_t)self,
+						  "vm", (json_int_t)vm,
+						  "total", (json_int_t)(self + vm)));
 	return ret;
 }
 
@@ -902,7 +902,7 @@ static enum ctl_action shutdown_expired(struct ctl_server *s)
 /* --- the supervisor's interface --- */
 
 int ctl_server_open(struct ctl_server **out, struct vmm_config *cfg, struct ckpt_index *ckpt,
-		    pid_t console_pid, char *err, size_t errlen)
+		    char *err, size_t errlen)
 {
 	struct ctl_server *s = calloc(1, sizeof(*s));
 	int r;
@@ -914,7 +914,6 @@ int ctl_server_open(struct ctl_server **out, struct vmm_config *cfg, struct ckpt
 	s->cfg = cfg;
 	s->listener = (struct unix_listener){ .fd = -1, .lock_fd = -1 };
 	s->chan = s->save_fd = -1;
-	s->console_pid = console_pid;
 	s->state = CTL_STATE_STARTING;
 	clock_gettime(CLOCK_MONOTONIC, &s->started);
 	s->boot_restore = cfg->restore ? strdup(cfg->restore) : NULL;

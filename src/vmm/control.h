@@ -69,7 +69,7 @@ enum ctl_action {
  * layers); ckpt the checkpoints' index, or NULL (the caller's). */
 struct ckpt_index;
 int ctl_server_open(struct ctl_server **out, struct vmm_config *cfg, struct ckpt_index *ckpt,
-		    pid_t console_pid, char *err, size_t errlen);
+		    char *err, size_t errlen);
 /* The VM is off (its last words to the clients), then the socket goes. */
 void ctl_server_close(struct ctl_server *s);
 /* In a child just forked: closes the server's fds, touching nothing else. */

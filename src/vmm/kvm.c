@@ -42,6 +42,33 @@ static int fail(char *err, size_t len, int r, const char *fmt, ...)
 	return r;
 }
 
+/*
+ * Anonymous guest memory on 2 MiB boundaries, as transparent huge pages
+ * where the host allows them (QEMU does the same): loading a kernel and
+ * initrd then faults in a page per 2 MiB rather than per 4 KiB, which on
+ * a shadow-paged host is most of a start-up (docs/benchmarks-vmm.md), and
+ * KVM maps the guest with large pages.  The cost is the granularity: a
+ * guest that touches a byte of a 2 MiB piece has it all resident.  A
+ * memfd is left as it is (shmem's huge pages are the host's setting, and
+ * its holes are what a save writes by); --hugepages is hugetlbfs.
+ */
+static void *map_anon_thp(uint64_t size, int flags)
+{
+	uint64_t align = 2 << 20, lead;
+	uint8_t *p = mmap(NULL, size + align, PROT_READ | PROT_WRITE, flags, -1, 0);
+
+	if (p == MAP_FAILED)
+		return p;
+	lead = (align - (uintptr_t)p % align) % align;
+	if (lead)
+		munmap(p, lead);
+	munmap(p + lead + size, align - lead);
+	p += lead;
+	/* Not fatal: a host without THP gives small pages. */
+	madvise(p, size, MADV_HUGEPAGE);
+	return p;
+}
+
 static int map_ram(struct vm *vm, uint64_t gpa, uint64_t size, int memfd,
 		   uint64_t fd_off, char *err, size_t errlen)
 {
@@ -54,7 +81,10 @@ static int map_ram(struct vm *vm, uint64_t gpa, uint64_t size, int memfd,
 	else
 		flags |= MAP_PRIVATE | MAP_ANONYMOUS |
 			 (vm->opts.hugepages ? MAP_HUGETLB : 0);
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, memfd, (off_t)fd_off);
+	if (memfd < 0 && !vm->opts.hugepages)
+		p = map_anon_thp(size, flags);
+	else
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, memfd, (off_t)fd_off);
 	if (p == MAP_FAILED)
 		return fail(err, errlen, -errno, "guest memory: mapping %llu MiB%s: %s",
 			    (unsigned long long)(size >> 20),

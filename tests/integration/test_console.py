@@ -238,7 +238,7 @@ class SocketConsole(TmpDirTest):
         send_and_leave(c, b"B")	# 96 KiB
         self.assertEqual(read_until(p.stdout.fileno(), b"done\n"), b"done\n")
         # The output passes the VM's process and a socket pair on its way
-        # to the console's process (src/vmm/supervise.c), which "done" on
+        # to the console in vsrv (src/vmm/supervise.c), which "done" on
         # the debug port does not wait for: a moment for the last of it.
         time.sleep(1)
         c = connect(self.sock)
@@ -415,7 +415,7 @@ class StdioTerminal(TmpDirTest):
 
     def test_signals(self):
         # The stop signals stop the VM cleanly; a crash of vsrv itself
-        # leaves the console's process to restore the terminal.
+        # restores the terminal (its handler, then the crash goes on).
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             status, out = self.raw_then_restored(lambda p, m: p.send_signal(sig))
             self.assertEqual(status, 0, (sig, out))

@@ -165,6 +165,31 @@ class UserNet(TmpDirTest):
                              (0, "nic 00:01.0 mac 52:54:00:ab:cd:ef\n" +
                               probe("52:54:00:ab:cd:ef") + DHCP_ARP, ""), hide)
 
+    def test_library_missing(self):
+        """libslirp is loaded when a user-mode NIC is opened, not linked
+        (src/net/slirp.c): on a host where it does not load, vsrv says so
+        in one line and a VM without such a NIC still runs.  The library
+        is replaced by an empty file in a mount namespace of the test's
+        own (root only)."""
+        lib = os.path.realpath("/lib/x86_64-linux-gnu/libslirp.so.0")
+        if os.geteuid() != 0 or not shutil.which("unshare") or not os.path.exists(lib):
+            print(f"skipped: needs root, unshare(1) and {lib} to hide it")
+            return
+        empty = os.path.join(self.dir, "empty.so")
+        open(empty, "w").close()
+        prefix = ["unshare", "-m", "sh", "-c", f'mount --bind {empty} {lib} && exec "$@"', "-"]
+        p = run("--net", "user", prefix=prefix)
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (1, "", "vsrv: net0: user: its library did not load: "
+                          "/lib/x86_64-linux-gnu/libslirp.so.0: file too short\n"))
+        p = subprocess.run([*prefix, VSRV, "run", "--kernel",
+                            os.path.join(GUESTS, "exit-hlt.elf"), "--test-device"],
+                           capture_output=True, text=True, timeout=TIMEOUT,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (0, "halting with interrupts enabled\nwoken by vector 0x40, 1 tick\n",
+                          ""))
+
     def test_several_nics_default_macs(self):
         """Repeatable: each NIC a PCI function of its own; the default MACs
         are 52:54:00:12:34:56 and up, in order; --stats has each NIC's lines."""

@@ -277,7 +277,7 @@ class Terminal(VconTest):
     """--console hvc on the terminal vsrv runs in (stdio): raw, hvc0 reading
     what is typed, Ctrl-A x quitting.  The guest's debug port writes to the
     same terminal, a byte at a time, from the VM's process, while the
-    console's process writes COM1's and hvc0's output: the two interleave."""
+    console in vsrv writes COM1's and hvc0's output: the two interleave."""
 
     CONSOLE = b"uart: the early console\r\nhvc0: hello from the guest\r\n"
     DEBUG = crlf(header(1) + CONSOLE_ONLY + "waiting for input on hvc0\n")
