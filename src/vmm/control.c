@@ -216,11 +216,12 @@ static void set_state(struct ctl_server *s, enum ctl_state st)
 
 static json_t *config_summary(const struct vmm_config *cfg)
 {
-	return json_pack("{s:s*,s:s*,s:i,s:I,s:s*,s:s*,s:s*,s:s,s:b,s:s,s:o,s:o}",
+	return json_pack("{s:s*,s:s*,s:i,s:I,s:s*,s:s*,s:s*,s:s,s:b,s:I,s:s,s:o,s:o}",
 			 "name", cfg->name, "uuid", cfg->uuid, "vcpus", (int)cfg->vm.nr_cpus,
 			 "memory", (json_int_t)cfg->vm.mem_size, "kernel", cfg->boot.kernel,
 			 "initrd", cfg->boot.initrd, "cmdline", cfg->boot.cmdline,
 			 "console", cfg->console ? cfg->console : "stdio", "rng", cfg->rng,
+			 "halt_poll_ns", (json_int_t)cfg->vm.halt_poll_ns,
 			 "on_reboot", cfg->on_reboot == ON_REBOOT_EXIT ? "exit" : "restart",
 			 "disks", vmm_config_disks_json(cfg), "nics", vmm_config_nics_json(cfg));
 }

@@ -48,13 +48,19 @@
 
 static json_t *saved_config(const struct vmm_config *cfg)
 {
-	return json_pack("{s:i,s:I,s:b,s:b,s:s*,s:s*,s:s*,s:s*,s:s*,s:o,s:o,s:b,s:b}",
+	json_t *conf = json_pack("{s:i,s:I,s:b,s:b,s:s*,s:s*,s:s*,s:s*,s:s*,s:o,s:o,s:b,s:b}",
 			 "vcpus", (int)cfg->vm.nr_cpus, "memory", (json_int_t)cfg->vm.mem_size,
 			 "rng", cfg->rng, "test_device", cfg->vm.test_device,
 			 "kernel", cfg->boot.kernel, "initrd", cfg->boot.initrd,
 			 "cmdline", cfg->boot.cmdline, "name", cfg->name, "uuid", cfg->uuid,
 			 "disks", vmm_config_disks_json(cfg), "nics", vmm_config_nics_json(cfg),
 			 "memfd", cfg->vm.memfd, "hugepages", cfg->vm.hugepages);
+
+	/* Only when it was asked for: a restore otherwise keeps the default
+	 * of the vsrv that restores. */
+	if (conf && cfg->vm.halt_poll_given)
+		json_object_set_new(conf, "halt_poll_ns", json_integer(cfg->vm.halt_poll_ns));
+	return conf;
 }
 
 static int write_stream(struct sf_writer *w, const char *tag, uint32_t index,
@@ -283,6 +289,16 @@ static int conf_check(json_t *conf, const char *path, char *err, size_t errlen)
 			why = what;
 		}
 	}
+	if (!why && json_object_get(conf, "halt_poll_ns")) {
+		json_t *v = json_object_get(conf, "halt_poll_ns");
+
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > VM_HALT_POLL_NS_MAX) {
+			snprintf(what, sizeof(what), " (halt_poll_ns: expected 0 to %u)",
+				 VM_HALT_POLL_NS_MAX);
+			why = what;
+		}
+	}
 	if (!why)
 		return 0;
 	snprintf(err, errlen, "%s: corrupt: its configuration does not read%s", path, why);
@@ -329,6 +345,12 @@ int vm_restore_config(struct vmm_config *cfg, char *err, size_t errlen)
 	 * its default. */
 	cfg->vm.memfd = json_is_true(json_object_get(conf, "memfd"));
 	cfg->vm.hugepages = json_is_true(json_object_get(conf, "hugepages"));
+	/* KVM's halt polling, as the saved run had it, unless this run's
+	 * options say otherwise. */
+	if ((v = json_object_get(conf, "halt_poll_ns"))) {
+		cfg->vm.halt_poll_ns = (uint32_t)json_integer_value(v);
+		cfg->vm.halt_poll_given = true;
+	}
 	if ((v = json_object_get(conf, "kernel")))
 		cfg->boot.kernel = json_string_value(v);
 	if ((v = json_object_get(conf, "initrd")))

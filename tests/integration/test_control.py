@@ -53,7 +53,7 @@ class Control(TmpDirTest):
         self.assertGreater(st["uptime"], 0)
         self.assertEqual(st["config"], {
             "vcpus": 2, "memory": 64 << 20, "kernel": guest("ctl-count"),
-            "cmdline": "hz=100 every=10", "console": "stdio", "rng": False,
+            "cmdline": "hz=100 every=10", "console": "stdio", "rng": False, "halt_poll_ns": 0,
             "on_reboot": "restart", "disks": [], "nics": []})
         p = ctl(self.sock, "status")
         self.assertEqual((p.returncode, p.stderr), (0, ""))

@@ -249,6 +249,17 @@ class SavedState(StateTest):
         Client(self.sock).ok("power-off")
         self.assertEqual(vm.finish()[0], 0)
 
+    def test_halt_polling_comes_back(self):
+        """--halt-poll-ns is in the saved configuration: a restore takes it
+        unless its own option says otherwise (status shows the VM's)."""
+        self.save_running(1, "hz=100 every=10", "--halt-poll-ns", "200000")
+        for args, want in (((), 200000), (("--halt-poll-ns", "0"), 0)):
+            vm = self.restore(*args)
+            vm.wait_counts(1, 1)
+            self.assertEqual(Client(self.sock).ok("status")["config"]["halt_poll_ns"], want)
+            Client(self.sock).ok("power-off")
+            self.assertEqual(vm.finish()[0], 0)
+
     def vm_maps(self):
         """The paths the VM process maps (/proc/PID/maps)."""
         pid = Client(self.sock).ok("status")["pid"]

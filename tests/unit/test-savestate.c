@@ -101,6 +101,14 @@ static void test_config_bounds(void **state)
 		      " (kernel: expected a string)");
 	expect_config("{\"vcpus\":1,\"memory\":16777216,\"rng\":\"yes\"}",
 		      " (rng: expected true or false)");
+	expect_config("{\"vcpus\":1,\"memory\":16777216,\"halt_poll_ns\":-1}",
+		      " (halt_poll_ns: expected 0 to 1000000000)");
+	expect_config("{\"vcpus\":1,\"memory\":16777216,\"halt_poll_ns\":1000000001}",
+		      " (halt_poll_ns: expected 0 to 1000000000)");
+	expect_config("{\"vcpus\":1,\"memory\":16777216,\"halt_poll_ns\":\"0\"}",
+		      " (halt_poll_ns: expected 0 to 1000000000)");
+	assert_string_equal(config_line("{\"vcpus\":1,\"memory\":16777216,"
+					"\"halt_poll_ns\":1000000000}"), "");
 	expect_config("[1]", "");
 }
 
