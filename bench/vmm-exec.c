@@ -2,54 +2,55 @@
 /*
  * vmm-exec: the start of bench/vmm-run's start-up measurement.
  *
- *     vmm-exec SHIM PROGRAM [ARG...]
+ *     vmm-exec SET_EVENT_PID OUT PROGRAM [ARG...]
  *
- * Reads CLOCK_MONOTONIC and execs PROGRAM (an absolute path) at once, with
- * LD_PRELOAD=SHIM (vmm-shim.so) and the reading as VMM_SHIM_EXEC_NS in its
- * environment, where the shim finds it and writes it beside its own
- * records (to $VMM_SHIM_OUT).  vmm-exec itself runs without the shim.
- * Everything else is prepared before the clock is read: the environment
- * array, the number's buffer; between the reading and execve() there is
- * only the formatting of one number.  The process stays the same: its pid
- * is the VMM's, for the caller to signal.
+ * Writes its own pid to SET_EVENT_PID (the set_event_pid file of the
+ * tracefs instance bench/vmm-run made, with event-fork on: from here the
+ * process, whatever it execs, its threads and children are traced), then
+ * reads CLOCK_MONOTONIC, writes "exec PID NS" to OUT and execs PROGRAM (an
+ * absolute path) at once, with the environment unchanged.  Everything is
+ * opened before the clock is read; between the reading and execve() there
+ * is the formatting of one line and one write().  The process stays the
+ * same: its pid is the VMM's, for the caller to signal.  Nothing is
+ * preloaded into the VMM, so a statically linked one is timed as a
+ * dynamically linked one is.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
 int main(int argc, char **argv)
 {
-	static char var[64] = "VMM_SHIM_EXEC_NS=";
-	const size_t prefix = strlen(var);
-	size_t n = 0, k = 0;
+	char line[64];
 	struct timespec ts;
-	char **envp, *preload;
+	int pidfd, out, n;
 
-	if (argc < 3 || argv[1][0] != '/' || argv[2][0] != '/') {
-		fprintf(stderr, "usage: vmm-exec /PATH/TO/vmm-shim.so /PATH/TO/PROGRAM [ARG...]\n");
+	if (argc < 4 || argv[3][0] != '/') {
+		fprintf(stderr, "usage: vmm-exec SET_EVENT_PID OUT /PATH/TO/PROGRAM [ARG...]\n");
 		return 2;
 	}
-	if (asprintf(&preload, "LD_PRELOAD=%s", argv[1]) < 0)
+	pidfd = open(argv[1], O_WRONLY | O_CLOEXEC);
+	out = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (pidfd < 0 || out < 0) {
+		fprintf(stderr, "vmm-exec: %s: %s\n", pidfd < 0 ? argv[1] : argv[2],
+			strerror(errno));
 		return 1;
-	while (environ[n])
-		n++;
-	envp = calloc(n + 3, sizeof(*envp));
-	if (!envp)
+	}
+	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (write(pidfd, line, (size_t)n) != n) {
+		fprintf(stderr, "vmm-exec: %s: %s\n", argv[1], strerror(errno));
 		return 1;
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "LD_PRELOAD=", 11))
-			envp[k++] = environ[i];
-	envp[k++] = preload;
-	envp[k++] = var;
+	}
+	close(pidfd);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	snprintf(var + prefix, sizeof(var) - prefix, "%lld",
-		 (long long)ts.tv_sec * 1000000000 + ts.tv_nsec);
-	execve(argv[2], argv + 2, envp);
-	fprintf(stderr, "vmm-exec: %s: %s\n", argv[2], strerror(errno));
+	n = snprintf(line, sizeof(line), "exec %ld %lld\n", (long)getpid(),
+		     (long long)ts.tv_sec * 1000000000 + ts.tv_nsec);
+	if (write(out, line, (size_t)n) != n)
+		return 1;
+	execv(argv[3], argv + 3);
+	fprintf(stderr, "vmm-exec: %s: %s\n", argv[3], strerror(errno));
 	return 127;
 }

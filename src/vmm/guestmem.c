@@ -87,20 +87,28 @@ static int memfd_runs(struct vm *vm, unsigned m, guestmem_fn fn, void *opaque)
 
 int guestmem_region_runs(struct vm *vm, int pagemap, unsigned m, guestmem_fn fn, void *opaque)
 {
-	static _Thread_local uint64_t e[CHUNK];
 	const struct mem_region *r = &vm->mem[m];
 	uint64_t pages = r->size / VM_PAGE_SIZE, run_start = 0, run_len = 0;
 	uintptr_t base = (uintptr_t)r->hva / VM_PAGE_SIZE;
-	int rc;
+	uint64_t *e;
+	int rc = 0;
 
 	if (vm->memfd >= 0 && !vm->opts.hugepages)
 		return memfd_runs(vm, m, fn, opaque);
+	/* From the heap for each walk: a thread-local array would be in
+	 * every thread's static TLS, 32 KiB written at each thread's start
+	 * (glibc clears .tbss), in the vCPUs' too. */
+	e = malloc(CHUNK * sizeof(*e));
+	if (!e)
+		return -ENOMEM;
 	for (uint64_t p = 0; p < pages; p += CHUNK) {
 		uint64_t n = pages - p < CHUNK ? pages - p : CHUNK;
 		ssize_t got = pread(pagemap, e, n * 8, (off_t)((base + p) * 8));
 
-		if (got != (ssize_t)(n * 8))
-			return got < 0 ? -errno : -EIO;
+		if (got != (ssize_t)(n * 8)) {
+			rc = got < 0 ? -errno : -EIO;
+			goto out;
+		}
 		for (uint64_t i = 0; i < n; i++) {
 			if (e[i] & (PM_PRESENT | PM_SWAPPED) ||
 			    (r->mapped && r->mapped[(p + i) / 64] >> ((p + i) % 64) & 1)) {
@@ -114,14 +122,15 @@ int guestmem_region_runs(struct vm *vm, int pagemap, unsigned m, guestmem_fn fn,
 			rc = fn(opaque, r->gpa + run_start * VM_PAGE_SIZE,
 				(uint8_t *)r->hva + run_start * VM_PAGE_SIZE, run_len * VM_PAGE_SIZE);
 			if (rc < 0)
-				return rc;
+				goto out;
 			run_len = 0;
 		}
 	}
-	if (!run_len)
-		return 0;
-	return fn(opaque, r->gpa + run_start * VM_PAGE_SIZE,
-		  (uint8_t *)r->hva + run_start * VM_PAGE_SIZE, run_len * VM_PAGE_SIZE);
+	rc = run_len ? fn(opaque, r->gpa + run_start * VM_PAGE_SIZE,
+			  (uint8_t *)r->hva + run_start * VM_PAGE_SIZE, run_len * VM_PAGE_SIZE) : 0;
+out:
+	free(e);
+	return rc;
 }
 
 int guestmem_runs(struct vm *vm, int pagemap, guestmem_fn fn, void *opaque)

@@ -258,7 +258,7 @@ static int conf_check(json_t *conf, const char *path, char *err, size_t errlen)
 {
 	static const char *const strings[] = { "kernel", "initrd", "cmdline", "name", "uuid", NULL };
 	static const char *const bools[] = { "rng", "test_device", "memfd", "hugepages", NULL };
-	json_t *cpus = json_object_get(conf, "vcpus"), *mem = json_object_get(conf, "memory");
+	json_t *cpus = json_object_get(conf, "vcpus"), *mem = json_object_get(conf, "memory"), *hp;
 	const char *why = NULL;
 	char what[64];
 
@@ -289,15 +289,12 @@ static int conf_check(json_t *conf, const char *path, char *err, size_t errlen)
 			why = what;
 		}
 	}
-	if (!why && json_object_get(conf, "halt_poll_ns")) {
-		json_t *v = json_object_get(conf, "halt_poll_ns");
-
-		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		    json_integer_value(v) > VM_HALT_POLL_NS_MAX) {
-			snprintf(what, sizeof(what), " (halt_poll_ns: expected 0 to %u)",
-				 VM_HALT_POLL_NS_MAX);
-			why = what;
-		}
+	hp = json_object_get(conf, "halt_poll_ns");
+	if (!why && hp && (!json_is_integer(hp) || json_integer_value(hp) < 0 ||
+			   json_integer_value(hp) > VM_HALT_POLL_NS_MAX)) {
+		snprintf(what, sizeof(what), " (halt_poll_ns: expected 0 to %u)",
+			 VM_HALT_POLL_NS_MAX);
+		why = what;
 	}
 	if (!why)
 		return 0;

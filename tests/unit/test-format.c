@@ -2,6 +2,7 @@
 /* The on-disk codecs: footer and header round trips, checksums, geometry,
  * timestamps, sizes and text conversions. */
 #include <errno.h>
+#include <iconv.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -140,6 +141,100 @@ static void test_utf16(void **state)
 	assert_int_equal(vhd_utf8_to_utf16("abc", false, buf, 4), -ENAMETOOLONG);
 }
 
+/* Beyond the BMP, and what is not text: as strict as iconv (below). */
+static void test_utf16_edges(void **state)
+{
+	uint8_t buf[16] = { 0 };
+	char out[8];
+
+	/* U+1F600: a surrogate pair each way. */
+	assert_int_equal(vhd_utf8_to_utf16("\xf0\x9f\x98\x80", true, buf, sizeof(buf)), 4);
+	assert_memory_equal(buf, "\xd8\x3d\xde\x00", 4);
+	assert_int_equal(vhd_utf16_to_utf8(buf, 4, true, out, sizeof(out)), 0);
+	assert_string_equal(out, "\xf0\x9f\x98\x80");
+	assert_int_equal(vhd_utf8_to_utf16("\xf0\x9f\x98\x80", false, buf, 3), -ENAMETOOLONG);
+	/* Exactly room for 4 bytes and the NUL, and one short of it. */
+	assert_int_equal(vhd_utf16_to_utf8(buf, 4, true, out, 5), 0);
+	assert_int_equal(vhd_utf16_to_utf8(buf, 4, true, out, 4), -ENAMETOOLONG);
+	assert_string_equal(out, "");
+	/* A lone high surrogate, a lone low one. */
+	assert_int_equal(vhd_utf16_to_utf8((const uint8_t *)"\xd8\x3d\x00\x41", 4, true, out,
+					   sizeof(out)), -EILSEQ);
+	assert_int_equal(vhd_utf16_to_utf8((const uint8_t *)"\x00\xdc", 2, false, out,
+					   sizeof(out)), -EILSEQ);
+	/* Overlong, truncated, an encoded surrogate, past U+10FFFF, a
+	 * stray continuation byte. */
+	assert_int_equal(vhd_utf8_to_utf16("\xc0\x80", true, buf, sizeof(buf)), -EILSEQ);
+	assert_int_equal(vhd_utf8_to_utf16("a\xe2\x82", true, buf, sizeof(buf)), -EILSEQ);
+	assert_int_equal(vhd_utf8_to_utf16("\xed\xa0\x80", true, buf, sizeof(buf)), -EILSEQ);
+	assert_int_equal(vhd_utf8_to_utf16("\xf4\x90\x80\x80", true, buf, sizeof(buf)), -EILSEQ);
+	assert_int_equal(vhd_utf8_to_utf16("\x80", true, buf, sizeof(buf)), -EILSEQ);
+}
+
+/* libvhd converts by itself (utf.c says why); iconv is the reference:
+ * random UTF-16 with surrogates in odd places, and random bytes as
+ * UTF-8, converted by both, agree on success and on every byte. */
+static void test_utf16_against_iconv(void **state)
+{
+	uint32_t seed = 12345;
+
+	for (int round = 0; round < 20000; round++) {
+		uint8_t in[16], ours16[64], ref16[64];
+		char ours[64], ref[64], in8[9];
+		unsigned units = 1 + round % 8;
+		iconv_t cd;
+		char *ip, *op;
+		size_t il, ol, r;
+		ssize_t n;
+		int rc;
+
+		for (unsigned k = 0; k < units; k++) {
+			unsigned v;
+
+			seed = seed * 1103515245 + 12345;
+			v = seed >> 8;
+			/* Mostly surrogates and small code points. */
+			v = (v & 3) == 0 ? 0xd800 + (v >> 2) % 0x800 :
+			    (v & 3) == 1 ? 1 + (v >> 2) % 0x7f : 1 + (v >> 2) % 0xffff;
+			in[2 * k] = (uint8_t)v;
+			in[2 * k + 1] = (uint8_t)(v >> 8);
+			if (!in[2 * k] && !in[2 * k + 1])
+				in[2 * k] = 1;
+		}
+		rc = vhd_utf16_to_utf8(in, 2 * units, false, ours, sizeof(ours));
+		cd = iconv_open("UTF-8", "UTF-16LE");
+		assert_true(cd != (iconv_t)-1);
+		ip = (char *)in, il = 2 * units, op = ref, ol = sizeof(ref) - 1;
+		r = iconv(cd, &ip, &il, &op, &ol);
+		iconv_close(cd);
+		if (r == (size_t)-1) {
+			assert_int_equal(rc, -EILSEQ);
+		} else {
+			*op = 0;
+			assert_int_equal(rc, 0);
+			assert_string_equal(ours, ref);
+		}
+
+		for (unsigned k = 0; k < 8; k++) {
+			seed = seed * 1103515245 + 12345;
+			in8[k] = (char)((seed >> 16) | 1);
+		}
+		in8[1 + round % 8] = 0;
+		n = vhd_utf8_to_utf16(in8, true, ours16, sizeof(ours16));
+		cd = iconv_open("UTF-16BE", "UTF-8");
+		assert_true(cd != (iconv_t)-1);
+		ip = in8, il = strlen(in8), op = (char *)ref16, ol = sizeof(ref16);
+		r = iconv(cd, &ip, &il, &op, &ol);
+		iconv_close(cd);
+		if (r == (size_t)-1) {
+			assert_int_equal(n, -EILSEQ);
+		} else {
+			assert_int_equal(n, (ssize_t)(sizeof(ref16) - ol));
+			assert_memory_equal(ours16, ref16, (size_t)n);
+		}
+	}
+}
+
 static void test_locator_space(void **state)
 {
 	struct vhd_locator l = { .data_space = 1, .data_len = 30 };
@@ -160,6 +255,8 @@ int main(void)
 		cmocka_unit_test(test_geometry),
 		cmocka_unit_test(test_time_and_sizes),
 		cmocka_unit_test(test_utf16),
+		cmocka_unit_test(test_utf16_edges),
+		cmocka_unit_test(test_utf16_against_iconv),
 		cmocka_unit_test(test_locator_space),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
