@@ -4,8 +4,11 @@
  * mode (its e_entry is physical: phys_startup_64); i386's at e_entry in
  * flat 32-bit protected mode (phys_startup_32), both with the zero page;
  * either may instead be entered at its PVH note (--boot pvh).  Segments
- * are copied to their physical addresses; every size and offset is
- * checked against the file and guest memory first.
+ * are placed at their physical addresses, their whole pages mapped from
+ * the file where they can be (a vmlinux's segments sit at file offsets
+ * that agree with their addresses modulo the page size: boot_place()),
+ * the rest copied; every size and offset is checked against the file
+ * and guest memory first.
  */
 #include <elf.h>
 #include <errno.h>
@@ -122,9 +125,11 @@ static int choose_entry(const struct boot_opts *o, const uint8_t *data, size_t l
 	return 0;
 }
 
-int boot_load_elf(struct vm *vm, const struct boot_opts *o, const uint8_t *data,
-		  size_t len, struct boot_info *bi, char *err, size_t errlen)
+int boot_load_elf(struct vm *vm, const struct boot_opts *o, struct boot_file *f,
+		  struct boot_info *bi, char *err, size_t errlen)
 {
+	const uint8_t *data = f->data;
+	size_t len = f->len;
 	struct boot_params *bp;
 	uint64_t lo = UINT64_MAX, hi = 0;
 	bool entry_ok = false;
@@ -136,6 +141,8 @@ int boot_load_elf(struct vm *vm, const struct boot_opts *o, const uint8_t *data,
 	r = choose_entry(o, data, len, bi, err, errlen);
 	if (r < 0)
 		return r;
+	bi->format = elf64(data) ? "vmlinux" : "vmlinux-i386";
+	boot_describe(bi, "format %s\n", bi->format);
 	for (unsigned i = 0; i < (unsigned)phnum; i++) {
 		struct boot_elf_seg ph;
 		char what[32];
@@ -149,8 +156,8 @@ int boot_load_elf(struct vm *vm, const struct boot_opts *o, const uint8_t *data,
 			return -ENOEXEC;
 		}
 		snprintf(what, sizeof(what), "ELF segment %u", i);
-		r = boot_place(vm, o->kernel, what, data + ph.offset, ph.filesz, ph.memsz,
-			       ph.paddr, err, errlen);
+		r = boot_place(vm, bi, f, what, ph.offset, ph.filesz, ph.memsz, ph.paddr, err,
+			       errlen);
 		if (r < 0)
 			return r;
 		if (ph.paddr < lo)
@@ -167,10 +174,8 @@ int boot_load_elf(struct vm *vm, const struct boot_opts *o, const uint8_t *data,
 	}
 	bi->kernel_start = lo;
 	bi->kernel_end = hi;
-	bi->format = elf64(data) ? "vmlinux" : "vmlinux-i386";
 	bi->cmdline_max = BOOT_CMDLINE_LINUX;
 	bi->initrd_addr_max = 0x7fffffff;
-	boot_describe(bi, "format %s\n", bi->format);
 	if (bi->pvh)
 		return 0;
 	/* No setup header in an ELF: the loader writes the fields the 32-

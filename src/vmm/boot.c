@@ -45,14 +45,14 @@ static int open_file(const char *path, size_t *len, char *err, size_t errlen)
 	return fd;
 }
 
-/* Reads len bytes of fd into dst. */
-static int read_all(int fd, const char *path, uint8_t *dst, size_t len, char *err,
-		    size_t errlen)
+/* Reads len bytes of fd from off into dst. */
+static int read_all(int fd, const char *path, uint8_t *dst, size_t len, uint64_t off,
+		    char *err, size_t errlen)
 {
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = read(fd, dst + done, len - done);
+		ssize_t n = pread(fd, dst + done, len - done, (off_t)(off + done));
 
 		if (n <= 0) {
 			snprintf(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "short read");
@@ -63,45 +63,66 @@ static int read_all(int fd, const char *path, uint8_t *dst, size_t len, char *er
 	return 0;
 }
 
+int boot_open_file(const char *path, struct boot_file *f, char *err, size_t errlen)
+{
+	size_t len = 0;
+	int fd = open_file(path, &len, err, errlen);
+
+	*f = (struct boot_file){ .path = path, .fd = fd, .len = len };
+	return fd < 0 ? fd : 0;
+}
+
 int boot_map_file(const char *path, struct boot_file *f, char *err, size_t errlen)
 {
-	int fd = open_file(path, &f->len, err, errlen), r = 0;
+	int r = boot_open_file(path, f, err, errlen);
+	uint8_t *buf;
 	void *p;
 
-	f->mapped = false;
-	f->data = NULL;
-	if (fd < 0)
-		return fd;
-	p = f->len ? mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+	if (r < 0)
+		return r;
+	p = f->len ? mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, f->fd, 0) : MAP_FAILED;
 	if (p != MAP_FAILED) {
 		f->data = p;
-		f->mapped = true;
-	} else {
-		/* Empty, or a file system that cannot map it: read it. */
-		uint8_t *buf = malloc(f->len ? f->len : 1);
-
-		if (!buf) {
-			snprintf(err, errlen, "%s: out of memory", path);
-			r = -ENOMEM;
-		} else {
-			r = read_all(fd, path, buf, f->len, err, errlen);
-			if (r < 0)
-				free(buf);
-			else
-				f->data = buf;
-		}
+		f->data_mapped = true;
+		return 0;
 	}
-	close(fd);
+	/* Empty, or a file system that cannot map it: read it. */
+	buf = malloc(f->len ? f->len : 1);
+
+	if (!buf) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		r = -ENOMEM;
+	} else {
+		r = read_all(f->fd, path, buf, f->len, 0, err, errlen);
+		if (r < 0)
+			free(buf);
+		else
+			f->data = buf;
+	}
+	if (r < 0) {
+		close(f->fd);
+		f->fd = -1;
+	}
 	return r;
 }
 
-void boot_unmap_file(struct boot_file *f)
+void boot_release_file(struct vm *vm, struct boot_file *f)
 {
-	if (f->mapped)
+	if (f->data_mapped)
 		munmap((void *)f->data, f->len);
 	else
 		free((void *)f->data);
 	f->data = NULL;
+	if (f->fd < 0)
+		return;
+	/* Guest memory maps it: the VM keeps it, and its lease, until the
+	 * VM ends or someone writes the file (guestmem_detach()).  Else its
+	 * lease, if it was taken, goes with the last reference. */
+	if (f->guest_mapped)
+		guestmem_keep(vm, f->fd, f->path);
+	else
+		close(f->fd);
+	f->fd = -1;
 }
 
 uint8_t boot_checksum(const void *p, size_t len)
@@ -137,29 +158,97 @@ void boot_describe(struct boot_info *bi, const char *fmt, ...)
 		bi->desc_len += (size_t)n < room ? (size_t)n : room - 1;
 }
 
-int boot_place(struct vm *vm, const char *path, const char *what,
-	       const uint8_t *src, uint64_t size, uint64_t memsz, uint64_t gpa,
-	       char *err, size_t errlen)
+/* Copies n bytes of the file from off: from its data where it has
+ * them, else read. */
+static int file_copy(struct boot_file *f, uint8_t *dst, uint64_t off, uint64_t n, char *err,
+		     size_t errlen)
+{
+	if (f->data) {
+		memcpy(dst, f->data + off, n);
+		return 0;
+	}
+	return read_all(f->fd, f->path, dst, n, off, err, errlen);
+}
+
+/* Whether the file's pages may be mapped into guest memory: its read
+ * lease taken at the first place that could be (guestmem.c). */
+static bool may_map(struct vm *vm, struct boot_file *f)
+{
+	if (!f->lease)
+		f->lease = f->fd >= 0 && guestmem_lease(vm, f->fd) ? 1 : -1;
+	return f->lease > 0;
+}
+
+static unsigned region_of(struct vm *vm, uint64_t gpa)
+{
+	unsigned m = 0;
+
+	while (m + 1 < vm->nr_mem && gpa - vm->mem[m].gpa >= vm->mem[m].size)
+		m++;
+	return m;
+}
+
+int boot_place(struct vm *vm, struct boot_info *bi, struct boot_file *f, const char *what,
+	       uint64_t off, uint64_t size, uint64_t memsz, uint64_t gpa, char *err,
+	       size_t errlen)
 {
 	uint8_t *dst = vm_gpa(vm, gpa, memsz);
+	struct boot_split s = boot_split(off, gpa, size);
+	uint64_t mapped = 0;
+	int r;
 
 	/* Below 1 MiB are the zero page, page tables, command line and MP
 	 * table: a kernel there would be overwritten by them. */
 	if (gpa < BOOT_HIGH_START) {
-		snprintf(err, errlen, "%s: %s is at 0x%llx, below 1 MiB", path, what,
+		snprintf(err, errlen, "%s: %s is at 0x%llx, below 1 MiB", f->path, what,
 			 (unsigned long long)gpa);
 		return -ENOEXEC;
 	}
 	if (!dst || size > memsz) {
 		snprintf(err, errlen,
 			 "%s: %s (%llu bytes at 0x%llx) does not fit in guest memory (raise --memory)",
-			 path, what, (unsigned long long)memsz, (unsigned long long)gpa);
+			 f->path, what, (unsigned long long)memsz, (unsigned long long)gpa);
 		return -ENOSPC;
 	}
+	/*
+	 * Its whole pages mapped from the file, copy-on-write, where they
+	 * can be: a vmlinux's 17 MiB and an initrd are then no longer copied
+	 * into new memory before the guest starts, the largest part of its
+	 * start-up on a host that is itself a VM (bench/analysis-vmm.md);
+	 * the guest reads them from the page cache as it goes.  The price:
+	 * guest RAM is on huge pages (MADV_HUGEPAGE, kvm.c) and these are
+	 * 4 KiB ones, the file's, so the kernel's text runs on small host
+	 * pages (more TLB misses, more of KVM's page table walks) until
+	 * the guest writes them.  The lead measures a Linux boot before and
+	 * after.
+	 */
+	if (s.pages && may_map(vm, f)) {
+		unsigned m = region_of(vm, gpa + s.head);
+		const struct mem_region *reg = &vm->mem[m];
+
+		r = guestmem_map(vm, m, (gpa + s.head - reg->gpa) / VM_PAGE_SIZE, s.pages, f->fd,
+				 off + s.head);
+		if (r < 0) {
+			snprintf(err, errlen, "%s: mapping %s into guest memory: %s", f->path, what,
+				 strerror(-r));
+			return r;
+		}
+		mapped = s.pages * VM_PAGE_SIZE;
+		f->guest_mapped += mapped;
+		r = file_copy(f, dst, off, s.head, err, errlen);
+		if (r >= 0)
+			r = file_copy(f, dst + s.head + mapped, off + s.head + mapped, s.tail, err,
+				      errlen);
+	} else {
+		r = file_copy(f, dst, off, size, err, errlen);
+	}
+	if (r < 0)
+		return r;
 	/* The rest up to memsz (a .bss) is left as it is: a boot's guest
 	 * memory is new and reads as zeros, and writing zeros would only
 	 * fault in pages (a huge page, often) the guest may never use. */
-	memcpy(dst, src, size);
+	boot_describe(bi, "load 0x%llx %llu mapped %llu\n", (unsigned long long)gpa,
+		      (unsigned long long)size, (unsigned long long)mapped);
 	return 0;
 }
 
@@ -206,34 +295,37 @@ int boot_cmdline(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
 	return n;
 }
 
-/* Places the initrd as high as the kernel allows, below the hole: read
- * straight into guest memory, no copy in between. */
+/* Places the initrd as high as the kernel allows, below the hole, page-
+ * aligned: mapped from the file where it can be (boot_place()), else
+ * read straight into guest memory, no copy in between. */
 int boot_initrd(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
 		uint64_t *addr, uint64_t *size, char *err, size_t errlen)
 {
 	uint64_t top = vm->ram_below_4g, at;
+	struct boot_file f;
 	size_t len;
-	int fd, r;
+	int r;
 
 	*addr = *size = 0;
 	if (!o->initrd)
 		return 0;
-	fd = open_file(o->initrd, &len, err, errlen);
-	if (fd < 0)
-		return fd;
+	r = boot_open_file(o->initrd, &f, err, errlen);
+	if (r < 0)
+		return r;
+	len = f.len;
 	/* initrd_addr_max is the highest byte the initrd may occupy. */
 	if (bi->initrd_addr_max && top > bi->initrd_addr_max + 1)
 		top = bi->initrd_addr_max + 1;
 	at = (top - len) & ~0xfffull;
 	if (len > top || at < bi->kernel_end || at < BOOT_HIGH_START || !vm_gpa(vm, at, len)) {
-		close(fd);
+		boot_release_file(vm, &f);
 		snprintf(err, errlen,
 			 "%s: %zu bytes do not fit in guest memory above the kernel (raise --memory)",
 			 o->initrd, len);
 		return -ENOSPC;
 	}
-	r = read_all(fd, o->initrd, vm_gpa(vm, at, len), len, err, errlen);
-	close(fd);
+	r = boot_place(vm, bi, &f, "the initrd", 0, len, len, at, err, errlen);
+	boot_release_file(vm, &f);
 	if (r < 0)
 		return r;
 	*addr = at;
@@ -358,26 +450,22 @@ int boot_load(struct vm *vm, const struct boot_opts *o, struct boot_info *bi,
 	      char *err, size_t errlen)
 {
 	struct boot_file f;
-	const uint8_t *data;
-	size_t len;
 	int r;
 
 	memset(bi, 0, sizeof(*bi));
 	r = boot_map_file(o->kernel, &f, err, errlen);
 	if (r < 0)
 		return r;
-	data = f.data;
-	len = f.len;
-	if (boot_is_elf(data, len)) {
-		r = boot_load_elf(vm, o, data, len, bi, err, errlen);
-	} else if (boot_is_bzimage(data, len)) {
-		r = boot_load_bzimage(vm, o, data, len, bi, err, errlen);
+	if (boot_is_elf(f.data, f.len)) {
+		r = boot_load_elf(vm, o, &f, bi, err, errlen);
+	} else if (boot_is_bzimage(f.data, f.len)) {
+		r = boot_load_bzimage(vm, o, &f, bi, err, errlen);
 	} else {
 		snprintf(err, errlen, "%s: not a kernel (neither an ELF vmlinux nor a bzImage)",
 			 o->kernel);
 		r = -ENOEXEC;
 	}
-	boot_unmap_file(&f);
+	boot_release_file(vm, &f);
 	if (r < 0)
 		return r;
 	boot_describe(bi, "kernel 0x%llx-0x%llx\nentry 0x%llx %s %s\n",

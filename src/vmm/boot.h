@@ -71,29 +71,70 @@ int boot_setup_bsp(struct vcpu *c, const struct boot_info *bi, char *err,
 		   size_t errlen);
 
 /* boot.c helpers for the loaders */
+/* A kernel or initrd being loaded. */
 struct boot_file {
-	const uint8_t *data;
+	const char *path;
+	/* O_RDONLY, open while it loads; the VM's (guestmem_keep()) once
+	 * guest memory maps any of it. */
+	int fd;
+	const uint8_t *data;	/* the whole file (boot_map_file()), or NULL */
 	size_t len;
-	bool mapped;
+	bool data_mapped;	/* data is an mmap() of it, not a copy */
+	int lease;		/* its read lease: 0 not asked yet, 1 held, -1 refused */
+	uint64_t guest_mapped;	/* bytes of guest memory mapped from it */
 };
+/* The file open (data NULL: boot_place() reads it), or one line in err. */
+int boot_open_file(const char *path, struct boot_file *f, char *err, size_t errlen);
 /* The whole file, mapped read-only (read into memory where it cannot be
  * mapped): a loader then touches only the parts it uses, a vmlinux's
  * loadable segments and not its symbols, straight from the page cache.
  * A file that shrinks while it is mapped raises SIGBUS, which ends the
  * process before its VM starts. */
 int boot_map_file(const char *path, struct boot_file *f, char *err, size_t errlen);
-void boot_unmap_file(struct boot_file *f);
+/* Done loading: its data let go, its descriptor handed to the VM where
+ * guest memory maps the file, else closed. */
+void boot_release_file(struct vm *vm, struct boot_file *f);
 /* The byte that makes len bytes sum to 0 (MP and ACPI tables). */
 uint8_t boot_checksum(const void *p, size_t len);
 int boot_copy(struct vm *vm, uint64_t gpa, const void *src, uint64_t len);
 void boot_describe(struct boot_info *bi, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Copies size bytes of a file (`what` of `path`) to guest memory at gpa,
- * whose new memory holds zeros up to memsz; fails with one line naming
- * the file unless memsz fits in RAM above 1 MiB. */
-int boot_place(struct vm *vm, const char *path, const char *what,
-	       const uint8_t *src, uint64_t size, uint64_t memsz, uint64_t gpa,
-	       char *err, size_t errlen);
+
+/*
+ * How the bytes [off, off + size) of a file placed at guest address gpa
+ * are loaded: the whole guest pages among them are mapped from the file
+ * (copy-on-write) where the file offset and the address agree modulo the
+ * page size, as mmap() needs; the partial pages before and after them
+ * (head and tail bytes) are copied, so that no mapped page shows the
+ * guest a byte beyond the range, past the end of a segment's file bytes
+ * or of the file.  Where they do not agree, or no whole page is there,
+ * all of it is copied (head is size).
+ */
+struct boot_split {
+	uint64_t head;		/* bytes copied from off */
+	uint64_t pages;		/* pages mapped from off + head */
+	uint64_t tail;		/* bytes copied after them */
+};
+
+static inline struct boot_split boot_split(uint64_t off, uint64_t gpa, uint64_t size)
+{
+	uint64_t head = (VM_PAGE_SIZE - gpa % VM_PAGE_SIZE) % VM_PAGE_SIZE, pages;
+
+	if ((off - gpa) % VM_PAGE_SIZE || size < head + VM_PAGE_SIZE)
+		return (struct boot_split){ size, 0, 0 };
+	pages = (size - head) / VM_PAGE_SIZE;
+	return (struct boot_split){ head, pages, size - head - pages * VM_PAGE_SIZE };
+}
+
+/* Places size bytes at offset off of a file (`what` of it) at gpa in
+ * guest memory, whose new memory holds zeros up to memsz: mapped or
+ * copied as boot_split() says, mapped only where the VM may (its memory
+ * anonymous) and the file's read lease could be taken; says which in bi's
+ * description.  Fails with one line naming the file unless memsz fits in
+ * RAM above 1 MiB. */
+int boot_place(struct vm *vm, struct boot_info *bi, struct boot_file *f, const char *what,
+	       uint64_t off, uint64_t size, uint64_t memsz, uint64_t gpa, char *err,
+	       size_t errlen);
 
 /* The guest's memory map, for the zero page's e820 table and PVH's
  * memmap alike; returns the number of entries (at most max). */
@@ -129,14 +170,13 @@ struct boot_elf_seg {
 	uint64_t offset, paddr, filesz, memsz, align;
 };
 void boot_elf_phdr(const uint8_t *data, unsigned i, struct boot_elf_seg *s);
-int boot_load_elf(struct vm *vm, const struct boot_opts *o, const uint8_t *data,
-		  size_t len, struct boot_info *bi, char *err, size_t errlen);
+int boot_load_elf(struct vm *vm, const struct boot_opts *o, struct boot_file *f,
+		  struct boot_info *bi, char *err, size_t errlen);
 
 /* boot-bzimage.c */
 bool boot_is_bzimage(const uint8_t *data, size_t len);
-int boot_load_bzimage(struct vm *vm, const struct boot_opts *o,
-		      const uint8_t *data, size_t len, struct boot_info *bi,
-		      char *err, size_t errlen);
+int boot_load_bzimage(struct vm *vm, const struct boot_opts *o, struct boot_file *f,
+		      struct boot_info *bi, char *err, size_t errlen);
 
 /* boot-pvh.c */
 /* Finds the XEN_ELFNOTE_PHYS32_ENTRY note of an ELF whose program headers

@@ -21,16 +21,18 @@
  * the VM starts at once, a page is copied when the guest first writes it,
  * and the pages it only reads stay the file's page cache.  New memory is
  * what a copy costs most, on hosts that are VMs themselves most of all
- * (docs/benchmarks-control.md).  Those pages count as holding data
+ * (docs/benchmarks-control.md).  A boot does the same with its kernel's
+ * segments and its initrd (boot.c).  Those pages count as holding data
  * whatever the pagemap says (a clean file page that the kernel reclaimed
  * has no entry there, yet it holds the guest's data), by a bitmap of
- * them.  Meanwhile guest memory depends on the file, which must not
- * change: a read lease on it (F_SETLEASE) makes whoever opens it to write
- * or truncates it wait while the kernel tells vsrv (SIGIO, taken by the
- * VM process's main thread), which copies every page still the file's
- * and lets the file go; then the writer goes on.  Without a lease (a file
- * not the user's, NFS, someone writing it already), a memfd or huge pages,
- * a restore copies.
+ * them.  Meanwhile guest memory depends on the files, which must not
+ * change: a read lease on each (F_SETLEASE) makes whoever opens one to
+ * write or truncates it wait while the kernel tells vsrv (SIGIO, taken by
+ * the VM process's main thread), which copies every page mapped from any
+ * file into anonymous memory and lets them all go (simpler than a bitmap
+ * per file, and a file being written is rare); then the writer goes on.  Without a lease (a file not
+ * the user's, NFS, someone writing it already), a memfd or huge pages,
+ * the pages are copied.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -156,13 +158,17 @@ int guestmem_touched(struct vm *vm, int pagemap, uint64_t *bytes)
 	return guestmem_runs(vm, pagemap, add, bytes);
 }
 
-/* --- a restore's pages, mapped from the saved state --- */
+/* --- pages mapped from files: a restore's, a boot's --- */
 
 bool guestmem_lease(struct vm *vm, int fd)
 {
 	/* A memfd must hold the guest's memory itself (it is there to be
 	 * shared), and huge pages are no file's. */
-	if (vm->memfd >= 0 || vm->opts.hugepages || vm->restore_fd >= 0)
+	if (vm->memfd >= 0 || vm->opts.hugepages || vm->nr_files == VM_MAPPED_FILES_MAX)
+		return false;
+	/* Its own signal number, not 0, has the lease break's siginfo carry
+	 * the descriptor (si_fd): the message names the file written to. */
+	if (fcntl(fd, F_SETSIG, GUESTMEM_LEASE_SIGNAL) < 0)
 		return false;
 	return fcntl(fd, F_SETLEASE, F_RDLCK) == 0;
 }
@@ -175,8 +181,8 @@ int guestmem_map(struct vm *vm, unsigned m, uint64_t page, uint64_t npages, int 
 
 	if (!r->mapped && !(r->mapped = calloc((r->size / VM_PAGE_SIZE + 63) / 64, 8)))
 		return -ENOMEM;
-	/* On failure the range may be left unmapped: the restore fails, and
-	 * this VM never runs. */
+	/* On failure the range may be left unmapped: the restore or boot
+	 * fails, and this VM never runs. */
 	if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd,
 		 (off_t)off) == MAP_FAILED)
 		return -errno;
@@ -186,40 +192,95 @@ int guestmem_map(struct vm *vm, unsigned m, uint64_t page, uint64_t npages, int 
 	return 0;
 }
 
-void guestmem_detach(struct vm *vm)
+void guestmem_keep(struct vm *vm, int fd, const char *path)
 {
-	int e = 0;
+	/* guestmem_lease() refused a file beyond the last slot. */
+	vm->files[vm->nr_files++] = (struct vm_mapped_file){ fd, path };
+}
 
-	if (vm->restore_fd < 0)
+/*
+ * A run of pages mapped from a file made anonymous memory with the same
+ * bytes.  Writing each page (MADV_POPULATE_WRITE) would copy it, but into
+ * the file's mapping still, where a truncation of the file (O_TRUNC)
+ * throws away even the copies and the guest would read the file's new
+ * bytes, or fault past its end.  So the run is copied into new anonymous
+ * memory moved over it (mremap() replaces the mapping there); the VM is
+ * paused meanwhile, as a write to the run between the copy and the move
+ * would be lost.
+ */
+static int make_anonymous(uint8_t *at, size_t len)
+{
+	void *tmp = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (tmp == MAP_FAILED)
+		return -errno;
+	memcpy(tmp, at, len);
+	if (mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, at) == MAP_FAILED) {
+		int e = errno;
+
+		munmap(tmp, len);
+		return -e;
+	}
+	madvise(at, len, MADV_DONTDUMP);
+	return 0;
+}
+
+void guestmem_detach(struct vm *vm, int fd)
+{
+	const char *path;
+	int e = 0, paused;
+
+	if (!vm->nr_files)
 		return;
-	/* Each run of mapped pages written to, without changing it: the
-	 * kernel copies those still the file's (copy-on-write) and leaves
-	 * those the guest wrote already. */
+	/* The file written to, by the descriptor the signal names; the
+	 * first where none matches (a plain SIGIO). */
+	path = vm->files[0].path;
+	for (unsigned i = 0; i < vm->nr_files; i++)
+		if (vm->files[i].fd == fd)
+			path = vm->files[i].path;
+	/* -ESHUTDOWN: the VM is ending, and runs no more guest code. */
+	paused = vm_pause(vm);
 	for (unsigned m = 0; m < vm->nr_mem; m++) {
 		const struct mem_region *r = &vm->mem[m];
 		uint64_t pages = r->size / VM_PAGE_SIZE;
 
 		for (uint64_t p = 0; r->mapped && p < pages;) {
 			uint64_t q = p;
+			int err;
 
 			while (q < pages && (r->mapped[q / 64] >> (q % 64) & 1))
 				q++;
-			if (q > p && madvise((uint8_t *)r->hva + p * VM_PAGE_SIZE,
-					     (q - p) * VM_PAGE_SIZE, MADV_POPULATE_WRITE) < 0 && !e)
-				e = errno;
+			if (q > p) {
+				err = make_anonymous((uint8_t *)r->hva + p * VM_PAGE_SIZE,
+						     (size_t)((q - p) * VM_PAGE_SIZE));
+				if (err < 0 && !e)
+					e = -err;
+			}
 			p = q > p ? q : p + 1;
 		}
+		/* The bitmap stays: `stats` may be reading it on the control
+		 * thread, and the pages it marks hold data either way. */
 	}
+	if (paused >= 0)
+		vm_resume(vm);
 	if (e)
 		fprintf(stderr, "vsrv: %s is being written to, and the VM's memory could not be "
-			"copied from it first (%s): the VM may see its changes\n", vm->restore_path,
+			"copied from it first (%s): the VM may see its changes\n", path,
 			strerror(e));
 	else
 		fprintf(stderr, "vsrv: %s is being written to: the VM's memory was copied from "
-			"it first\n", vm->restore_path);
-	/* Its mappings hold the file open past a close: the lease goes
-	 * first, and the writer waiting for it goes on. */
-	fcntl(vm->restore_fd, F_SETLEASE, F_UNLCK);
-	close(vm->restore_fd);
-	vm->restore_fd = -1;
+			"it first\n", path);
+	/* Mappings would hold a file open past a close: each lease goes
+	 * first, and a writer waiting for it goes on. */
+	for (unsigned i = 0; i < vm->nr_files; i++)
+		fcntl(vm->files[i].fd, F_SETLEASE, F_UNLCK);
+	guestmem_close_files(vm);
+}
+
+void guestmem_close_files(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nr_files; i++)
+		close(vm->files[i].fd);
+	vm->nr_files = 0;
 }

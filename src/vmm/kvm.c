@@ -180,10 +180,11 @@ int vm_create(struct vm *vm, const struct vm_opts *opts, char *err, size_t errle
 	int r, n = 128;
 
 	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = vm->memfd = vm->restore_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->memfd = -1;
 	vm->opts = *opts;
 	vm->main_thread = pthread_self();
 	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_mutex_init(&vm->pause_users_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
@@ -275,8 +276,7 @@ void vm_destroy(struct vm *vm)
 	}
 	if (vm->memfd >= 0)
 		close(vm->memfd);
-	if (vm->restore_fd >= 0)
-		close(vm->restore_fd);
+	guestmem_close_files(vm);
 	vm_routes_free(vm);
 	free(vm->pio.r);
 	free(vm->mmio.r);
@@ -284,6 +284,7 @@ void vm_destroy(struct vm *vm)
 	vmstate_free(vm);
 	pthread_cond_destroy(&vm->pause_cond);
 	pthread_mutex_destroy(&vm->pause_lock);
+	pthread_mutex_destroy(&vm->pause_users_lock);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)

@@ -67,7 +67,7 @@ static void release_vcpus(struct vm *vm)
 	pthread_mutex_unlock(&vm->pause_lock);
 }
 
-int vm_pause(struct vm *vm)
+static int pause_now(struct vm *vm)
 {
 	struct vm_device *d, *end;
 	unsigned n = started(vm);
@@ -101,11 +101,29 @@ int vm_pause(struct vm *vm)
 	return 0;
 }
 
+/* A pause is counted: the control socket's pause and a copy of guest
+ * memory (guestmem_detach()) may overlap, and the first to resume must
+ * not let the VM run under the other. */
+int vm_pause(struct vm *vm)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&vm->pause_users_lock);
+	if (!vm->pause_users)
+		r = pause_now(vm);
+	if (r >= 0)
+		vm->pause_users++;
+	pthread_mutex_unlock(&vm->pause_users_lock);
+	return r;
+}
+
 void vm_resume(struct vm *vm)
 {
-	if (!atomic_load(&vm->pause_req))
-		return;
-	for (struct vm_device *d = vm->devices; d; d = d->next)
-		d->ops->resume(d->opaque);
-	release_vcpus(vm);
+	pthread_mutex_lock(&vm->pause_users_lock);
+	if (vm->pause_users && !--vm->pause_users && atomic_load(&vm->pause_req)) {
+		for (struct vm_device *d = vm->devices; d; d = d->next)
+			d->ops->resume(d->opaque);
+		release_vcpus(vm);
+	}
+	pthread_mutex_unlock(&vm->pause_users_lock);
 }

@@ -225,8 +225,10 @@ int sandbox_rules_build(scmp_filter_ctx ctx, unsigned needs)
 	for (size_t i = 0; r >= 0 && i < sizeof(kvm_ioctls) / sizeof(kvm_ioctls[0]); i++)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
 				     SCMP_A1(SCMP_CMP_EQ, kvm_ioctls[i]));
-	/* Letting go of the saved state a restore mapped (guestmem.c): its
-	 * read lease, which its mappings would hold past a close. */
+	/* Letting go of the files guest memory maps (guestmem.c: a restore's
+	 * saved state, a boot's kernel and initrd): their read leases, which
+	 * their mappings would hold past a close.  Their pages are copied
+	 * with mmap, mremap and madvise, allowed above. */
 	if (r >= 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2,
 				     SCMP_A1(SCMP_CMP_EQ, F_SETLEASE), SCMP_A2(SCMP_CMP_EQ, F_UNLCK));

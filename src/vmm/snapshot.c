@@ -679,8 +679,7 @@ int vm_restore_read(struct vm *vm, const char *path, struct vm_restore **out, ch
 		e = load_region(&r, vm, m, map ? &maps : NULL, err, errlen);
 	if (e >= 0 && maps) {
 		/* Kept open, its lease held, as long as guest memory maps it. */
-		vm->restore_fd = r.fd;
-		vm->restore_path = path;
+		guestmem_keep(vm, r.fd, path);
 		r.fd = -1;
 	}
 	sf_close(&r);

@@ -92,10 +92,13 @@ struct mem_region {
 	uint64_t gpa, size;
 	void *hva;
 	uint64_t fd_off;	/* where it lies in vm->memfd */
-	/* Pages mapped from a saved state's file by a restore (guestmem.c),
-	 * a bit each; NULL: none. */
+	/* Pages mapped from a file (a restore's saved state, a boot's kernel
+	 * and initrd: guestmem.c), a bit each; NULL: none. */
 	uint64_t *mapped;
 };
+
+/* A restore's saved state, or a boot's kernel and initrd. */
+#define VM_MAPPED_FILES_MAX	3
 
 struct vcpu;
 struct vm;
@@ -194,10 +197,14 @@ struct vm {
 	struct mem_region mem[2];
 	unsigned nr_mem;
 	int memfd;		/* guest RAM's memfd (--memfd), or -1 */
-	/* The saved state whose pages a restore mapped into guest RAM, its
-	 * read lease held (guestmem.c), or -1. */
-	int restore_fd;
-	const char *restore_path;
+	/* The files whose pages guest RAM maps, each with its read lease
+	 * held (guestmem.c): a restore's saved state, or a boot's kernel and
+	 * initrd. */
+	struct vm_mapped_file {
+		int fd;
+		const char *path;
+	} files[VM_MAPPED_FILES_MAX];
+	unsigned nr_files;
 	uint64_t ram_below_4g;	/* bytes of RAM from 0 */
 	uint64_t ram_above_4g;	/* bytes of RAM from 4 GiB */
 	struct io_bus pio, mmio;
@@ -217,6 +224,10 @@ struct vm {
 	atomic_bool pause_req;
 	pthread_mutex_t pause_lock;
 	pthread_cond_t pause_cond;
+	/* Who holds the VM paused (the control thread, guestmem_detach() on
+	 * the main thread): it resumes when the last lets go. */
+	pthread_mutex_t pause_users_lock;
+	unsigned pause_users;
 	unsigned parked;
 
 	/* Ending: the first vCPU to see an exit condition records it and
@@ -275,19 +286,24 @@ int guestmem_open_pagemap(void);
 int guestmem_runs(struct vm *vm, int pagemap, guestmem_fn fn, void *opaque);
 int guestmem_region_runs(struct vm *vm, int pagemap, unsigned m, guestmem_fn fn, void *opaque);
 int guestmem_touched(struct vm *vm, int pagemap, uint64_t *bytes);
-/* A restore's pages mapped from the saved state's file (fd), copy-on-
- * write: guestmem_lease() says whether this VM may (and takes a read
- * lease on the file); guestmem_map() maps npages of region m from page
- * `page` on at file offset off: 0, or a negative errno with guest RAM
- * there unusable (the restore fails).  The caller then keeps fd in
- * vm->restore_fd (its path in vm->restore_path) for as long as the VM
- * runs.  When the lease is broken (GUESTMEM_LEASE_SIGNAL: someone opens
- * the file to write it), guestmem_detach() copies every page still the
- * file's and lets the file go. */
+/* Pages of a file (fd, O_RDONLY) mapped into guest RAM, copy-on-write: a
+ * restore's saved state, a boot's kernel and initrd.  guestmem_lease()
+ * says whether this VM may (and takes a read lease on the file);
+ * guestmem_map() maps npages of region m from page `page` on at file
+ * offset off: 0, or a negative errno with guest RAM there unusable (the
+ * restore or boot fails).  Once it mapped any, the caller hands fd to the
+ * VM with guestmem_keep() (path: the file's name, kept as given) for as
+ * long as the VM runs; one that mapped none closes it.  When a lease is
+ * broken (GUESTMEM_LEASE_SIGNAL, its siginfo's si_fd the file's: someone
+ * opens it to write it), guestmem_detach() copies every page still any
+ * file's and lets them all go. */
 bool guestmem_lease(struct vm *vm, int fd);
 int guestmem_map(struct vm *vm, unsigned m, uint64_t page, uint64_t npages, int fd, uint64_t off);
+void guestmem_keep(struct vm *vm, int fd, const char *path);
 #define GUESTMEM_LEASE_SIGNAL	SIGIO
-void guestmem_detach(struct vm *vm);
+void guestmem_detach(struct vm *vm, int fd);
+/* At the VM's end, after guest RAM is unmapped: closes the files. */
+void guestmem_close_files(struct vm *vm);
 
 /* vmstate.c: KVM's part of saved state (vCPUs, irqchip, PIT, clock), in
  * state.h's streams.  vmstate_init() asks /dev/kvm what saving needs
@@ -326,7 +342,8 @@ int vmstate_check_cpuid(struct vm *vm, struct dev_state *vcpu0, char *err, size_
 
 /* pause.c: every vCPU out of KVM_RUN and held, then every device
  * quiesced (its I/O thread stopped); and the way back.  From a thread that
- * is not a vCPU's, one at a time; -ESHUTDOWN when the VM is ending. */
+ * is not a vCPU's; a VM paused already stays paused until each vm_pause()
+ * has had its vm_resume().  -ESHUTDOWN when the VM is ending. */
 int vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 /* On a vCPU's thread, when it sees pause_req: parks until released. */

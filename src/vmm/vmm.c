@@ -174,13 +174,16 @@ static void console_quit(void *opaque)
  * signal. */
 static int wait_for_end(struct vm *vm, const sigset_t *set)
 {
+	siginfo_t si;
 	int sig;
 
 	while (atomic_load(&vm->exit_kind) == VM_RUNNING) {
-		sig = sigwaitinfo(set, NULL);
-		/* The saved state a restore mapped is about to be written. */
+		sig = sigwaitinfo(set, &si);
+		/* A file guest memory maps (a restore's saved state, a boot's
+		 * kernel or initrd) is about to be written: si_fd says which,
+		 * where the signal came with it (POLL_* codes are > 0). */
 		if (sig == GUESTMEM_LEASE_SIGNAL) {
-			guestmem_detach(vm);
+			guestmem_detach(vm, si.si_code > 0 ? si.si_fd : -1);
 			continue;
 		}
 		if (sig > 0 && sig != VM_EXIT_SIGNAL) {

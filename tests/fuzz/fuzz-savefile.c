@@ -266,7 +266,7 @@ static void fake_vcpus(struct vm *vm, const struct vmm_config *cfg)
 	char err[256];
 
 	fake_vm(vm, guest_mem, cfg->vm.mem_size);
-	vm->memfd = vm->restore_fd = -1;
+	vm->memfd = -1;
 	vm->opts = cfg->vm;
 	vm->ram_below_4g = cfg->vm.mem_size;
 	/* Doorbells inline (no ioeventfds); MSI-X present, sent nowhere. */

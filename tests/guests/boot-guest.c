@@ -5,6 +5,11 @@
  * with what the boot protocols say it must be.  Built 64-bit (behind
  * boot-head64.S) and 32-bit (behind boot-head32.S) from this one file.
  *
+ * With "watch" on its command line (the Linux entries), it then reports
+ * over and over, until the VM is stopped, the FNV-1a of its own code and
+ * constants and of the initrd as it reads them in memory: for tests that
+ * change the files they were loaded from under it (test_bootmap.py).
+ *
  * It reads every structure by the byte offsets of the protocol documents
  * (Documentation/x86/boot.rst and zero-page.rst; Xen's hvm/start_info.h)
  * and shares no struct with the VMM, so that a misreading on either side
@@ -84,12 +89,19 @@ static void report_cmdline(uint64_t addr)
 }
 
 /* FNV-1a, 32 bits: the test computes it over the file it passed. */
-static void report_initrd(uint64_t addr, uint64_t size)
+static uint32_t fnv1a(uint64_t addr, uint64_t size)
 {
 	uint32_t h = 2166136261u;
 
 	for (uint64_t i = 0; i < size; i++)
 		h = (h ^ phys(addr)[i]) * 16777619u;
+	return h;
+}
+
+static void report_initrd(uint64_t addr, uint64_t size)
+{
+	uint32_t h = fnv1a(addr, size);
+
 	put("initrd");
 	field("addr", addr, 8);
 	field("size", size, 8);
@@ -199,12 +211,48 @@ static void report_start_info(uint64_t si)
 		report_initrd(rd(mods, 8), rd(mods + 8, 8));
 }
 
+extern const char image_start[], image_ro_end[];
+
+/* Whether the NUL-terminated command line at addr has word w. */
+static int has_word(uint64_t addr, const char *w)
+{
+	for (unsigned i = 0; i < 4096 && phys(addr)[i]; i++) {
+		unsigned n = 0;
+
+		if (i && phys(addr)[i - 1] != ' ')
+			continue;
+		while (w[n] && phys(addr)[i + n] == (uint8_t)w[n])
+			n++;
+		if (!w[n] && (!phys(addr)[i + n] || phys(addr)[i + n] == ' '))
+			return 1;
+	}
+	return 0;
+}
+
+static void __attribute__((noreturn)) watch(uint64_t zp)
+{
+	uint64_t image = (uintptr_t)image_start, size = image_ro_end - image_start;
+	uint64_t initrd = rd(zp + 0x218, 4), initrd_size = rd(zp + 0x21c, 4);
+
+	for (;;) {
+		put("watch");
+		field("image", image, 8);
+		field("size", size, 8);
+		field("fnv1a", fnv1a(image, size), 8);
+		field("initrd_fnv1a", fnv1a(initrd, initrd_size), 8);
+		put("\n");
+	}
+}
+
 void boot_main(void)
 {
 	report_cpu();
-	if (es(ES_KIND) == ENTRY_PVH)
+	if (es(ES_KIND) == ENTRY_PVH) {
 		report_start_info(es(ES_PTR));
-	else
+	} else {
 		report_zero_page(es(ES_PTR));
+		if (!report_bad && has_word(rd(es(ES_PTR) + 0x228, 4), "watch"))
+			watch(es(ES_PTR));
+	}
 	report_exit();
 }

@@ -363,9 +363,15 @@ class BootTest(TmpDirTest):
             f"pref_address 0x1000000\ninit_size {init:#x}\nxloadflags 0x3\n"
             "initrd_addr_max 0x7fffffff\ncmdline_size 2047\n"
             "kernel_version vsrv fake kernel\n"
+            # Its 4 setup sectors: the kernel at 2.5 KiB in the file, not
+            # at a page as at 0x1000000 in memory: copied.
+            f"load 0x1000000 {syssize * 16} mapped 0\n"
             f"kernel 0x1000000-{0x1000000 + init:#x}\n"
             "entry 0x1000200 long linux\n"
             "cmdline 0x20000 3\n"
+            # The initrd at a page: its 4 whole pages mapped, the rest
+            # copied.
+            f"load {at:#x} {len(self.initrd_data)} mapped 16384\n"
             f"initrd {at:#x} {len(self.initrd_data)}\n"
             "zero_page 0x7000\ne820 5\n"
             f"mptable 0x9fc00 3 cpus {16 + 44 + 3 * 20 + 8 + 8 + 18 * 8} bytes\n"
@@ -622,6 +628,10 @@ class RealKernelTest(TmpDirTest):
         d = dry_run("--kernel", self.vmlinuz)
         init = u32(0x260)
         load = (u64(0x258) + u32(0x230) - 1) & ~(u32(0x230) - 1)
+        setup, ksize = (u8(0x1f1) + 1) * 512, u32(0x1f4) * 16
+        # Its whole pages mapped where the file offset agrees with the
+        # address (Linux pads its setup to pages), the rest copied.
+        mapped = 0 if (setup - load) % 4096 else (ksize - (-load % 4096)) // 4096 * 4096
         self.assertEqual(d, {
             "format": "bzImage",
             "protocol": f"{version >> 8}.{version & 0xff:02d}",
@@ -635,6 +645,7 @@ class RealKernelTest(TmpDirTest):
             "initrd_addr_max": hex(u32(0x22c)),
             "cmdline_size": str(u32(0x238)),
             "kernel_version": kv,
+            "load": f"{load:#x} {ksize} mapped {mapped}",
             "kernel": f"{load:#x}-{load + init:#x}",
             "entry": f"{load + 0x200:#x} long linux",
             "cmdline": "0x20000 0",

@@ -159,7 +159,7 @@ static void test_device_name_quoted(void **state)
 	struct vm vm;
 
 	memset(&vm, 0, sizeof(vm));
-	vm.kvm_fd = vm.vm_fd = vm.memfd = vm.restore_fd = -1;
+	vm.kvm_fd = vm.vm_fd = vm.memfd = -1;
 	vm_add_device(&vm, &d);
 	state_init(&v);
 	vmst(&v);
@@ -221,7 +221,7 @@ static void test_rtc_offset(void **state)
 	struct vm vm;
 
 	memset(&vm, 0, sizeof(vm));
-	vm.kvm_fd = vm.vm_fd = vm.memfd = vm.restore_fd = -1;
+	vm.kvm_fd = vm.vm_fd = vm.memfd = -1;
 	vm.opts.nr_cpus = 1;
 	assert_int_equal(rtc_init(&vm, &rtc), 0);
 	assert_int_equal(rtc_load_offset(&vm, 0), 0);
