@@ -18,7 +18,7 @@ import struct
 import subprocess
 import sys
 
-from vsrvtest import SRCDIR, TmpDirTest, main, pattern, run, vsrv
+from vsrvtest import fnv1a, SRCDIR, TmpDirTest, main, pattern, run, vsrv
 
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "guests"))
 import mkbzimage  # noqa: E402
@@ -43,12 +43,6 @@ def read(path):
     with open(path, "rb") as f:
         return f.read()
 
-
-def fnv1a(data):
-    h = 2166136261
-    for b in data:
-        h = ((h ^ b) * 16777619) & 0xffffffff
-    return h
 
 
 def memory_map(mem):

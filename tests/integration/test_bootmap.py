@@ -15,18 +15,12 @@ import struct
 import time
 
 from ctltest import VM, Client, guest
-from vsrvtest import TmpDirTest, main, pattern, release_build, vsrv
+from vsrvtest import fnv1a, TmpDirTest, main, pattern, release_build, vsrv
 
 MIB = 1 << 20
 MEM = 256 * MIB
 BASE = 0x100000                 # boot-guest64's load address
 
-
-def fnv1a(data):
-    h = 2166136261
-    for b in data:
-        h = ((h ^ b) * 16777619) & 0xffffffff
-    return h
 
 
 def loads(elf):

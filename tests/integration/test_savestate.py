@@ -13,7 +13,7 @@ import struct
 import time
 
 from ctltest import VM, Client, ctl, guest
-from vsrvtest import VSRV, TmpDirTest, main, pattern, release_build, run, settled, vsrv
+from vsrvtest import fnv1a_hex, VSRV, TmpDirTest, main, pattern, release_build, run, settled, vsrv
 
 HEADER_VERSION = 8      # src/vmm/savefile.c's header offsets
 HEADER_TABLE = 24
@@ -34,12 +34,6 @@ def sections(path):
         out.append((tag.decode(), index, off, length))
     return out
 
-
-def fnv1a(data):
-    h = 2166136261
-    for b in data:
-        h = ((h ^ b) * 16777619) & 0xffffffff
-    return f"{h:08x}"
 
 
 def stamp(ns):
@@ -574,7 +568,7 @@ class SavedDisks(StateTest):
         for i, (n, first, last, h) in enumerate(ticks, 1):
             s = 8 * (i % 8)
             self.assertEqual((int(n), int(first), int(last), h),
-                             (i, s, s + 7, fnv1a(data[s * 512:(s + 8) * 512])))
+                             (i, s, s + 7, fnv1a_hex(data[s * 512:(s + 8) * 512])))
         return len(ticks)
 
     def saved_with(self, disk, undo="none", last="", **kw):

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 
 from ctltest import VM, Client, ctl
-from vsrvtest import VSRV, TmpDirTest, main, need, pattern, release_build, run as run_cmd, vsrv
+from vsrvtest import fnv1a_hex, VSRV, TmpDirTest, main, need, pattern, release_build, run as run_cmd, vsrv
 
 GUESTS = os.environ.get("VSRV_GUESTS", "")
 TIMEOUT = 120
@@ -41,12 +41,6 @@ def tick_lines(lines):
     """The tick guest's whole lines (dev-virtio-blk.c, "tick")."""
     return [line for line in lines if line.startswith("tick ") and line.endswith("\n")]
 
-
-def fnv1a(data):
-    h = 2166136261
-    for b in data:
-        h = ((h ^ b) * 16777619) & 0xffffffff
-    return f"{h:08x}"
 
 
 def sectors(data, first, n=1):
@@ -84,12 +78,12 @@ def expected_output(data, serial, queues, ro=False, noflush=False):
            f"features: {FEATURES_RO if ro else FEATURES} indirect_desc event_idx version_1\n"
            "config: capacity 2048, size_max 4096, seg_max 254, blk_size 512, "
            f"topology 3 0 8 0, num_queues {queues}\n" + (LIMITS_RO if ro else LIMITS) +
-           f"read sector 0: status 0, used 513, fnv1a {fnv1a(sectors(data, 0))}\n"
-           f"read sectors 2040-2047: status 0, used 4097, fnv1a {fnv1a(sectors(data, 2040, 8))}\n"
+           f"read sector 0: status 0, used 513, fnv1a {fnv1a_hex(sectors(data, 0))}\n"
+           f"read sectors 2040-2047: status 0, used 4097, fnv1a {fnv1a_hex(sectors(data, 2040, 8))}\n"
            f'get-id: status 0, used 21, "{serial}"\n')
     if ro:
         out += ("write (indirect) sectors 16-23: status 1, used 1\n"
-                f"read sectors 16-23: status 0, fnv1a {fnv1a(sectors(data, 16, 8))}\n"
+                f"read sectors 16-23: status 0, fnv1a {fnv1a_hex(sectors(data, 16, 8))}\n"
                 "flush: status 0\n"
                 "discard sectors 64-71 and 256-263: status 2\n")
     else:
@@ -103,7 +97,7 @@ def expected_output(data, serial, queues, ro=False, noflush=False):
     for i in range(min(queues, 4)):
         s = 32 + 8 * i
         out += (f"queue {i}: read sector {s}: status 0, used 513, "
-                f"fnv1a {fnv1a(sectors(data, s))}\n")
+                f"fnv1a {fnv1a_hex(sectors(data, s))}\n")
     return out + (f"queues: a read on each of {min(queues, 4)} at once, each queue "
                   "interrupting on its own vector\n"
                   "in flight: 5 reads on queue 0 at once, all answered\nblk ok\n")
@@ -300,7 +294,7 @@ class Driver(DiskTest):
         disk = self.make_raw()
         p = run("dev-virtio-blk", "--cpus", "2", "--disk", disk, "--append", "checkpoint")
         head = expected_output(ORIGINAL, raw_serial(disk), 2).split("read sector 0")[0]
-        line = f"read sector 0: status 0, used 513, fnv1a {fnv1a(sectors(ORIGINAL, 0))}\n"
+        line = f"read sector 0: status 0, used 513, fnv1a {fnv1a_hex(sectors(ORIGINAL, 0))}\n"
         self.assertEqual((p.returncode, p.stdout, p.stderr), (
             0, head + line + line + "checkpoint: saved and loaded, used idx 2\nblk ok\n", ""))
 

@@ -52,6 +52,19 @@ def sha256_file(path, length=None):
     return h.hexdigest()
 
 
+def fnv1a(data):
+    """32-bit FNV-1a, the micro-guests' checksum (tests/guests): as an
+    int; the guests print it as 8 hex digits."""
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return h
+
+
+def fnv1a_hex(data):
+    return f"{fnv1a(data):08x}"
+
+
 def need(*tools):
     """Fails (never skips) when a peer tool is missing: install-deps
     installs them all."""
