@@ -66,27 +66,36 @@ static void port_log(void *opaque, const char *msg)
 	put_msg(opaque, NET_MSG_LOG, msg, strlen(msg));
 }
 
-/* Frames from the VMM, a batch at a time: false at its end of file. */
+/* Frames from the VMM, up to TAKE_BATCHES batches while they come, so
+ * that a burst costs a poll and a slirp poll per batches rather than per
+ * frame: false at its end of file. */
+#define TAKE_BATCHES	8
 static bool take_frames(struct helper *h)
 {
-	int got;
+	for (unsigned b = 0; b < TAKE_BATCHES; b++) {
+		int got;
 
-	for (unsigned i = 0; i < NET_HELPER_BATCH; i++)
-		h->msgs[i].msg_hdr.msg_flags = 0;
-	got = recvmmsg(h->fd, h->msgs, NET_HELPER_BATCH, MSG_DONTWAIT, NULL);
-	if (got < 0)
-		return errno == EAGAIN || errno == EINTR;
-	for (int i = 0; i < got; i++) {
-		struct iovec iov = { h->iov[i].iov_base, h->msgs[i].msg_len };
-
-		if (!h->msgs[i].msg_len)
+		for (unsigned i = 0; i < NET_HELPER_BATCH; i++)
+			h->msgs[i].msg_hdr.msg_flags = 0;
+		got = recvmmsg(h->fd, h->msgs, NET_HELPER_BATCH, MSG_DONTWAIT, NULL);
+		if (got < 0)
+			return errno == EAGAIN || errno == EINTR;
+		if (!got)
 			return false;
-		if (h->msgs[i].msg_hdr.msg_flags & MSG_TRUNC || iov.iov_len < NET_FRAME_MIN ||
-		    iov.iov_len > NET_FRAME_MAX)
-			continue;
-		h->slirp->ops->send(h->slirp, &iov, 1, iov.iov_len);
+		for (int i = 0; i < got; i++) {
+			struct iovec iov = { h->iov[i].iov_base, h->msgs[i].msg_len };
+
+			if (!h->msgs[i].msg_len)
+				return false;
+			if (h->msgs[i].msg_hdr.msg_flags & MSG_TRUNC ||
+			    iov.iov_len < NET_FRAME_MIN || iov.iov_len > NET_FRAME_MAX)
+				continue;
+			h->slirp->ops->send(h->slirp, &iov, 1, iov.iov_len);
+		}
+		if (got < NET_HELPER_BATCH)
+			break;
 	}
-	return got > 0;
+	return true;
 }
 
 static int serve(struct helper *h)

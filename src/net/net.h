@@ -76,18 +76,24 @@ const char *net_spec_describe(const struct net_spec *spec, char *buf, size_t len
 
 struct net_backend;
 
+#define NET_SEND_LATER	1
+
 /* Where a backend's frames go: the device, on the I/O thread. */
 struct net_port {
 	void (*receive)(void *opaque, const void *frame, size_t len);
 	/* Something the guest did that the backend refuses, in its words. */
 	void (*log)(void *opaque, const char *msg);
+	/* Room again after a send that returned NET_SEND_LATER. */
+	void (*writable)(void *opaque);
 	void *opaque;
 };
 
 struct net_backend_ops {
 	const char *name;
 	/* A frame from the guest, [NET_FRAME_MIN, NET_FRAME_MAX] bytes in
-	 * iov: 0 once it is on its way, negative if it was dropped. */
+	 * iov: 0 once it is on its way, negative if it was dropped,
+	 * NET_SEND_LATER if the backend has no room now and did not take it
+	 * (it calls port.writable when it has). */
 	int (*send)(struct net_backend *b, const struct iovec *iov, unsigned nr, size_t len);
 	/* Before each poll: up to max descriptors to watch, and *timeout_ms
 	 * lowered to the backend's next timer.  NULL: nothing to poll. */

@@ -16,11 +16,16 @@
  * end of file, when the NIC is destroyed.  One helper per NIC and boot: a
  * reboot's or a restore's process spawns its own.
  *
- * Backpressure, as tap.c: this end is non-blocking, and a frame the
- * socket has no room for (EAGAIN: the helper is behind by
- * NET_HELPER_SOCKBUF) is dropped and counted as the device counts a full
- * tap's, tx_dropped; TCP in the guest sends it again.  The helper drops
- * what the VMM has no room for the same way.
+ * Backpressure: this end is non-blocking, as a tap's (tap.c).  A tap
+ * takes a write whole into the host's stack, which drops what it cannot
+ * queue; this socket has no room when the helper is behind by
+ * NET_HELPER_SOCKBUF, which a guest's burst of datagrams outruns (a UDP
+ * flood lost two in three frames when they were dropped as a full tap's
+ * EAGAIN is): the frame is not taken (NET_SEND_LATER), its chain waits in
+ * the ring, and the socket is polled for room (port.writable), as a NIC
+ * whose queue is full makes the driver wait.  The other way the helper
+ * drops what the VMM has no room for, as a network does (the device
+ * counts its own drops past its queue, rx_dropped).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +57,7 @@ struct net_user {
 	pid_t pid;
 	int pidfd;		/* the helper, to reap it under the sandbox */
 	bool dead;		/* the helper has gone: nothing to poll */
+	bool blocked;		/* a send had no room: waiting for POLLOUT */
 	struct mmsghdr msgs[NET_HELPER_BATCH];
 	struct iovec iov[NET_HELPER_BATCH][2];
 	uint8_t type[NET_HELPER_BATCH];
@@ -65,7 +71,12 @@ static int user_send(struct net_backend *b, const struct iovec *iov, unsigned nr
 
 	if (u->dead)
 		return -EPIPE;
-	return sendmsg(u->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 0;
+	if (sendmsg(u->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+		return 0;
+	if (errno != EAGAIN)
+		return -errno;
+	u->blocked = true;
+	return NET_SEND_LATER;
 }
 
 static unsigned user_poll_fill(struct net_backend *b, struct pollfd *p, unsigned max,
@@ -75,7 +86,7 @@ static unsigned user_poll_fill(struct net_backend *b, struct pollfd *p, unsigned
 
 	if (u->dead || !max)
 		return 0;
-	p[0] = (struct pollfd){ .fd = u->fd, .events = POLLIN };
+	p[0] = (struct pollfd){ .fd = u->fd, .events = POLLIN | (u->blocked ? POLLOUT : 0) };
 	return 1;
 }
 
@@ -86,6 +97,11 @@ static void user_gone(struct net_user *u, const char *why)
 	snprintf(msg, sizeof(msg), NET_HELPER_NAME " has ended (%s): the NIC has no network", why);
 	u->b.port.log(u->b.port.opaque, msg);
 	u->dead = true;
+	/* The chains that waited for room go now, dropped. */
+	if (u->blocked) {
+		u->blocked = false;
+		u->b.port.writable(u->b.port.opaque);
+	}
 }
 
 static void user_poll_handle(struct net_backend *b, struct pollfd *p, unsigned n)
@@ -94,6 +110,12 @@ static void user_poll_handle(struct net_backend *b, struct pollfd *p, unsigned n
 	int got;
 
 	if (!n || !p[0].revents)
+		return;
+	if (u->blocked && p[0].revents & (POLLOUT | POLLERR | POLLHUP)) {
+		u->blocked = false;
+		u->b.port.writable(u->b.port.opaque);
+	}
+	if (!(p[0].revents & (POLLIN | POLLERR | POLLHUP)))
 		return;
 	for (unsigned i = 0; i < NET_HELPER_BATCH; i++)
 		u->msgs[i].msg_hdr.msg_flags = 0;
