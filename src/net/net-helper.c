@@ -13,7 +13,8 @@
  *
  * Confinement: no_new_privs and a seccomp allow-list of what libslirp
  * calls to be the guest's TCP/IP stack (sockets, connections,
- * /etc/resolv.conf read again when it changes) and what this loop calls;
+ * /etc/resolv.conf read again when it changes) and what this loop calls
+ * (net-helper-rules.c, compiled at build time as the VMM's is);
  * a forbidden call ends it with one line, "vsrv-net: net0: seccomp:
  * forbidden system call ...", and the NIC is without network.  It makes
  * no new process and writes no file.
@@ -25,12 +26,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "../vmm/sandbox-trap.h"
+/* After it: net_helper_filter, compiled from net-helper-rules.c. */
 #include "sandbox-filters.h"
 #include "net-proto.h"
 #include "net.h"
