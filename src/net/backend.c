@@ -7,19 +7,6 @@
 
 #include "net.h"
 
-void net_iov_copy(const struct iovec *iov, unsigned nr, void *buf, size_t len)
-{
-	uint8_t *b = buf;
-
-	for (unsigned i = 0; i < nr && len; i++) {
-		size_t n = iov[i].iov_len < len ? iov[i].iov_len : len;
-
-		memcpy(b, iov[i].iov_base, n);
-		b += n;
-		len -= n;
-	}
-}
-
 int net_backend_open(const struct net_spec *spec, unsigned index, const struct net_port *port,
 		     struct net_backend **out, char *err, size_t errlen)
 {
@@ -28,7 +15,7 @@ int net_backend_open(const struct net_spec *spec, unsigned index, const struct n
 
 	switch (spec->type) {
 	case NET_USER:
-		r = net_slirp_open(spec, out, why, sizeof(why));
+		r = net_user_open(spec, index, out, why, sizeof(why));
 		break;
 	case NET_TAP:
 	case NET_BRIDGE:

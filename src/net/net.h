@@ -2,16 +2,19 @@
 /*
  * The network behind a virtual NIC: a backend (struct net_backend_ops)
  * takes the frames the guest sends and hands the device the frames that
- * arrive for it.  Backends: user (libslirp, slirp.c: the guest behind a
- * NAT at 10.0.2.15, host port forwards), tap (tap.c: a tap device, made or
+ * arrive for it.  Backends: user (libslirp in vsrv-net, user.c: the guest
+ * behind a NAT at 10.0.2.15, host port forwards), tap (tap.c: a tap device, made or
  * opened by name, or made and attached to a Linux bridge), and null (no
  * network: frames sent vanish; for the fuzzer).
  *
  * Threads: everything a backend does runs on its device's I/O thread
  * (src/devices/iothread.h), which polls the backend's file descriptors
  * with the doorbells.  A backend opens every file descriptor it needs
- * from the start (sandbox.c: nothing is opened afterwards), except the
- * sockets libslirp makes for the guest's connections.
+ * from the start (sandbox.c: nothing is opened afterwards).
+ *
+ * User networking's libslirp runs in a helper process, vsrv-net
+ * (net-helper.c, slirp.c): the VMM's backend (user.c) exchanges frames
+ * with it over a socket pair (net-proto.h).
  *
  * Frames are Ethernet frames without the FCS, ETH_ZLEN padding not
  * required, at most NET_FRAME_MAX bytes.
@@ -25,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/uio.h>
 
 #define NET_FRAME_MIN		14	/* an Ethernet header */
@@ -72,18 +76,24 @@ const char *net_spec_describe(const struct net_spec *spec, char *buf, size_t len
 
 struct net_backend;
 
+#define NET_SEND_LATER	1
+
 /* Where a backend's frames go: the device, on the I/O thread. */
 struct net_port {
 	void (*receive)(void *opaque, const void *frame, size_t len);
 	/* Something the guest did that the backend refuses, in its words. */
 	void (*log)(void *opaque, const char *msg);
+	/* Room again after a send that returned NET_SEND_LATER. */
+	void (*writable)(void *opaque);
 	void *opaque;
 };
 
 struct net_backend_ops {
 	const char *name;
 	/* A frame from the guest, [NET_FRAME_MIN, NET_FRAME_MAX] bytes in
-	 * iov: 0 once it is on its way, negative if it was dropped. */
+	 * iov: 0 once it is on its way, negative if it was dropped,
+	 * NET_SEND_LATER if the backend has no room now and did not take it
+	 * (it calls port.writable when it has). */
 	int (*send)(struct net_backend *b, const struct iovec *iov, unsigned nr, size_t len);
 	/* Before each poll: up to max descriptors to watch, and *timeout_ms
 	 * lowered to the backend's next timer.  NULL: nothing to poll. */
@@ -108,13 +118,29 @@ int net_backend_open(const struct net_spec *spec, unsigned index, const struct n
 void net_backend_destroy(struct net_backend *b);
 
 /* The backends' own constructors (backend.c dispatches). */
-int net_slirp_open(const struct net_spec *spec, struct net_backend **out, char *err,
-		   size_t errlen);
+int net_user_open(const struct net_spec *spec, unsigned index, struct net_backend **out,
+		  char *err, size_t errlen);
 int net_tap_open(const struct net_spec *spec, struct net_backend **out, char *err,
 		 size_t errlen);
 int net_null_open(struct net_backend **out);
 
+/* libslirp itself, in vsrv-net (slirp.c): the same ops, run by the
+ * helper's loop. */
+int net_slirp_open(const struct net_spec *spec, struct net_backend **out, char *err,
+		   size_t errlen);
+
 /* Copies a frame in iov into buf (at least len bytes). */
-void net_iov_copy(const struct iovec *iov, unsigned nr, void *buf, size_t len);
+static inline void net_iov_copy(const struct iovec *iov, unsigned nr, void *buf, size_t len)
+{
+	uint8_t *b = buf;
+
+	for (unsigned i = 0; i < nr && len; i++) {
+		size_t n = iov[i].iov_len < len ? iov[i].iov_len : len;
+
+		memcpy(b, iov[i].iov_base, n);
+		b += n;
+		len -= n;
+	}
+}
 
 #endif

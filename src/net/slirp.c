@@ -18,21 +18,19 @@
  * timers), and every frame the guest sends (slirp_input()).  Frames for
  * the guest come back through send_packet, on the same thread.
  *
- * libslirp, and GLib, PCRE2 and libm under it, are loaded with dlopen()
- * when a boot opens its first user-mode NIC, not linked: a VMM without one
- * neither maps them nor pays for their relocations and constructors at
- * every start (docs/benchmarks-vmm.md).  The boot's process loads them
- * before its sandbox, and a host without libslirp only loses --net user,
- * with one line saying so.
+ * It runs in vsrv-net (net-helper.c), a process of its own, not in the
+ * VMM: libslirp parses every frame the untrusted guest sends, and the
+ * sockets it makes for the guest would need the VMM's seccomp filter to
+ * allow socket(), connect() and the rest.  Here the helper's main loop is
+ * the "I/O thread", and the port (struct net_port) sends frames and log
+ * lines back to the VMM over its socket pair.
  *
- * After the sandbox, libslirp makes sockets for the guest's connections
- * and reads /etc/resolv.conf again when it changes: sandbox.c lists the
- * calls (SANDBOX_NET_USER).  SIGPIPE is blocked on the I/O thread, so a
- * peer that went away is an EPIPE, not the end of the VMM.
+ * After the helper's sandbox, libslirp makes sockets for the guest's
+ * connections and reads /etc/resolv.conf again when it changes:
+ * net-helper.c lists the calls.  SIGPIPE is ignored there, so a peer that
+ * went away is an EPIPE, not the end of the helper.
  */
-#include <dlfcn.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,39 +41,6 @@
 #include "net.h"
 
 #define SLIRP_TIMERS	4	/* libslirp 4.7 makes one (IPv6 router adverts) */
-#define SLIRP_SONAME	"libslirp.so.0"
-
-/* The functions of libslirp this backend calls, once loaded; their types
- * are the header's. */
-#define SLIRP_FUNCS(X) \
-	X(slirp_new) X(slirp_cleanup) X(slirp_input) X(slirp_add_hostfwd) \
-	X(slirp_pollfds_fill) X(slirp_pollfds_poll) X(slirp_handle_timer)
-
-static struct {
-#define X(f) __typeof__(f) *f;
-	SLIRP_FUNCS(X)
-#undef X
-	char err[256];		/* why it did not load; "" when it did */
-} lib;
-static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
-
-/* Kept loaded for the process's life: its sockets and timers may outlive
- * any one NIC. */
-static void lib_load(void)
-{
-	void *h = dlopen(SLIRP_SONAME, RTLD_NOW | RTLD_LOCAL);
-
-	if (!h) {
-		snprintf(lib.err, sizeof(lib.err), "its library did not load: %s", dlerror());
-		return;
-	}
-#define X(f) \
-	if (!lib.err[0] && !(*(void **)&lib.f = dlsym(h, #f))) \
-		snprintf(lib.err, sizeof(lib.err), "%s has no %s (4.7 or later needed)", \
-			 SLIRP_SONAME, #f);
-	SLIRP_FUNCS(X)
-#undef X
-}
 
 struct slirp_timer {
 	bool used;
@@ -238,7 +203,7 @@ static unsigned slirp_poll_fill(struct net_backend *b, struct pollfd *p, unsigne
 	s->p = p;
 	s->n = 0;
 	s->max = max;
-	lib.slirp_pollfds_fill(s->slirp, &t, add_poll, s);
+	slirp_pollfds_fill(s->slirp, &t, add_poll, s);
 	for (unsigned i = 0; i < SLIRP_TIMERS; i++) {
 		int64_t e = s->timers[i].expire_ms;
 
@@ -259,20 +224,25 @@ static void slirp_poll_handle(struct net_backend *b, struct pollfd *p, unsigned 
 
 		if (t->used && t->expire_ms >= 0 && t->expire_ms <= now) {
 			t->expire_ms = -1;
-			lib.slirp_handle_timer(s->slirp, t->id, t->cb_opaque);
+			slirp_handle_timer(s->slirp, t->id, t->cb_opaque);
 		}
 	}
 	s->p = p;
 	s->n = n;
-	lib.slirp_pollfds_poll(s->slirp, 0, get_revents, s);
+	slirp_pollfds_poll(s->slirp, 0, get_revents, s);
 }
 
 static int slirp_send(struct net_backend *b, const struct iovec *iov, unsigned nr, size_t len)
 {
 	struct net_slirp *s = (struct net_slirp *)b;
 
+	/* The helper's frames come in one piece: no copy. */
+	if (nr == 1) {
+		slirp_input(s->slirp, iov[0].iov_base, (int)len);
+		return 0;
+	}
 	net_iov_copy(iov, nr, s->frame, len);
-	lib.slirp_input(s->slirp, s->frame, (int)len);
+	slirp_input(s->slirp, s->frame, (int)len);
 	return 0;
 }
 
@@ -281,7 +251,7 @@ static void slirp_destroy(struct net_backend *b)
 	struct net_slirp *s = (struct net_slirp *)b;
 
 	if (s->slirp)
-		lib.slirp_cleanup(s->slirp);
+		slirp_cleanup(s->slirp);
 	free(s);
 }
 
@@ -301,7 +271,7 @@ static int add_forwards(struct net_slirp *s, const struct net_spec *spec, char *
 		char host[INET_ADDRSTRLEN];
 
 		errno = 0;
-		if (lib.slirp_add_hostfwd(s->slirp, f->udp, f->host, f->host_port, f->guest,
+		if (slirp_add_hostfwd(s->slirp, f->udp, f->host, f->host_port, f->guest,
 				      f->guest_port) == 0)
 			continue;
 		inet_ntop(AF_INET, &f->host, host, sizeof(host));
@@ -328,16 +298,10 @@ int net_slirp_open(const struct net_spec *spec, struct net_backend **out, char *
 	};
 	int r;
 
-	pthread_once(&lib_once, lib_load);
-	if (lib.err[0]) {
-		snprintf(err, errlen, "%s", lib.err);
-		free(s);
-		return -ENOENT;
-	}
 	if (!s)
 		return -ENOMEM;
 	s->b.ops = &slirp_ops;
-	s->slirp = lib.slirp_new(&cfg, &callbacks, s);
+	s->slirp = slirp_new(&cfg, &callbacks, s);
 	if (!s->slirp) {
 		free(s);
 		snprintf(err, errlen, "libslirp could not start");

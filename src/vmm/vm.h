@@ -364,7 +364,7 @@ const char *vcpu_exit_name(uint32_t reason);
 /* sandbox.c: no_new_privs and the seccomp allow-list, for every thread
  * (called once set-up is done, before the first KVM_RUN).  needs: the
  * SANDBOX_* sets of calls some devices add. */
-#define SANDBOX_NET_USER	(1u << 0)	/* libslirp's sockets (--net user) */
+#define SANDBOX_NET_USER	(1u << 0)	/* reaping vsrv-net (--net user) */
 #define SANDBOX_CONSOLE_PORTS	(1u << 1)	/* virtio-console's named ports (--port) */
 #define SANDBOX_CHECKPOINTS	(1u << 2)	/* checkpoints' disk layers (--checkpoints) */
 int sandbox_enter(unsigned needs, char *err, size_t errlen);

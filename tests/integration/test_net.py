@@ -1,6 +1,6 @@
 """virtio-net and its backends, driven by a micro-guest
 (tests/guests/dev-virtio-net.c): the NIC as a driver sees it (its MAC, the
-link, two queues), user networking through libslirp (DHCP's offer, ARP for
+link, two queues), user networking through libslirp in vsrv-net (DHCP's offer, ARP for
 the gateway, port forwards from the host's loopback to the guest's TCP and
 UDP, the guest's own TCP connection and datagrams out, the DNS forwarder; the
 release build's seccomp filter too), frames dropped and counted when the
@@ -11,6 +11,7 @@ exchanging UDP and TCP with the host's own stack."""
 import json
 import os
 import queue
+import signal
 import shutil
 import socket
 import subprocess
@@ -19,7 +20,7 @@ import time
 import unittest
 
 from ctltest import Client, wait_path
-from vsrvtest import SRCDIR, VSRV, TmpDirTest, main
+from vsrvtest import SRCDIR, VSRV, TmpDirTest, children, comm, main, proc_status
 
 GUESTS = os.environ.get("VSRV_GUESTS", "")
 TIMEOUT = 120
@@ -74,6 +75,24 @@ dns 10.0.2.3, lease 86400 s
 arp: 10.0.2.2 is at 52:55:0a:00:02:02, a reply of 64 bytes
 net ok
 """
+
+
+def maps(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return f.read()
+
+
+def gone(pid, timeout=10):
+    """Whether pid ends (or is a zombie) within timeout seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if proc_status(pid)["State"].startswith("Z"):
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def free_port(kind):
@@ -165,30 +184,82 @@ class UserNet(TmpDirTest):
                              (0, "nic 00:01.0 mac 52:54:00:ab:cd:ef\n" +
                               probe("52:54:00:ab:cd:ef") + DHCP_ARP, ""), hide)
 
-    def test_library_missing(self):
-        """libslirp is loaded when a user-mode NIC is opened, not linked
-        (src/net/slirp.c): on a host where it does not load, vsrv says so
-        in one line and a VM without such a NIC still runs.  The library
-        is replaced by an empty file in a mount namespace of the test's
-        own (root only)."""
-        lib = os.path.realpath("/lib/x86_64-linux-gnu/libslirp.so.0")
-        if os.geteuid() != 0 or not shutil.which("unshare") or not os.path.exists(lib):
-            print(f"skipped: needs root, unshare(1) and {lib} to hide it")
+    def test_helper_missing(self):
+        """libslirp runs in vsrv-net, found beside vsrv or where it is
+        installed (src/vmm/libexec.c): without it, one line naming it and
+        status 1, and a VM without a user-mode NIC still runs.  vsrv is
+        copied where there is no vsrv-net beside it."""
+        installed = "/usr/local/libexec/vsrv/vsrv-net"
+        if os.path.exists(installed):
+            print(f"skipped: {installed} is installed, which vsrv would run")
             return
-        empty = os.path.join(self.dir, "empty.so")
-        open(empty, "w").close()
-        prefix = ["unshare", "-m", "sh", "-c", f'mount --bind {empty} {lib} && exec "$@"', "-"]
-        p = run("--net", "user", prefix=prefix)
-        self.assertEqual((p.returncode, p.stdout, p.stderr),
-                         (1, "", "vsrv: net0: user: its library did not load: "
-                          "/lib/x86_64-linux-gnu/libslirp.so.0: file too short\n"))
-        p = subprocess.run([*prefix, VSRV, "run", "--kernel",
-                            os.path.join(GUESTS, "exit-hlt.elf"), "--test-device"],
-                           capture_output=True, text=True, timeout=TIMEOUT,
-                           stdin=subprocess.DEVNULL)
+        vsrv = os.path.join(self.dir, "vsrv")
+        shutil.copy(VSRV, vsrv)
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = ":".join(
+            [os.path.join(os.path.dirname(VSRV), "..", "..", "lib", "vhd")] +
+            [d for d in env.get("LD_LIBRARY_PATH", "").split(":") if d])
+        p = subprocess.run(vsrv_cmd("--net", "user", binary=vsrv), capture_output=True,
+                           text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL, env=env)
+        self.assertEqual((p.returncode, p.stdout), (1, ""), p.stderr)
+        self.assertRegex(p.stderr, r"\Avsrv: net0: user: /\S*/libexec/vsrv/vsrv-net: "
+                         r"No such file or directory\n\Z")
+        p = subprocess.run([vsrv, "run", "--kernel", os.path.join(GUESTS, "exit-hlt.elf"),
+                            "--test-device"], capture_output=True, text=True,
+                           timeout=TIMEOUT, stdin=subprocess.DEVNULL, env=env)
         self.assertEqual((p.returncode, p.stdout, p.stderr),
                          (0, "halting with interrupts enabled\nwoken by vector 0x40, 1 tick\n",
                           ""))
+
+    def test_helper_processes(self):
+        """Each user-mode NIC has a vsrv-net of its own, a child of the
+        VM's process, confined (seccomp, no_new_privs), holding libslirp,
+        which the VM's process does not map; SIGKILL of the VM's process
+        (then of vsrv) leaves no vsrv-net behind."""
+        for victim in ("vm", "vsrv"):
+            proc = subprocess.Popen([VSRV, "run", "--kernel", os.path.join(GUESTS, "exit-hlt.elf"),
+                                     "--test-device", "--append", "mode=forever",
+                                     "--net", "user", "--net",
+                                     f"user,hostfwd=udp:127.0.0.1:{free_port(socket.SOCK_DGRAM)}-:7"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            try:
+                self.assertEqual(proc.stdout.readline(), "halting with interrupts disabled\n")
+                (vm,) = children(proc.pid)
+                helpers = children(vm)
+                self.assertEqual([comm(h) for h in helpers], ["vsrv-net", "vsrv-net"])
+                for h in helpers:
+                    st = proc_status(h)
+                    self.assertEqual((st["Seccomp"], st["NoNewPrivs"], st["PPid"]),
+                                     ("2", "1", str(vm)))
+                    self.assertIn("libslirp", maps(h))
+                self.assertNotIn("libslirp", maps(vm))
+                os.kill(vm if victim == "vm" else proc.pid, signal.SIGKILL)
+                for h in helpers:
+                    self.assertTrue(gone(h), f"vsrv-net {h} outlived the VM's process")
+            finally:
+                proc.kill()
+                proc.communicate(timeout=30)
+
+    def test_vmm_makes_no_socket(self):
+        """The VM's filter allows no socket(), a user-mode NIC or not: a
+        call of it after the sandbox (the test hook) ends the VMM."""
+        env = dict(os.environ, VSRV_TEST_FORBIDDEN_SYSCALL="main")
+        p = subprocess.run(vsrv_cmd("--net", "user"), capture_output=True, text=True,
+                           timeout=TIMEOUT, stdin=subprocess.DEVNULL, env=env)
+        self.assertEqual((p.returncode, p.stdout, p.stderr),
+                         (1, "", "vsrv: seccomp: forbidden system call 41 (socket)\n"))
+
+    def test_helper_sandbox_kills(self):
+        """vsrv-net's own filter: a call it does not allow (its test hook
+        makes one, socketpair, once confined) ends it with one line, and
+        the VM does not start."""
+        env = dict(os.environ, VSRV_TEST_NET_FORBIDDEN_SYSCALL="1")
+        p = subprocess.run(vsrv_cmd("--net", "user", "--net", "user"), capture_output=True,
+                           text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL, env=env)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (1, "", (
+            "vsrv-net: net0: seccomp: forbidden system call 53 (socketpair)\n"
+            "vsrv: net0: user: vsrv-net ended before it was ready (exit status 1)\n")))
 
     def test_several_nics_default_macs(self):
         """Repeatable: each NIC a PCI function of its own; the default MACs

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 
-from vsrvtest import VSRV, TmpDirTest, main, release_build, vsrv
+from vsrvtest import (VSRV, TmpDirTest, children, comm, main, proc_status, release_build,
+                      vsrv)
 
 GUESTS = os.environ.get("VSRV_GUESTS", "")
 SANITIZE = os.environ.get("VSRV_SANITIZE", "")
@@ -16,16 +17,6 @@ SANITIZE = os.environ.get("VSRV_SANITIZE", "")
 
 def guest(name):
     return os.path.join(GUESTS, name + ".elf")
-
-
-def children(pid):
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(c) for c in f.read().split()]
-
-
-def comm(pid):
-    with open(f"/proc/{pid}/comm") as f:
-        return f.read().strip()
 
 
 def vm_process(pid):
@@ -36,17 +27,12 @@ def vm_process(pid):
     return kids[0]
 
 
-def proc_status(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-
-
 class SandboxTest(TmpDirTest):
     @classmethod
     def setUpClass(cls):
         if SANITIZE:
             sys.stderr.write(f"[sanitizer build ({SANITIZE}): the allow-list also has the calls "
-                             "AddressSanitizer and LeakSanitizer make (sandbox.c, "
+                             "AddressSanitizer and LeakSanitizer make (sandbox-rules.c, "
                              "sanitizer_calls); the filter is on]\n")
 
     def start_halted(self, *args):

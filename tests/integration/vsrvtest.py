@@ -104,6 +104,23 @@ def settled(get, quiet=1.0, timeout=20.0):
     raise AssertionError(f"still changing after {timeout} s: {last!r}")
 
 
+def children(pid):
+    """pid's child processes (/proc)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+def comm(pid):
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict."""
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
 def pattern(seed, length):
     """Deterministic, incompressible bytes."""
     out = bytearray()

@@ -10,6 +10,10 @@
  * only, a header, no offload asked for, a frame of 14 bytes to 64 KiB)
  * and the frame handed to the backend (src/net) as the pieces it lies in;
  * a chain that fails is refused with a log line, and the next one goes.
+ * A backend with no room for a frame now (user networking's socket to
+ * vsrv-net full) leaves its chain in the ring (VIRTIO_LATER) and the
+ * queue waits until it says it has room: backpressure to the guest, whose
+ * transmit queue fills, rather than frames lost.
  *
  * Receive: frames come from the backend on the I/O thread, which polls
  * its descriptors with the doorbells (a poll source).  Each goes into the
@@ -134,6 +138,7 @@ static int tx_handle(struct virtio_dev *d, struct virtq_elem *e, uint32_t *writt
 	struct virtio_net_hdr_v1 hdr = { 0 };
 	unsigned nr;
 	size_t len;
+	int r;
 
 	*written = 0;
 	switch (virtio_net_tx_frame(e, n->tx_iov, &nr, &len)) {
@@ -158,7 +163,10 @@ static int tx_handle(struct virtio_dev *d, struct virtq_elem *e, uint32_t *writt
 			   NET_FRAME_MIN, NET_FRAME_MAX);
 		goto refused;
 	}
-	if (n->backend->ops->send(n->backend, n->tx_iov, nr, len) < 0) {
+	r = n->backend->ops->send(n->backend, n->tx_iov, nr, len);
+	if (r == NET_SEND_LATER)
+		return VIRTIO_LATER;	/* back in the ring until tx_writable() */
+	if (r < 0) {
 		count_add(&n->count.tx_dropped, 1);
 		return 0;
 	}
@@ -266,6 +274,15 @@ static void rx_receive(void *opaque, const void *frame, size_t len)
 	memcpy(f->data, frame, len);
 	n->pending[(n->pending_head + n->pending_count) % RX_PENDING_MAX] = f;
 	n->pending_count++;
+}
+
+/* The backend has room again (struct net_port): the chains that waited,
+ * on the I/O thread. */
+static void tx_writable(void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	virtio_queue_serve(n->dev, TXQ, tx_handle);
 }
 
 static void backend_log(void *opaque, const char *msg)
@@ -416,7 +433,8 @@ int virtio_net_create(struct pci_bus *bus, const struct net_spec *spec, unsigned
 		      struct virtio_net **out, char *err, size_t errlen)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
-	struct net_port port = { .receive = rx_receive, .log = backend_log };
+	struct net_port port = { .receive = rx_receive, .log = backend_log,
+				 .writable = tx_writable };
 	int r;
 
 	if (n)
