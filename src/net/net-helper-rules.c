@@ -37,6 +37,10 @@ static const int helper_calls[] = {
 	SCMP_SYS(getrandom),			/* GLib's random numbers (TCP's ISNs) */
 	SCMP_SYS(futex), SCMP_SYS(sched_yield),	/* GLib's locks; the sanitizers' at exit */
 	SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
+	/* A poll() stopped by SIGSTOP (Ctrl-Z on vsrv run's terminal stops
+	 * its process group, this helper too) resumes through this call at
+	 * SIGCONT. */
+	SCMP_SYS(restart_syscall),
 	SCMP_SYS(getpid), SCMP_SYS(gettid),	/* GLib's, sanitizers' messages */
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };
