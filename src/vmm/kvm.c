@@ -291,16 +291,23 @@ void vm_destroy(struct vm *vm)
 		close(vm->kvm_fd);
 }
 
-void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
+int vm_mem_index(struct vm *vm, uint64_t gpa, uint64_t len)
 {
 	for (unsigned i = 0; i < vm->nr_mem; i++) {
 		struct mem_region *m = &vm->mem[i];
 
 		if (gpa >= m->gpa && gpa - m->gpa <= m->size &&
 		    len <= m->size - (gpa - m->gpa))
-			return (uint8_t *)m->hva + (gpa - m->gpa);
+			return (int)i;
 	}
-	return NULL;
+	return -1;
+}
+
+void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	int i = vm_mem_index(vm, gpa, len);
+
+	return i < 0 ? NULL : (uint8_t *)vm->mem[i].hva + (gpa - vm->mem[i].gpa);
 }
 
 int vm_irq_line(struct vm *vm, unsigned gsi, bool level)

@@ -244,6 +244,8 @@ void vm_destroy(struct vm *vm);
 /* Host pointer for [gpa, gpa + len) when it is wholly inside one RAM
  * region, else NULL.  The guest is untrusted: check every pointer. */
 void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len);
+/* The index in vm->mem of that region, or -1. */
+int vm_mem_index(struct vm *vm, uint64_t gpa, uint64_t len);
 int vm_irq_line(struct vm *vm, unsigned gsi, bool level);
 /* Records how the VM ends (first caller wins) and stops every vCPU. */
 void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int value,
