@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #include "../vmm/sandbox-trap.h"
-/* After it: net_helper_filter, compiled from net-helper-rules.c. */
+/* net_helper_filter, compiled from net-helper-rules.c. */
 #include "sandbox-filters.h"
 #include "net-proto.h"
 #include "net.h"
@@ -147,7 +147,7 @@ int main(int argc, char **argv)
 	char err[400];
 	const char *hook = getenv("VSRV_TEST_NET_FORBIDDEN_SYSCALL");
 	long parent = 0;
-	int c, size = NET_HELPER_SOCKBUF;
+	int c;
 	unsigned nic = 0;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -182,8 +182,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	setsockopt(h.fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-	setsockopt(h.fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	net_helper_sockbufs(h.fd);
 	h.bufs = malloc((size_t)NET_HELPER_BATCH * (NET_FRAME_MAX + 1));
 	if (!h.bufs) {
 		fprintf(stderr, "%s: out of memory\n", h.who);

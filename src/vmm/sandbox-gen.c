@@ -14,7 +14,7 @@
  * Each program is what libseccomp would have loaded at run time: default
  * action SECCOMP_RET_TRAP, another architecture's calls killing the
  * process.  Thread synchronisation (TSYNC) is a flag of the seccomp() call,
- * not of the program: sandbox.c passes it.  libseccomp's API level is
+ * not of the program: sandbox-trap.c passes it.  libseccomp's API level is
  * pinned (3: SECCOMP_RET_KILL_PROCESS, Linux 4.14) so that the programs do
  * not depend on the kernel of the machine that builds them.
  */
@@ -100,6 +100,7 @@ int main(int argc, char **argv)
 	if (!f)
 		return fail(argv[1], errno);
 	fprintf(f, "/* Written by sandbox-gen (src/vmm/sandbox-gen.c) from sandbox-rules.c. */\n"
+		   "#include <linux/filter.h>\n\n"
 		   "#define SANDBOX_UNUSED __attribute__((unused))\n"
 		   "static const struct sock_filter sandbox_filter[] SANDBOX_UNUSED = {\n");
 	for (unsigned needs = 0; needs <= SANDBOX_NEEDS_ALL; needs++) {

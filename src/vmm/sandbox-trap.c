@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "sandbox-trap.h"
-/* After it: the programs are struct sock_filter. */
+/* The call names. */
 #include "sandbox-filters.h"
 
 static char who_[32];

@@ -18,18 +18,11 @@
  * in vsrv-net under a filter of its own (src/net/net-helper-rules.c).
  */
 #include <errno.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <ucontext.h>
-#include <unistd.h>
 
 #include "sandbox-filters.h"
 #include "sandbox-rules.h"
@@ -41,22 +34,20 @@ static int test_hook;	/* VSRV_TEST_FORBIDDEN_SYSCALL: 1 main, 2 vCPU */
 int sandbox_enter(unsigned needs, char *err, size_t errlen)
 {
 	const char *hook = getenv("VSRV_TEST_FORBIDDEN_SYSCALL");
-	struct sock_fprog prog;
-	long r;
+	int r;
 
 	if (needs & ~SANDBOX_NEEDS_ALL) {
 		snprintf(err, errlen, "sandbox: no filter for needs 0x%x", needs);
 		return -EINVAL;
 	}
-	prog.filter = (struct sock_filter *)&sandbox_filter[sandbox_filter_at[needs]];
-	prog.len = (unsigned short)(sandbox_filter_at[needs + 1] - sandbox_filter_at[needs]);
 	/* What glibc sets up lazily by opening files must be set up now: the
 	 * time zone, which the first gmtime_r() or timegm() in the process
 	 * (the RTC's, src/devices/rtc.c) would read from /etc/localtime. */
 	tzset();
-	r = sandbox_install("vsrv", prog.filter, prog.len, err, errlen);
+	r = sandbox_install("vsrv", &sandbox_filter[sandbox_filter_at[needs]],
+			    sandbox_filter_at[needs + 1] - sandbox_filter_at[needs], err, errlen);
 	if (r < 0)
-		return (int)r;
+		return r;
 	if (hook)
 		test_hook = !strcmp(hook, "vcpu") ? 2 : 1;
 	sandbox_test_hook(false);
