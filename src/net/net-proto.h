@@ -22,11 +22,23 @@
 #ifndef VSRV_NET_PROTO_H
 #define VSRV_NET_PROTO_H
 
+#include <sys/socket.h>
+
 #define NET_HELPER_NAME		"vsrv-net"
 #define NET_HELPER_FD		3
 /* Frames in flight either way (SO_SNDBUF, SO_RCVBUF): the kernel caps it
  * at net.core.wmem_max, rmem_max. */
 #define NET_HELPER_SOCKBUF	(4 << 20)
+/* Both ends' buffers, NET_HELPER_SOCKBUF each way (best effort: below
+ * the cap it is what the kernel gives). */
+static inline void net_helper_sockbufs(int fd)
+{
+	int size = NET_HELPER_SOCKBUF;
+
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+
 /* Messages taken in one recvmmsg(). */
 #define NET_HELPER_BATCH	32
 

@@ -297,14 +297,6 @@ static int helper_status(struct net_user *u, char *err, size_t errlen)
 	return -EPIPE;
 }
 
-static void set_bufs(int fd)
-{
-	int size = NET_HELPER_SOCKBUF;
-
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-}
-
 int net_user_open(const struct net_spec *spec, unsigned index, struct net_backend **out,
 		  char *err, size_t errlen)
 {
@@ -333,7 +325,7 @@ int net_user_open(const struct net_spec *spec, unsigned index, struct net_backen
 		goto fail;
 	}
 	u->fd = sv[0];
-	set_bufs(u->fd);
+	net_helper_sockbufs(u->fd);
 	r = helper_spawn(u, sv[1], spec, index, err, errlen);
 	close(sv[1]);
 	if (r < 0)
