@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 
-from vsrvtest import VSRV
+from vsrvtest import VSRV, children, comm
 
 GUESTS = os.environ.get("VSRV_GUESTS", "")
 WAIT = 60           # for what must happen (the machine may be loaded)
@@ -18,6 +18,16 @@ WAIT = 60           # for what must happen (the machine may be loaded)
 
 def guest(name):
     return os.path.abspath(os.path.join(GUESTS, name + ".elf"))
+
+
+def vm_process(sock):
+    """(vsrv's pid, its running boot's vsrv-vm pid), asked of the control
+    socket at sock and /proc."""
+    pid = Client(sock).ok("status")["pid"]
+    for child in children(pid):
+        if comm(child) == "vsrv-vm":
+            return pid, child
+    raise AssertionError("no vsrv-vm process")
 
 
 def wait_path(path, proc=None, timeout=WAIT):

@@ -14,7 +14,7 @@ import shutil
 import struct
 import time
 
-from ctltest import VM, Client, guest
+from ctltest import VM, Client, guest, vm_process
 from vsrvtest import fnv1a, TmpDirTest, main, pattern, release_build, vsrv
 
 MIB = 1 << 20
@@ -112,15 +112,6 @@ class BootMap(TmpDirTest):
                             what=f"{more} more watch lines")
         return [x for x in lines if x.startswith("watch ")]
 
-    def vm_pid(self):
-        pid = Client(self.sock).ok("status")["pid"]
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            for child in f.read().split():
-                with open(f"/proc/{child}/comm") as c:
-                    if c.read() == "vsrv-vm\n":
-                        return pid, int(child)
-        raise AssertionError("no vsrv-vm process")
-
     def assertMapped(self, pid, kernel, initrd):
         """The files mapped into guest RAM where they are said to be: the
         kernel's first segment's whole pages, the initrd's four; not at all
@@ -165,7 +156,7 @@ class BootMap(TmpDirTest):
         first = self.watches(vm, 1)[0]
         want = self.want(first)
         self.assertEqual(first, want)
-        monitor, pid = self.vm_pid()
+        monitor, pid = vm_process(self.sock)
         self.assertMapped(pid, True, True)
         self.assertEqual([e for e in maps(monitor) if e[3] in (self.kernel, self.initrd)], [])
         self.assertEqual(leases(monitor), set())
@@ -174,7 +165,7 @@ class BootMap(TmpDirTest):
         vm.wait_for(lambda ls: ls.count("cmdline addr=00020000 len=0013 "
                                         "\"console=ttyS0 watch\"\n") == 2, what="the reboot")
         self.assertEqual(self.watches(vm, 1)[-1], want)
-        monitor, pid2 = self.vm_pid()
+        monitor, pid2 = vm_process(self.sock)
         self.assertNotEqual(pid2, pid)
         self.assertMapped(pid2, True, True)
         # The initrd first: the line names it, though the kernel was
@@ -237,7 +228,7 @@ class BootMap(TmpDirTest):
         vm = self.start(*args, kernel=path)
         line = self.watches(vm, 1)[0]
         self.assertEqual(line, self.want(line))
-        _, pid = self.vm_pid()
+        _, pid = vm_process(self.sock)
         self.assertMapped(pid, kernel, initrd)
         Client(self.sock).ok("power-off")
         self.assertEqual(vm.finish(), (0, "vsrv: powered off through the control socket\n"))

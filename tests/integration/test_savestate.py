@@ -12,7 +12,7 @@ import re
 import struct
 import time
 
-from ctltest import VM, Client, ctl, guest
+from ctltest import VM, Client, ctl, guest, vm_process
 from vsrvtest import fnv1a_hex, VSRV, TmpDirTest, main, pattern, release_build, run, settled, vsrv
 
 HEADER_VERSION = 8      # src/vmm/savefile.c's header offsets
@@ -256,14 +256,8 @@ class SavedState(StateTest):
 
     def vm_maps(self):
         """The paths the VM process maps (/proc/PID/maps)."""
-        pid = Client(self.sock).ok("status")["pid"]
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            for child in f.read().split():
-                with open(f"/proc/{child}/comm") as c:
-                    if c.read() == "vsrv-vm\n":
-                        with open(f"/proc/{child}/maps") as m:
-                            return {" ".join(line.split()[5:]) for line in m}
-        raise AssertionError("no vsrv-vm process")
+        with open(f"/proc/{vm_process(self.sock)[1]}/maps") as m:
+            return {" ".join(line.split()[5:]) for line in m}
 
     def test_restore_maps_the_file(self):
         """A restore maps the saved state's pages into guest memory
